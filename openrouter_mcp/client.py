@@ -1,0 +1,445 @@
+"""OpenRouterClient: one method per OpenRouter endpoint, and the only module that imports httpx.
+
+Every httpx exception and every error answer is translated here, once, into `errors.py`'s tree,
+with the API key scrubbed from whatever text we pass on.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
+from typing import Any, Literal, TypeVar
+
+import httpx
+from pydantic import BaseModel, ValidationError
+
+from openrouter_mcp import __version__
+from openrouter_mcp.config import Settings
+from openrouter_mcp.errors import (
+    APIStatusError,
+    ErrorInResponseError,
+    MalformedResponseError,
+    MidStreamError,
+    MissingApiKeyError,
+    OpenRouterError,
+    TransportError,
+    UpstreamConnectionError,
+    UpstreamTimeout,
+    status_error_class,
+)
+from openrouter_mcp.models import (
+    ChatChunk,
+    ChatCompletion,
+    CoinbaseCharge,
+    Credits,
+    Generation,
+    KeyInfo,
+    MessagesResult,
+    ModelEndpoints,
+    ModelsCount,
+    ModelsPage,
+    Provider,
+)
+
+_M = TypeVar("_M", bound=BaseModel)
+
+#: Longest Retry-After we pass on as-is; a larger value is almost certainly a daily cap.
+MAX_RETRY_AFTER = 24 * 3600.0
+
+
+def build_http_client(settings: Settings, **kwargs: Any) -> httpx.AsyncClient:
+    """The one shared HTTP client of a process, configured from `settings`."""
+    timeout = httpx.Timeout(settings.read_timeout, connect=settings.connect_timeout)
+    return httpx.AsyncClient(timeout=timeout, limits=httpx.Limits(max_keepalive_connections=20), **kwargs)
+
+
+class OpenRouterClient:
+    """Typed access to the OpenRouter API over an injected `httpx.AsyncClient`.
+
+    The client does not own `http` unless it created it; `aclose()` closes only what it owns.
+    """
+
+    def __init__(self, settings: Settings, http: httpx.AsyncClient | None = None) -> None:
+        self._settings = settings
+        self._owns_http = http is None
+        self._http = http if http is not None else build_http_client(settings)
+        self._base = settings.base_url.rstrip("/")
+        self._secret = settings.api_key.get_secret_value() if settings.api_key else None
+        self._headers = {
+            "HTTP-Referer": settings.http_referer,
+            "X-OpenRouter-Title": settings.app_title,
+            "User-Agent": f"openrouter-mcp/{__version__}",
+            **settings.extra_headers,
+        }
+
+    @property
+    def has_key(self) -> bool:
+        return self._secret is not None
+
+    async def aclose(self) -> None:
+        if self._owns_http:
+            await self._http.aclose()
+
+    # --- inference ---------------------------------------------------------------------------
+
+    async def create_chat_completion(self, body: Mapping[str, Any]) -> ChatCompletion:
+        """POST /chat/completions without streaming.
+
+        Raises:
+            OpenRouterError: any failure, including a 200 whose choice finished with "error".
+        """
+        response = await self._send("POST", "/chat/completions", json_body={**body, "stream": False}, auth=True)
+        completion = self._parse(response, ChatCompletion)
+        for choice in completion.choices:
+            if choice.finish_reason == "error" or choice.error:
+                raise _error_from_body(
+                    choice.error or {},
+                    ErrorInResponseError,
+                    status_code=response.status_code,
+                    generation_id=completion.id,
+                    redact=self._redact,
+                )
+        return completion
+
+    @asynccontextmanager
+    async def stream_chat_completion(self, body: Mapping[str, Any]) -> AsyncIterator[AsyncIterator[ChatChunk]]:
+        """POST /chat/completions with `stream: true`; yields an iterator of parsed chunks.
+
+        Leaving the `async with` block (normally, on error, or by cancellation) closes the
+        upstream connection, which stops generation and billing at providers that support it.
+
+        Raises:
+            OpenRouterError: a pre-stream error status, a transport failure, a malformed event,
+                or `MidStreamError` for an error chunk after HTTP 200.
+        """
+        self._require_key("create_chat_completion")
+        request = self._http.build_request(
+            "POST", self._base + "/chat/completions", json={**body, "stream": True}, headers=self._auth_headers()
+        )
+        with self._translate_transport_errors():
+            response = await self._http.send(request, stream=True)
+        try:
+            if response.status_code >= 400:
+                with self._translate_transport_errors():
+                    await response.aread()
+                raise self._status_error(response)
+            yield self._iter_chunks(response)
+        finally:
+            await response.aclose()
+
+    async def _iter_chunks(self, response: httpx.Response) -> AsyncIterator[ChatChunk]:
+        generation_id = response.headers.get("x-generation-id")
+        with self._translate_transport_errors():
+            async for data in _sse_data(response.aiter_lines()):
+                if data == "[DONE]":
+                    return
+                try:
+                    chunk = ChatChunk.model_validate_json(data)
+                except ValidationError as exc:
+                    raise MalformedResponseError(f"OpenRouter sent an unreadable stream event: {_short(exc)}") from None
+                if chunk.error is not None:
+                    raise _error_from_body(
+                        chunk.error,
+                        MidStreamError,
+                        status_code=response.status_code,
+                        generation_id=chunk.id or generation_id,
+                        redact=self._redact,
+                    )
+                yield chunk
+
+    async def create_message(self, body: Mapping[str, Any]) -> MessagesResult:
+        """POST /messages (Anthropic Messages format), without streaming.
+
+        Raises:
+            OpenRouterError: any failure.
+        """
+        response = await self._send("POST", "/messages", json_body={**body, "stream": False}, auth=True)
+        return self._parse(response, MessagesResult)
+
+    # --- account -----------------------------------------------------------------------------
+
+    async def get_credits(self) -> Credits:
+        """GET /credits. Raises: OpenRouterError."""
+        return self._parse_data(await self._send("GET", "/credits", auth=True), Credits)
+
+    async def get_current_key(self) -> KeyInfo:
+        """GET /key. Raises: OpenRouterError."""
+        return self._parse_data(await self._send("GET", "/key", auth=True), KeyInfo)
+
+    async def get_generation(self, generation_id: str) -> Generation:
+        """GET /generation?id=. Raises: OpenRouterError."""
+        response = await self._send("GET", "/generation", params={"id": generation_id}, auth=True)
+        return self._parse_data(response, Generation)
+
+    async def create_coinbase_charge(self, body: Mapping[str, Any]) -> CoinbaseCharge:
+        """POST /credits/coinbase (retired upstream: expect `GoneError`). Raises: OpenRouterError."""
+        response = await self._send("POST", "/credits/coinbase", json_body=dict(body), auth=True)
+        return self._parse_data(response, CoinbaseCharge)
+
+    # --- catalog -----------------------------------------------------------------------------
+
+    async def list_models(self, params: Mapping[str, Any] | None = None) -> ModelsPage:
+        """GET /models with OpenRouter's own filters. Raises: OpenRouterError."""
+        return self._parse(await self._send("GET", "/models", params=params), ModelsPage)
+
+    async def list_user_models(self, params: Mapping[str, Any] | None = None) -> ModelsPage:
+        """GET /models/user (the key's provider and privacy preferences applied). Raises: OpenRouterError."""
+        return self._parse(await self._send("GET", "/models/user", params=params, auth=True), ModelsPage)
+
+    async def list_embedding_models(self, params: Mapping[str, Any] | None = None) -> ModelsPage:
+        """GET /embeddings/models. Raises: OpenRouterError."""
+        return self._parse(await self._send("GET", "/embeddings/models", params=params), ModelsPage)
+
+    async def get_models_count(self, params: Mapping[str, Any] | None = None) -> ModelsCount:
+        """GET /models/count. Raises: OpenRouterError."""
+        return self._parse_data(await self._send("GET", "/models/count", params=params), ModelsCount)
+
+    async def list_model_endpoints(self, author: str, slug: str) -> ModelEndpoints:
+        """GET /models/{author}/{slug}/endpoints, with the `/` left unencoded as OpenRouter requires.
+
+        Raises:
+            ValueError: `author` or `slug` is empty or contains a `/`.
+            OpenRouterError: any upstream failure.
+        """
+        for part, value in (("author", author), ("slug", slug)):
+            if not value or "/" in value:
+                raise ValueError(f"{part} must be one non-empty path segment, got {value!r}")
+        response = await self._send("GET", f"/models/{author}/{slug}/endpoints")
+        return self._parse_data(response, ModelEndpoints)
+
+    async def list_providers(self) -> list[Provider]:
+        """GET /providers. Raises: OpenRouterError."""
+        response = await self._send("GET", "/providers")
+        return self._parse_list(response, Provider)
+
+    async def list_zdr_endpoints(self) -> list[dict[str, Any]]:
+        """GET /endpoints/zdr, as raw endpoint objects (callers project them). Raises: OpenRouterError."""
+        body = self._json(await self._send("GET", "/endpoints/zdr"))
+        data = body.get("data") if isinstance(body, dict) else None
+        if not isinstance(data, list):
+            raise MalformedResponseError("OpenRouter's /endpoints/zdr answer has no `data` list")
+        return [item for item in data if isinstance(item, dict)]
+
+    # --- plumbing ----------------------------------------------------------------------------
+
+    def _require_key(self, what: str) -> None:
+        if self._secret is None:
+            raise MissingApiKeyError(f"`{what}`")
+
+    def _auth_headers(self) -> dict[str, str]:
+        if self._secret is None:
+            return self._headers
+        return {**self._headers, "Authorization": f"Bearer {self._secret}"}
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json_body: Any = None,
+        auth: bool = False,
+    ) -> httpx.Response:
+        if auth:
+            self._require_key(path.lstrip("/"))
+        query = {k: _query_value(v) for k, v in (params or {}).items() if v is not None}
+        with self._translate_transport_errors():
+            response = await self._http.request(
+                method, self._base + path, params=query, json=json_body, headers=self._auth_headers()
+            )
+        if response.status_code >= 400:
+            raise self._status_error(response)
+        return response
+
+    def _translate_transport_errors(self) -> _TransportErrors:
+        # A plain (sync) context manager: translation needs no await, and it wraps awaits fine.
+        return _TransportErrors(self._redact)
+
+    def _redact(self, text: str) -> str:
+        if self._secret and self._secret in text:
+            return text.replace(self._secret, "[redacted]")
+        return text
+
+    def _status_error(self, response: httpx.Response) -> APIStatusError:
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        envelope = body.get("error") if isinstance(body, dict) else None
+        if not isinstance(envelope, dict):
+            text = response.text[:300] if response.text else response.reason_phrase
+            envelope = {"message": f"HTTP {response.status_code}: {text}"}
+        return _error_from_body(
+            envelope,
+            status_error_class(response.status_code),
+            status_code=response.status_code,
+            retry_after=_retry_after(response.headers),
+            rate_limit=_rate_limit_headers(response.headers),
+            generation_id=response.headers.get("x-generation-id")
+            or (body.get("request_id") if isinstance(body, dict) else None),
+            redact=self._redact,
+        )
+
+    def _json(self, response: httpx.Response) -> Any:
+        try:
+            return response.json()
+        except ValueError:
+            snippet = self._redact(response.text[:120])
+            raise MalformedResponseError(
+                f"OpenRouter answered {response.request.url.path} with invalid JSON: {snippet!r}"
+            ) from None
+
+    def _parse(self, response: httpx.Response, model: type[_M]) -> _M:
+        body = self._json(response)
+        if isinstance(body, dict) and isinstance(body.get("error"), dict):
+            # OpenRouter sometimes answers 200 with an error envelope instead of a result.
+            raise _error_from_body(
+                body["error"], ErrorInResponseError, status_code=response.status_code, redact=self._redact
+            )
+        try:
+            return model.model_validate(body)
+        except ValidationError as exc:
+            raise MalformedResponseError(
+                f"OpenRouter's answer to {response.request.url.path} has an unexpected shape: {_short(exc)}"
+            ) from None
+
+    def _parse_data(self, response: httpx.Response, model: type[_M]) -> _M:
+        body = self._json(response)
+        if not isinstance(body, dict) or "data" not in body:
+            if isinstance(body, dict) and isinstance(body.get("error"), dict):
+                raise _error_from_body(
+                    body["error"], ErrorInResponseError, status_code=response.status_code, redact=self._redact
+                )
+            raise MalformedResponseError(f"OpenRouter's answer to {response.request.url.path} has no `data` field")
+        try:
+            return model.model_validate(body["data"])
+        except ValidationError as exc:
+            raise MalformedResponseError(
+                f"OpenRouter's answer to {response.request.url.path} has an unexpected shape: {_short(exc)}"
+            ) from None
+
+    def _parse_list(self, response: httpx.Response, model: type[_M]) -> list[_M]:
+        body = self._json(response)
+        data = body.get("data") if isinstance(body, dict) else None
+        if not isinstance(data, list):
+            raise MalformedResponseError(f"OpenRouter's answer to {response.request.url.path} has no `data` list")
+        try:
+            return [model.model_validate(item) for item in data]
+        except ValidationError as exc:
+            raise MalformedResponseError(
+                f"OpenRouter's answer to {response.request.url.path} has an unexpected shape: {_short(exc)}"
+            ) from None
+
+
+class _TransportErrors:
+    """Context manager mapping httpx's exceptions to ours (sync `with`, usable around awaits)."""
+
+    def __init__(self, redact: Callable[[str], str]) -> None:
+        self._redact = redact
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any) -> Literal[False]:
+        if exc is None or isinstance(exc, OpenRouterError) or not isinstance(exc, httpx.HTTPError):
+            return False
+        message = self._redact(str(exc) or type(exc).__name__)
+        if isinstance(exc, httpx.TimeoutException):
+            raise UpstreamTimeout(f"OpenRouter did not answer in time ({type(exc).__name__}): {message}") from None
+        if isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError | httpx.WriteError | httpx.ConnectError):
+            raise UpstreamConnectionError(f"Connection to OpenRouter failed: {message}") from None
+        if isinstance(exc, httpx.DecodingError):
+            raise MalformedResponseError(f"OpenRouter's answer could not be decoded: {message}") from None
+        raise TransportError(f"HTTP transport error talking to OpenRouter: {message}") from None
+
+
+def _error_from_body(
+    envelope: Mapping[str, Any],
+    cls: type[APIStatusError],
+    *,
+    status_code: int,
+    redact: Callable[[str], str],
+    retry_after: float | None = None,
+    rate_limit: dict[str, str] | None = None,
+    generation_id: str | None = None,
+) -> APIStatusError:
+    """Build an error from OpenRouter's envelope, tolerating its documented variants.
+
+    `error_type` may sit under `error.metadata` (spec) or directly under `error` (docs examples);
+    Anthropic-format errors put a `type` there instead; `code` may be an int or a string.
+    """
+    metadata = envelope.get("metadata") if isinstance(envelope.get("metadata"), dict) else None
+    error_type = (metadata or {}).get("error_type") or envelope.get("error_type") or envelope.get("type")
+    provider_code = (metadata or {}).get("provider_code")
+    code = envelope.get("code")
+    if cls in (MidStreamError, ErrorInResponseError) and isinstance(code, int) and code >= 400:
+        status_code = code
+    message = redact(str(envelope.get("message") or f"OpenRouter returned an error (HTTP {status_code})"))
+    availability = envelope.get("availability") if isinstance(envelope.get("availability"), dict) else None
+    safe_metadata = json.loads(redact(json.dumps(metadata))) if metadata else None
+    return cls(
+        message,
+        status_code=status_code,
+        error_type=str(error_type) if error_type else None,
+        provider_code=provider_code if isinstance(provider_code, int | str) else None,
+        availability=availability,
+        metadata=safe_metadata,
+        retry_after=retry_after,
+        rate_limit=rate_limit,
+        generation_id=generation_id,
+    )
+
+
+def _retry_after(headers: httpx.Headers) -> float | None:
+    """Seconds from `Retry-After` (delta-seconds or HTTP-date), bounded; None when absent or junk."""
+    raw = headers.get("retry-after")
+    if not raw:
+        return None
+    try:
+        seconds = float(raw)
+    except ValueError:
+        parsed = email.utils.parsedate_to_datetime(raw) if raw else None
+        if parsed is None:
+            return None
+        seconds = parsed.timestamp() - time.time()
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER)
+
+
+def _rate_limit_headers(headers: httpx.Headers) -> dict[str, str] | None:
+    found = {name[len("x-ratelimit-") :]: value for name, value in headers.items() if name.startswith("x-ratelimit-")}
+    return found or None
+
+
+async def _sse_data(lines: AsyncIterator[str]) -> AsyncIterator[str]:
+    """The `data` payloads of an SSE stream; comment lines (`: OPENROUTER PROCESSING`) are skipped."""
+    buffer: list[str] = []
+    async for line in lines:
+        if not line:
+            if buffer:
+                yield "\n".join(buffer)
+                buffer = []
+            continue
+        if line.startswith(":"):
+            continue
+        field, _, value = line.partition(":")
+        if field == "data":
+            buffer.append(value[1:] if value.startswith(" ") else value)
+    if buffer:
+        yield "\n".join(buffer)
+
+
+def _query_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list | tuple):
+        return ",".join(str(v) for v in value)
+    return str(value)
+
+
+def _short(exc: ValidationError) -> str:
+    first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": str(exc)}
+    location = ".".join(str(part) for part in first["loc"])
+    return f"{location}: {first['msg']} ({exc.error_count()} problem(s))"

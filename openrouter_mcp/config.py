@@ -1,0 +1,106 @@
+"""Settings, read from the environment only.
+
+The API key is never taken from the command line: argv is visible to every user of the machine
+(`ps`), and MCP hosts store `args` in plain config files that get shared. It comes from
+`OPENROUTER_API_KEY`, or from a file named by `OPENROUTER_API_KEY_FILE` that only its owner can read.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pydantic import SecretStr
+
+from openrouter_mcp.errors import ConfigurationError
+
+DEFAULT_BASE_URL = "https://openrouter.ai/api/v1"
+DEFAULT_REFERER = "https://github.com/openrouter-mcp/openrouter-mcp"
+DEFAULT_TITLE = "openrouter-mcp"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the server needs to know, resolved once at start-up.
+
+    | variable | default | meaning |
+    |---|---|---|
+    | OPENROUTER_API_KEY | unset | the key; public tools work without one |
+    | OPENROUTER_API_KEY_FILE | unset | a file holding the key, mode 0600 or stricter |
+    | OPENROUTER_BASE_URL | https://openrouter.ai/api/v1 | the API root |
+    | OPENROUTER_HTTP_REFERER | project URL | app attribution (`HTTP-Referer`) |
+    | OPENROUTER_APP_TITLE | openrouter-mcp | app attribution (`X-OpenRouter-Title`) |
+    | OPENROUTER_CONNECT_TIMEOUT | 10 | seconds to open a connection |
+    | OPENROUTER_READ_TIMEOUT | 120 | seconds between bytes of an answer |
+    | OPENROUTER_CATALOG_TTL | 300 | seconds a fetched model catalog stays fresh |
+    | OPENROUTER_HEARTBEAT_INTERVAL | 5 | seconds between progress heartbeats while a chat waits |
+    """
+
+    api_key: SecretStr | None = None
+    base_url: str = DEFAULT_BASE_URL
+    http_referer: str = DEFAULT_REFERER
+    app_title: str = DEFAULT_TITLE
+    connect_timeout: float = 10.0
+    read_timeout: float = 120.0
+    catalog_ttl: float = 300.0
+    heartbeat_interval: float = 5.0
+    extra_headers: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read settings from `environ` (default: the process environment).
+
+        Raises:
+            ConfigurationError: a value is malformed or the key file is unsafe or unreadable.
+        """
+        env = os.environ if environ is None else environ
+        return cls(
+            api_key=_read_api_key(env),
+            base_url=env.get("OPENROUTER_BASE_URL", DEFAULT_BASE_URL).rstrip("/"),
+            http_referer=env.get("OPENROUTER_HTTP_REFERER", DEFAULT_REFERER),
+            app_title=env.get("OPENROUTER_APP_TITLE", DEFAULT_TITLE),
+            connect_timeout=_seconds(env, "OPENROUTER_CONNECT_TIMEOUT", 10.0),
+            read_timeout=_seconds(env, "OPENROUTER_READ_TIMEOUT", 120.0),
+            catalog_ttl=_seconds(env, "OPENROUTER_CATALOG_TTL", 300.0),
+            heartbeat_interval=_seconds(env, "OPENROUTER_HEARTBEAT_INTERVAL", 5.0),
+        )
+
+
+def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigurationError(f"{name}={raw!r} is not a number of seconds (example: {name}={default:g})") from None
+    if value <= 0:
+        raise ConfigurationError(f"{name} must be greater than 0 seconds, got {raw!r}")
+    return value
+
+
+def _read_api_key(env: Mapping[str, str]) -> SecretStr | None:
+    key = env.get("OPENROUTER_API_KEY", "").strip()
+    if key:
+        return SecretStr(key)
+    key_file = env.get("OPENROUTER_API_KEY_FILE", "").strip()
+    if not key_file:
+        return None
+    path = Path(key_file).expanduser()
+    try:
+        mode = path.stat().st_mode
+        # Refuse a key others can read: it is as good as leaked, and we should not bless it.
+        if mode & (stat.S_IRWXG | stat.S_IRWXO):
+            raise ConfigurationError(
+                f"OPENROUTER_API_KEY_FILE {path} is readable by other users (mode {stat.S_IMODE(mode):o}); "
+                f"run `chmod 600 {path}` and restart."
+            )
+        key = path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ConfigurationError(f"OPENROUTER_API_KEY_FILE {path} cannot be read: {exc.strerror}") from None
+    if not key:
+        raise ConfigurationError(f"OPENROUTER_API_KEY_FILE {path} is empty")
+    return SecretStr(key)
