@@ -1,0 +1,47 @@
+"""build_server: the MCPServer with every tool, resource and completion wired to shared state."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
+
+from mcp.server.mcpserver import MCPServer
+
+from openrouter_mcp import __version__
+from openrouter_mcp.config import Settings
+from openrouter_mcp.resources import register_resources
+from openrouter_mcp.state import AppState
+from openrouter_mcp.tools import ALL_TOOLS
+from openrouter_mcp.tools.registry import build_tool
+
+if TYPE_CHECKING:
+    import httpx
+
+INSTRUCTIONS = (
+    "Tools for the OpenRouter API: chat with any of hundreds of models (create_chat_completion, "
+    "create_message), browse the model catalog (list_available_models with filters, list_model_endpoints), "
+    "and check account state (get_credits, get_current_key, get_generation). Catalog tools page their "
+    "results: follow `next_offset`. Browse the catalog as resources under openrouter://models."
+)
+
+
+def build_server(settings: Settings, *, http_client: httpx.AsyncClient | None = None) -> MCPServer[AppState]:
+    """The configured server. `http_client` is injected by tests, the demo and benchmarks."""
+    state = AppState(settings, http_client=http_client)
+
+    @asynccontextmanager
+    async def lifespan(_: MCPServer[AppState]) -> AsyncIterator[AppState]:
+        async with state.running():
+            yield state
+
+    server: MCPServer[AppState] = MCPServer(
+        "openrouter",
+        title="OpenRouter",
+        instructions=INSTRUCTIONS,
+        version=__version__,
+        tools=[build_tool(spec) for spec in ALL_TOOLS],
+        lifespan=lifespan,
+    )
+    register_resources(server)
+    return server

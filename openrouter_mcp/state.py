@@ -1,0 +1,68 @@
+"""What every tool and resource shares in one process: settings, the HTTP client, the catalog cache.
+
+The SDK enters a server's lifespan once per process for streamable HTTP but once per connection
+for stdio and SSE. `AppState.running()` counts its users so the one `httpx.AsyncClient` is opened
+by the first and closed (in `finally:`) by the last, whatever the transport.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
+
+import anyio
+
+from openrouter_mcp.config import Settings
+
+if TYPE_CHECKING:
+    import httpx
+
+    from openrouter_mcp.catalog import Catalog
+    from openrouter_mcp.client import OpenRouterClient
+
+
+class AppState:
+    """Shared resources, opened lazily so that start-up imports and builds nothing it does not need."""
+
+    def __init__(self, settings: Settings, *, http_client: httpx.AsyncClient | None = None) -> None:
+        self.settings = settings
+        self._injected_http = http_client
+        self._client: OpenRouterClient | None = None
+        self._catalog: Catalog | None = None
+        self._users = 0
+        self._lock = anyio.Lock()
+
+    @property
+    def client(self) -> OpenRouterClient:
+        """The OpenRouter client, created on first use (so `tools/list` never imports httpx)."""
+        if self._users == 0:
+            raise RuntimeError("AppState is not running: use it inside `async with state.running()`")
+        if self._client is None:
+            from openrouter_mcp.client import OpenRouterClient
+
+            self._client = OpenRouterClient(self.settings, self._injected_http)
+        return self._client
+
+    @property
+    def catalog(self) -> Catalog:
+        """The shared model catalog cache, created on first use."""
+        if self._catalog is None:
+            from openrouter_mcp.catalog import Catalog
+
+            self._catalog = Catalog(self.client, ttl=self.settings.catalog_ttl)
+        return self._catalog
+
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator[AppState]:
+        async with self._lock:
+            self._users += 1
+        try:
+            yield self
+        finally:
+            async with self._lock:
+                self._users -= 1
+                if self._users == 0 and self._client is not None:
+                    client, self._client, self._catalog = self._client, None, None
+                    with anyio.CancelScope(shield=True):
+                        await client.aclose()

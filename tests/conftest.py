@@ -1,0 +1,61 @@
+"""Shared fixtures: a simulated OpenRouter on a real loopback HTTP server, and MCP clients for it."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+from mcp import Client
+from mcp.server.mcpserver import MCPServer
+from pydantic import SecretStr
+
+from openrouter_mcp.config import Settings
+from openrouter_mcp.server import build_server
+from openrouter_mcp.simulator import Simulator, serve_in_thread
+from openrouter_mcp.state import AppState
+
+#: A fresh fake key per run; tests assert it never shows up anywhere.
+TEST_KEY = "sk-or-v1-" + secrets.token_hex(24)
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(scope="session")
+def shared_sim() -> Simulator:
+    return Simulator(api_key=TEST_KEY)
+
+
+@pytest.fixture(scope="session")
+def upstream_url(shared_sim: Simulator) -> Iterator[str]:
+    """Base URL (".../api/v1") of the simulator served by uvicorn on 127.0.0.1, for the whole session."""
+    with serve_in_thread(shared_sim) as url:
+        yield url
+
+
+@pytest.fixture
+def sim(shared_sim: Simulator, upstream_url: str) -> Iterator[Simulator]:
+    """The running simulator, with faults and the request log cleared before and after each test."""
+    shared_sim.reset()
+    yield shared_sim
+    shared_sim.reset()
+
+
+@pytest.fixture
+def settings(upstream_url: str) -> Settings:
+    return Settings(api_key=SecretStr(TEST_KEY), base_url=upstream_url, read_timeout=10.0, heartbeat_interval=0.05)
+
+
+@pytest.fixture
+def server(settings: Settings, sim: Simulator) -> MCPServer[AppState]:
+    return build_server(settings)
+
+
+@pytest.fixture
+async def client(server: MCPServer[AppState]) -> AsyncIterator[Client]:
+    """The real MCP client connected in memory to the server, which talks HTTP to the simulator."""
+    async with Client(server) as connected:
+        yield connected
