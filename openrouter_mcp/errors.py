@@ -73,6 +73,8 @@ class OpenRouterError(Exception):
     retryable: bool = False
     #: A short stable name for the kind of failure, shown to the calling model.
     kind: str = "error"
+    #: What the caller can do about it, when we know better than the upstream message.
+    hint: str | None = None
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -88,6 +90,8 @@ class OpenRouterError(Exception):
         data: dict[str, Any] = {"error": self.kind, "message": self.message, "retryable": self.retryable}
         if self.retry_after is not None:
             data["retry_after_seconds"] = self.retry_after
+        if self.hint:
+            data["hint"] = self.hint
         return data
 
 
@@ -210,21 +214,13 @@ class BadRequestError(APIStatusError):
 class AuthenticationError(APIStatusError):
     kind = "authentication"
     status_code = 401
-
-    def payload(self) -> dict[str, Any]:
-        data = super().payload()
-        data["hint"] = "The API key was rejected: check OPENROUTER_API_KEY (it may be disabled or expired)."
-        return data
+    hint = "The API key was rejected: check OPENROUTER_API_KEY (it may be disabled or expired)."
 
 
 class PaymentRequiredError(APIStatusError):
     kind = "payment_required"
     status_code = 402
-
-    def payload(self) -> dict[str, Any]:
-        data = super().payload()
-        data["hint"] = "Out of credits or over the key's limit: add credits at https://openrouter.ai/settings/credits."
-        return data
+    hint = "Out of credits or over the key's limit: add credits at https://openrouter.ai/settings/credits."
 
 
 class PermissionDeniedError(APIStatusError):

@@ -1,9 +1,146 @@
-"""Placeholder: tools for this area are being written."""
+"""Account tools: credits, the current key, one generation's stats, and the retired Coinbase charge."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
-from openrouter_mcp.tools.registry import ToolSpec
+from mcp.server.mcpserver import Context
+from mcp.types import ToolAnnotations
+from pydantic import Field
 
-ACCOUNT_TOOLS: list[ToolSpec[Any, Any]] = []
+from openrouter_mcp.errors import GoneError
+from openrouter_mcp.state import AppState
+from openrouter_mcp.tools.registry import READ_ONLY, ToolInput, ToolOutput, ToolSpec
+
+#: Creating a charge commits the account to a payment intent: destructive, and never safe to repeat.
+MAKES_A_CHARGE = ToolAnnotations(
+    read_only_hint=False, destructive_hint=True, idempotent_hint=False, open_world_hint=True
+)
+
+BUY_CREDITS_HINT = (
+    "OpenRouter retired the Coinbase Commerce credits API (it answers 410 Gone). Buy credits, including "
+    "with crypto, in the web flow at https://openrouter.ai/settings/credits; check the balance with get_credits."
+)
+
+
+class NoInput(ToolInput):
+    pass
+
+
+class CreditsOutput(ToolOutput):
+    total_credits: float = Field(description="USD of credits ever purchased.")
+    total_usage: float = Field(description="USD ever spent.")
+    remaining: float = Field(description="total_credits - total_usage.")
+
+
+async def get_credits(args: NoInput, state: AppState, ctx: Context) -> CreditsOutput:
+    credits = await state.client.get_credits()
+    return CreditsOutput(
+        total_credits=credits.total_credits,
+        total_usage=credits.total_usage,
+        remaining=round(credits.total_credits - credits.total_usage, 10),
+    )
+
+
+class KeyOutput(ToolOutput):
+    label: str | None = Field(None, description="Masked key label.")
+    limit: float | None = Field(None, description="Spending limit in USD; null means unlimited.")
+    limit_remaining: float | None = None
+    limit_reset: str | None = None
+    usage: float | None = Field(None, description="USD spent with this key, all time.")
+    usage_daily: float | None = None
+    usage_weekly: float | None = None
+    usage_monthly: float | None = None
+    is_free_tier: bool | None = None
+    is_management_key: bool | None = None
+    expires_at: str | None = None
+
+
+async def get_current_key(args: NoInput, state: AppState, ctx: Context) -> KeyOutput:
+    key = await state.client.get_current_key()
+    return KeyOutput.model_validate(key.model_dump(exclude={"rate_limit"}))
+
+
+class GenerationInput(ToolInput):
+    id: str = Field(min_length=1, description="Generation id ('gen-...') from a chat result's generation_id.")
+
+
+class GenerationOutput(ToolOutput):
+    id: str
+    model: str | None = None
+    provider_name: str | None = None
+    total_cost: float | None = Field(None, description="USD charged.")
+    tokens_prompt: int | None = None
+    tokens_completion: int | None = None
+    finish_reason: str | None = None
+    latency: float | None = Field(None, description="Milliseconds.")
+
+
+async def get_generation(args: GenerationInput, state: AppState, ctx: Context) -> GenerationOutput:
+    generation = await state.client.get_generation(args.id)
+    return GenerationOutput.model_validate(generation.model_dump())
+
+
+class CoinbaseChargeInput(ToolInput):
+    amount: float = Field(gt=0, le=2000, description="USD of credits to buy (up to 2000).")
+    sender: str = Field(pattern=r"^0x[0-9a-fA-F]{40}$", description="The paying EVM wallet address (0x...).")
+    chain_id: Literal[1, 137, 8453] = Field(description="1 Ethereum, 137 Polygon, 8453 Base.")
+
+
+class CoinbaseChargeOutput(ToolOutput):
+    id: str
+    created_at: str | None = None
+    expires_at: str | None = None
+    web3_data: dict[str, Any] | None = Field(None, description="Calldata to sign and send.")
+
+
+async def create_coinbase_charge(args: CoinbaseChargeInput, state: AppState, ctx: Context) -> CoinbaseChargeOutput:
+    try:
+        charge = await state.client.create_coinbase_charge(args.model_dump())
+    except GoneError as exc:
+        exc.hint = BUY_CREDITS_HINT
+        raise
+    return CoinbaseChargeOutput.model_validate(charge.model_dump())
+
+
+ACCOUNT_TOOLS: list[ToolSpec[Any, Any]] = [
+    ToolSpec(
+        name="get_credits",
+        title="Credits",
+        description="The account's purchased credits, total usage and remaining balance in USD.",
+        input_model=NoInput,
+        output_model=CreditsOutput,
+        annotations=READ_ONLY,
+        handler=get_credits,
+    ),
+    ToolSpec(
+        name="get_current_key",
+        title="Current API key",
+        description="The configured key's label, spending limit, remaining limit and usage by day/week/month.",
+        input_model=NoInput,
+        output_model=KeyOutput,
+        annotations=READ_ONLY,
+        handler=get_current_key,
+    ),
+    ToolSpec(
+        name="get_generation",
+        title="Generation stats",
+        description="Cost, tokens, latency, model and provider of one past generation, by its id.",
+        input_model=GenerationInput,
+        output_model=GenerationOutput,
+        annotations=READ_ONLY,
+        handler=get_generation,
+    ),
+    ToolSpec(
+        name="create_coinbase_charge",
+        title="Coinbase charge (retired)",
+        description=(
+            "Create a Coinbase Commerce charge to buy credits with crypto. OpenRouter retired this endpoint: "
+            "expect an error pointing to the web credits flow."
+        ),
+        input_model=CoinbaseChargeInput,
+        output_model=CoinbaseChargeOutput,
+        annotations=MAKES_A_CHARGE,
+        handler=create_coinbase_charge,
+    ),
+]

@@ -1,9 +1,249 @@
-"""Placeholder: tools for this area are being written."""
+"""Inference tools: `create_chat_completion` (OpenAI format, streaming) and `create_message` (Anthropic format).
+
+Both spend credits, so they are neither read-only nor idempotent. Every result reports what
+OpenRouter reports: served model and provider, generation id, tokens and `usage.cost`.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
-from openrouter_mcp.tools.registry import ToolSpec
+from mcp.server.mcpserver import Context
+from mcp.types import ToolAnnotations
+from pydantic import BaseModel, ConfigDict, Field
 
-CHAT_TOOLS: list[ToolSpec[Any, Any]] = []
+from openrouter_mcp.errors import MidStreamError
+from openrouter_mcp.models import ChatCompletion, MessagesResult
+from openrouter_mcp.state import AppState
+from openrouter_mcp.streaming import ChatStreamAggregator
+from openrouter_mcp.tools.progress import ProgressReporter
+from openrouter_mcp.tools.registry import ToolInput, ToolOutput, ToolSpec
+
+SPENDS_CREDITS = ToolAnnotations(
+    read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=True
+)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ProviderPreferences(_Strict):
+    """OpenRouter's `provider` routing object."""
+
+    order: list[str] | None = Field(None, description="Provider slugs, tried in order.")
+    allow_fallbacks: bool | None = None
+    require_parameters: bool | None = None
+    data_collection: Literal["allow", "deny"] | None = None
+    zdr: bool | None = None
+    only: list[str] | None = None
+    ignore: list[str] | None = None
+    quantizations: list[str] | None = None
+    sort: str | dict[str, Any] | None = Field(None, description="price, throughput or latency")
+    max_price: dict[str, float | str] | None = Field(None, description="USD per million tokens: {prompt, completion}")
+
+
+class ChatMessage(_Strict):
+    role: Literal["system", "developer", "user", "assistant", "tool"]
+    content: str | list[dict[str, Any]] | None = Field(None, description="Text or content parts.")
+    name: str | None = None
+    tool_call_id: str | None = None
+    tool_calls: list[dict[str, Any]] | None = None
+
+
+class Reasoning(_Strict):
+    effort: Literal["max", "xhigh", "high", "medium", "low", "minimal", "none"] | None = None
+    max_tokens: int | None = Field(None, ge=1)
+    exclude: bool | None = None
+    enabled: bool | None = None
+
+
+class ChatCompletionInput(ToolInput):
+    messages: list[ChatMessage] = Field(min_length=1, description="The conversation, oldest first.")
+    model: str | None = Field(None, description="Model id like 'openai/gpt-4o' (see list_available_models).")
+    models: list[str] | None = Field(
+        None, max_length=3, description="Fallback model ids OpenRouter tries in order if `model` fails (max 3)."
+    )
+    stream: bool = Field(False, description="Stream, sending progress as text arrives.")
+    max_tokens: int | None = Field(None, ge=1)
+    temperature: float | None = Field(None, ge=0, le=2)
+    top_p: float | None = Field(None, ge=0, le=1)
+    top_k: int | None = Field(None, ge=0)
+    frequency_penalty: float | None = Field(None, ge=-2, le=2)
+    presence_penalty: float | None = Field(None, ge=-2, le=2)
+    repetition_penalty: float | None = Field(None, gt=0, le=2)
+    seed: int | None = None
+    stop: str | list[str] | None = None
+    tools: list[dict[str, Any]] | None = Field(
+        None,
+        description="Functions the model may call: [{'type':'function','function':{name,description,parameters}}].",
+    )
+    tool_choice: str | dict[str, Any] | None = Field(None, description="auto, none, required, or a function")
+    parallel_tool_calls: bool | None = None
+    response_format: dict[str, Any] | None = Field(None, description="{'type':'json_schema','json_schema':{...}}")
+    reasoning: Reasoning | None = None
+    provider: ProviderPreferences | None = None
+    plugins: list[dict[str, Any]] | None = Field(None, description="e.g. [{'id':'web'}]")
+    user: str | None = None
+    session_id: str | None = Field(None, max_length=256)
+    metadata: dict[str, str] | None = None
+
+
+class ToolCallOut(ToolOutput):
+    id: str
+    name: str
+    arguments: str = Field(description="JSON-encoded arguments.")
+
+
+class UsageOut(ToolOutput):
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    total_tokens: int | None = None
+    cost: float | None = Field(None, description="USD")
+
+
+class ChatCompletionOutput(ToolOutput):
+    text: str = Field(description="The assistant's answer.")
+    reasoning: str | None = None
+    refusal: str | None = None
+    tool_calls: list[ToolCallOut] | None = None
+    finish_reason: str | None = None
+    model: str = Field(description="The model that answered")
+    provider: str | None = None
+    generation_id: str = Field(description="For get_generation")
+    usage: UsageOut | None = None
+    streamed: bool = False
+
+
+def _chat_output(completion: ChatCompletion, *, streamed: bool) -> ChatCompletionOutput:
+    choice = completion.choices[0] if completion.choices else None
+    message = choice.message if choice else None
+    content = message.content if message else None
+    if isinstance(content, list):
+        content = "".join(str(part.get("text", "")) for part in content if isinstance(part, dict))
+    usage = completion.usage
+    calls = [
+        ToolCallOut(id=call.id, name=call.function.name, arguments=call.function.arguments)
+        for call in ((message.tool_calls if message else None) or [])
+    ]
+    return ChatCompletionOutput(
+        text=content or "",
+        reasoning=message.reasoning if message else None,
+        refusal=message.refusal if message else None,
+        tool_calls=calls or None,
+        finish_reason=choice.finish_reason if choice else None,
+        model=completion.model,
+        provider=completion.provider,
+        generation_id=completion.id,
+        usage=UsageOut.model_validate(usage.model_dump()) if usage else None,
+        streamed=streamed,
+    )
+
+
+async def create_chat_completion(args: ChatCompletionInput, state: AppState, ctx: Context) -> ChatCompletionOutput:
+    body = args.model_dump(mode="json", exclude_none=True, exclude={"stream"})
+    label = args.model or "the default model"
+    async with ProgressReporter(ctx, state.settings.heartbeat_interval, label) as progress:
+        if not args.stream:
+            completion = await state.client.create_chat_completion(body)
+            return _chat_output(completion, streamed=False)
+        aggregator = ChatStreamAggregator()
+        try:
+            async with state.client.stream_chat_completion(body) as chunks:
+                async for chunk in chunks:
+                    new_text = aggregator.add(chunk)
+                    if new_text:
+                        await progress.text(new_text, aggregator.chars)
+        except MidStreamError as exc:
+            # Whatever arrived before a mid-stream failure is reported, never silently dropped.
+            exc.partial_text = aggregator.text
+            raise
+        return _chat_output(aggregator.result(), streamed=True)
+
+
+class AnthropicMessage(_Strict):
+    role: Literal["user", "assistant"]
+    content: str | list[dict[str, Any]] = Field(description="Text or content blocks")
+
+
+class MessageInput(ToolInput):
+    model: str = Field(description="Model id like 'anthropic/claude-sonnet-4'.")
+    messages: list[AnthropicMessage] = Field(min_length=1, description="The conversation, oldest first.")
+    max_tokens: int | None = Field(None, ge=1)
+    system: str | list[dict[str, Any]] | None = None
+    temperature: float | None = Field(None, ge=0, le=1)
+    top_p: float | None = Field(None, ge=0, le=1)
+    top_k: int | None = Field(None, ge=0)
+    stop_sequences: list[str] | None = None
+    tools: list[dict[str, Any]] | None = Field(None, description="[{name, description, input_schema}]")
+    tool_choice: dict[str, Any] | None = None
+    thinking: dict[str, Any] | None = Field(None, description="{'type':'enabled','budget_tokens':N}")
+    metadata: dict[str, Any] | None = None
+    models: list[str] | None = Field(None, max_length=3, description="Fallback model ids")
+    provider: ProviderPreferences | None = None
+    plugins: list[dict[str, Any]] | None = None
+    user: str | None = None
+    session_id: str | None = Field(None, max_length=256)
+
+
+class MessageUsageOut(ToolOutput):
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cost: float | None = Field(None, description="USD")
+
+
+class MessageOutput(ToolOutput):
+    text: str = Field(description="The text blocks, joined")
+    content: list[dict[str, Any]]
+    stop_reason: str | None = None
+    model: str = Field(description="The model that answered")
+    provider: str | None = None
+    generation_id: str = Field(description="For get_generation")
+    usage: MessageUsageOut | None = None
+
+
+def _message_output(result: MessagesResult) -> MessageOutput:
+    text = "".join(str(block.get("text", "")) for block in result.content if block.get("type") == "text")
+    return MessageOutput(
+        text=text,
+        content=result.content,
+        stop_reason=result.stop_reason,
+        model=result.model,
+        provider=result.provider,
+        generation_id=result.id,
+        usage=MessageUsageOut.model_validate(result.usage) if result.usage else None,
+    )
+
+
+async def create_message(args: MessageInput, state: AppState, ctx: Context) -> MessageOutput:
+    body = args.model_dump(mode="json", exclude_none=True)
+    async with ProgressReporter(ctx, state.settings.heartbeat_interval, args.model):
+        return _message_output(await state.client.create_message(body))
+
+
+CHAT_TOOLS: list[ToolSpec[Any, Any]] = [
+    ToolSpec(
+        name="create_chat_completion",
+        title="Chat completion",
+        description=(
+            "Send a conversation to any OpenRouter model (OpenAI chat format) and get its answer, tool calls, "
+            "reasoning, served model/provider, generation id and cost. Spends credits."
+        ),
+        input_model=ChatCompletionInput,
+        output_model=ChatCompletionOutput,
+        annotations=SPENDS_CREDITS,
+        handler=create_chat_completion,
+    ),
+    ToolSpec(
+        name="create_message",
+        title="Anthropic-format message",
+        description=(
+            "Send a conversation in Anthropic Messages format (content blocks, tool_use, thinking) to an "
+            "OpenRouter model. Spends credits."
+        ),
+        input_model=MessageInput,
+        output_model=MessageOutput,
+        annotations=SPENDS_CREDITS,
+        handler=create_message,
+    ),
+]

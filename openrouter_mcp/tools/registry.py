@@ -12,7 +12,7 @@ import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.tools import Tool
@@ -63,7 +63,7 @@ def build_tool(spec: ToolSpec[Any, Any]) -> Tool:
     async def run(ctx: Context, **fields: Any) -> CallToolResult:
         # The SDK already validated `fields` against `input_model`; rebuild the model without re-validating.
         args = spec.input_model.model_construct(**fields)
-        state: AppState = ctx.request_context.lifespan_context
+        state = cast(AppState, ctx.request_context.lifespan_context)
         try:
             result = await spec.handler(args, state, ctx)
         except OpenRouterError as exc:
@@ -82,12 +82,55 @@ def build_tool(spec: ToolSpec[Any, Any]) -> Tool:
         name=spec.name,
         title=spec.title,
         description=spec.description,
-        parameters=spec.input_model.model_json_schema(by_alias=True),
-        fn_metadata=FuncMetadata(arg_model=spec.input_model, output_model=spec.output_model),
+        parameters=lean_schema(spec.input_model.model_json_schema(by_alias=True), nullable=False),
+        fn_metadata=FuncMetadata(
+            arg_model=spec.input_model,
+            output_model=spec.output_model,
+            output_schema=lean_schema(
+                spec.output_model.model_json_schema(by_alias=True, mode="serialization"), nullable=False
+            ),
+        ),
         is_async=True,
         context_kwarg="ctx",
         annotations=spec.annotations,
     )
+
+
+def lean_schema(schema: Any, *, nullable: bool = True) -> Any:
+    """The same JSON Schema with pydantic's verbosity removed, since hosts send it to the model every turn.
+
+    Drops generated `title`s, `default: null` and `additionalProperties: true` (the JSON Schema
+    default), and folds `anyOf: [{type: T}, {type: null}]` into `type: [T, "null"]`, or into `T` when
+    `nullable` is false (results omit absent fields rather than send null). Validation is unchanged:
+    pydantic still checks arguments and results against the models themselves.
+    """
+    if isinstance(schema, list):
+        return [lean_schema(item, nullable=nullable) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out: dict[str, Any] = {}
+    for key, value in schema.items():
+        if (key == "title" and isinstance(value, str)) or (key, value) in (
+            ("default", None),
+            ("additionalProperties", True),
+        ):
+            continue
+        if key == "properties" and isinstance(value, dict):
+            # Property names are data, not keywords: keep every one, lean their schemas.
+            out[key] = {name: lean_schema(sub, nullable=nullable) for name, sub in value.items()}
+            continue
+        out[key] = lean_schema(value, nullable=nullable)
+    branches = out.get("anyOf")
+    if isinstance(branches, list) and {"type": "null"} in branches:
+        others = [branch for branch in branches if branch != {"type": "null"}]
+        if not nullable:
+            del out["anyOf"]
+            out.update(others[0] if len(others) == 1 else {"anyOf": others})
+        elif len(others) == 1 and isinstance(others[0].get("type"), str) and not {"enum", "const"} & set(others[0]):
+            del out["anyOf"]
+            out.update(others[0])
+            out["type"] = [others[0]["type"], "null"]
+    return out
 
 
 def error_result(tool: str, exc: OpenRouterError) -> CallToolResult:

@@ -1,0 +1,75 @@
+"""Progress notifications for long upstream calls.
+
+Hosts commonly time a tool call out after about 60 s unless progress arrives. While a call waits
+on OpenRouter we send a heartbeat every `interval` seconds, and while a stream produces text we
+send that text as the progress message (at most every `MIN_GAP` seconds, so a fast stream does
+not become a flood of notifications). Nothing is sent when the client asked for no progress.
+"""
+
+from __future__ import annotations
+
+import time
+from types import TracebackType
+
+import anyio
+from anyio.abc import TaskGroup
+from mcp.server.mcpserver import Context
+
+#: Shortest time between two text progress notifications.
+MIN_GAP = 0.2
+#: Longest progress message; the full text is in the result.
+MAX_MESSAGE = 400
+
+
+class ProgressReporter:
+    """`async with ProgressReporter(ctx, interval, label) as progress:` around an upstream call."""
+
+    def __init__(self, ctx: Context, interval: float, label: str) -> None:
+        self._ctx = ctx
+        self._interval = interval
+        self._label = label
+        self._count = 0
+        self._last_sent = 0.0
+        self._pending = ""
+        self._chars = 0
+        self._started = time.monotonic()
+        self._group: TaskGroup | None = None
+        meta = ctx.request_context.meta
+        self.enabled = bool(meta and meta.get("progress_token") is not None)
+
+    async def __aenter__(self) -> ProgressReporter:
+        if self.enabled:
+            self._group = anyio.create_task_group()
+            await self._group.__aenter__()
+            self._group.start_soon(self._heartbeat)
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> bool | None:
+        if self._group is None:
+            return None
+        self._group.cancel_scope.cancel()
+        return await self._group.__aexit__(exc_type, exc, tb)
+
+    async def text(self, new_text: str, total_chars: int) -> None:
+        """Report streamed text; coalesced so that notifications are at most every MIN_GAP seconds."""
+        if not self.enabled:
+            return
+        self._pending += new_text
+        self._chars = total_chars
+        if time.monotonic() - self._last_sent >= MIN_GAP:
+            message, self._pending = self._pending[-MAX_MESSAGE:], ""
+            await self._send(message)
+
+    async def _heartbeat(self) -> None:
+        while True:
+            await anyio.sleep(self._interval)
+            elapsed = time.monotonic() - self._started
+            await self._send(f"waiting for {self._label}: {elapsed:.0f} s, {self._chars} characters so far")
+
+    async def _send(self, message: str) -> None:
+        # MCP requires progress to increase with every notification: count them.
+        self._count += 1
+        self._last_sent = time.monotonic()
+        await self._ctx.report_progress(self._count, None, message)
