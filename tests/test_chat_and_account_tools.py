@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator
 from typing import Any
 
@@ -26,11 +27,15 @@ SEEN: list[str] = []
 
 
 @pytest.fixture(autouse=True)
-def _no_key_in_any_result() -> Iterator[None]:
+def _no_key_in_any_result_or_log(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
+    """Every result and every log line (DEBUG and up, httpx's included) is scanned for the key."""
+    caplog.set_level(logging.DEBUG)
     SEEN.clear()
     yield
     leaked = [text for text in SEEN if TEST_KEY in text]
     assert not leaked, "the API key appeared in a tool result"
+    assert caplog.records, "nothing was logged: the log scan would prove nothing"
+    assert TEST_KEY not in caplog.text, "the API key appeared in a log line"
 
 
 async def call(client: Client, tool: str, args: dict[str, Any]) -> CallToolResult:
