@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from mcp.server.mcpserver import Context
 from mcp.types import ToolAnnotations
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_serializer
 
 from openrouter_mcp.errors import MidStreamError
 from openrouter_mcp.models import ChatCompletion, MessagesResult
@@ -41,6 +41,15 @@ class ProviderPreferences(_Strict):
     quantizations: list[str] | None = None
     sort: str | dict[str, Any] | None = Field(None, description="price, throughput or latency")
     max_price: dict[str, float | str] | None = Field(None, description="USD per million tokens: {prompt, completion}")
+
+    @field_serializer("max_price")
+    def _prices_as_strings(self, prices: dict[str, float | str] | None) -> dict[str, str] | None:
+        # OpenRouter's spec types each ceiling as a decimal string; callers may give numbers for ease.
+        return (
+            None
+            if prices is None
+            else {kind: f"{value:g}" if isinstance(value, float | int) else value for kind, value in prices.items()}
+        )
 
 
 class ChatMessage(_Strict):
