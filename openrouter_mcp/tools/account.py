@@ -28,9 +28,9 @@ class NoInput(ToolInput):
 
 
 class CreditsOutput(ToolOutput):
-    total_credits: float = Field(description="USD of credits ever purchased.")
-    total_usage: float = Field(description="USD ever spent.")
-    remaining: float = Field(description="total_credits - total_usage.")
+    total_credits: float = Field(description="USD ever purchased")
+    total_usage: float = Field(description="USD ever spent")
+    remaining: float
 
 
 async def get_credits(args: NoInput, state: AppState, ctx: Context) -> CreditsOutput:
@@ -43,11 +43,11 @@ async def get_credits(args: NoInput, state: AppState, ctx: Context) -> CreditsOu
 
 
 class KeyOutput(ToolOutput):
-    label: str | None = Field(None, description="Masked key label.")
-    limit: float | None = Field(None, description="Spending limit in USD; null means unlimited.")
+    label: str | None = None
+    limit: float | None = Field(None, description="USD; absent = unlimited")
     limit_remaining: float | None = None
     limit_reset: str | None = None
-    usage: float | None = Field(None, description="USD spent with this key, all time.")
+    usage: float | None = Field(None, description="USD, all time")
     usage_daily: float | None = None
     usage_weekly: float | None = None
     usage_monthly: float | None = None
@@ -69,11 +69,11 @@ class GenerationOutput(ToolOutput):
     id: str
     model: str | None = None
     provider_name: str | None = None
-    total_cost: float | None = Field(None, description="USD charged.")
+    total_cost: float | None = Field(None, description="USD")
     tokens_prompt: int | None = None
     tokens_completion: int | None = None
     finish_reason: str | None = None
-    latency: float | None = Field(None, description="Milliseconds.")
+    latency: float | None = Field(None, description="ms")
 
 
 async def get_generation(args: GenerationInput, state: AppState, ctx: Context) -> GenerationOutput:

@@ -6,11 +6,11 @@ OpenRouter reports: served model and provider, generation id, tokens and `usage.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from mcp.server.mcpserver import Context
 from mcp.types import ToolAnnotations
-from pydantic import BaseModel, ConfigDict, Field, field_serializer
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_serializer
 
 from openrouter_mcp.errors import MidStreamError
 from openrouter_mcp.models import ChatCompletion, MessagesResult
@@ -67,11 +67,32 @@ class Reasoning(_Strict):
     enabled: bool | None = None
 
 
+# Nested objects are still validated strictly by their models, but published with a one-line schema:
+# hosts resend every tool schema to the model each turn, and these two would otherwise cost ~1 KB each.
+ProviderArg = Annotated[
+    ProviderPreferences | None,
+    WithJsonSchema(
+        {
+            "type": "object",
+            "description": "Provider routing: order, only, ignore (slug lists), sort (price|throughput|latency), "
+            "data_collection (allow|deny), zdr, quantizations, allow_fallbacks, require_parameters, "
+            "max_price {prompt, completion} USD/M",
+        }
+    ),
+]
+ReasoningArg = Annotated[
+    Reasoning | None,
+    WithJsonSchema(
+        {"type": "object", "description": "{effort: none|minimal|low|medium|high|xhigh|max, max_tokens, exclude}"}
+    ),
+]
+
+
 class ChatCompletionInput(ToolInput):
     messages: list[ChatMessage] = Field(min_length=1, description="The conversation, oldest first.")
-    model: str | None = Field(None, description="Model id like 'openai/gpt-4o' (see list_available_models).")
+    model: str | None = Field(None, description="e.g. 'openai/gpt-4o' (see list_available_models)")
     models: list[str] | None = Field(
-        None, max_length=3, description="Fallback model ids OpenRouter tries in order if `model` fails (max 3)."
+        None, max_length=3, description="Fallback model ids tried in order if `model` fails"
     )
     stream: bool = Field(False, description="Stream, sending progress as text arrives.")
     max_tokens: int | None = Field(None, ge=1)
@@ -85,13 +106,13 @@ class ChatCompletionInput(ToolInput):
     stop: str | list[str] | None = None
     tools: list[dict[str, Any]] | None = Field(
         None,
-        description="Functions the model may call: [{'type':'function','function':{name,description,parameters}}].",
+        description="[{'type':'function','function':{name,description,parameters}}]",
     )
     tool_choice: str | dict[str, Any] | None = Field(None, description="auto, none, required, or a function")
     parallel_tool_calls: bool | None = None
     response_format: dict[str, Any] | None = Field(None, description="{'type':'json_schema','json_schema':{...}}")
-    reasoning: Reasoning | None = None
-    provider: ProviderPreferences | None = None
+    reasoning: ReasoningArg = None
+    provider: ProviderArg = None
     plugins: list[dict[str, Any]] | None = Field(None, description="e.g. [{'id':'web'}]")
     user: str | None = None
     session_id: str | None = Field(None, max_length=256)
@@ -101,7 +122,7 @@ class ChatCompletionInput(ToolInput):
 class ToolCallOut(ToolOutput):
     id: str
     name: str
-    arguments: str = Field(description="JSON-encoded arguments.")
+    arguments: str = Field(description="JSON")
 
 
 class UsageOut(ToolOutput):
@@ -112,7 +133,7 @@ class UsageOut(ToolOutput):
 
 
 class ChatCompletionOutput(ToolOutput):
-    text: str = Field(description="The assistant's answer.")
+    text: str = Field(description="The answer")
     reasoning: str | None = None
     refusal: str | None = None
     tool_calls: list[ToolCallOut] | None = None
@@ -189,7 +210,7 @@ class MessageInput(ToolInput):
     thinking: dict[str, Any] | None = Field(None, description="{'type':'enabled','budget_tokens':N}")
     metadata: dict[str, Any] | None = None
     models: list[str] | None = Field(None, max_length=3, description="Fallback model ids")
-    provider: ProviderPreferences | None = None
+    provider: ProviderArg = None
     plugins: list[dict[str, Any]] | None = None
     user: str | None = None
     session_id: str | None = Field(None, max_length=256)
