@@ -1,0 +1,360 @@
+"""Which models may answer a request, in what order, and what to do when one fails.
+
+Pure and fast: no mcp, no httpx, no I/O. `plan_route` turns a persona, a request and the catalog
+into ordered candidates plus a reason for every model it left out; `decide` maps a failure to
+retry-the-same-model, switch-model or fail-fast; `Cooldowns` remembers failed models (and limits
+that several models share) so later requests skip them until they recover.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Literal
+
+from openrouter_mcp.catalog import ModelEntry
+from openrouter_mcp.errors import (
+    APIStatusError,
+    BadRequestError,
+    ConfigurationError,
+    ErrorInResponseError,
+    InternalServerError,
+    MalformedResponseError,
+    MidStreamError,
+    NotFoundError,
+    OpenRouterError,
+    PermissionDeniedError,
+    RateLimitError,
+    RequestTimeoutError,
+    TransportError,
+)
+from openrouter_mcp.personas import FallbackPolicy, Persona
+
+#: How many catalog models a persona's ranking contributes when none of its own models fit.
+RANKED_CANDIDATES = 6
+#: OpenRouter's cap on the native `models` fallback array.
+NATIVE_GROUP = 3
+
+#: A limit shared by every `:free` model (OpenRouter's free-tier request caps).
+FREE_TIER = "limit:free-tier"
+#: OpenRouter's own account-wide limit on a paid model: every model shares it.
+ACCOUNT = "limit:account"
+
+ExclusionReason = Literal[
+    "not_in_catalog",
+    "no_tool_support",
+    "no_structured_output",
+    "no_image_input",
+    "context_too_small",
+    "over_price_ceiling",
+    "price_unknown",
+    "cooling_down",
+    "excluded_by_privacy",
+]
+
+#: Availability codes that mean "this model cannot serve this request": another model might.
+_MODEL_SCOPED_AVAILABILITY = {
+    "model_not_found",
+    "wrong_endpoint",
+    "no_endpoints",
+    "model_deprecated",
+    "model_unavailable_upstream",
+    "capacity_exhausted",
+    "temporarily_unavailable",
+    "region_restricted",
+    "privacy_restricted",
+    "constraint_filtered",
+    "free_variant_ended",
+}
+#: Error types of a 400 that depend on the model, not on the request.
+_MODEL_SCOPED_400 = {"context_length_exceeded", "max_tokens_exceeded", "token_limit_exceeded"}
+
+
+@dataclass(frozen=True)
+class RouteRequest:
+    """What routing needs to know about one request."""
+
+    requested_model: str | None = None
+    task: str | None = None
+    needs_tools: bool = False
+    needs_structured_output: bool = False
+    has_images: bool = False
+    prompt_tokens: int = 0
+    max_tokens: int | None = None
+
+
+@dataclass(frozen=True)
+class Candidate:
+    model_id: str
+    why: str
+    prompt_per_m: float | None
+    completion_per_m: float | None
+
+
+@dataclass(frozen=True)
+class Exclusion:
+    model_id: str
+    reason: ExclusionReason
+    detail: str
+
+
+@dataclass(frozen=True)
+class Route:
+    persona: str
+    task: str | None
+    candidates: list[Candidate]
+    exclusions: list[Exclusion]
+    #: How many other catalog models each filter removed while ranking (they are not listed one by one).
+    ranked_out: dict[str, int] = field(default_factory=dict)
+
+
+class Cooldowns:
+    """Failed models (and shared limits) with the time they may be tried again.
+
+    A repeat failure doubles the cooldown, up to the policy's cap; `Retry-After` wins when longer.
+    A success clears the record.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._until: dict[str, float] = {}
+        self._strikes: dict[str, int] = {}
+
+    def now(self) -> float:
+        return self._clock()
+
+    def fail(self, key: str, policy: FallbackPolicy, retry_after: float | None = None) -> float:
+        """Record a failure of `key`; returns the seconds it now cools down for."""
+        strikes = self._strikes.get(key, 0) + 1
+        self._strikes[key] = strikes
+        backoff: float = min(policy.cooldown_seconds * 2.0 ** (strikes - 1), policy.max_cooldown_seconds)
+        seconds = max(backoff, retry_after or 0.0)
+        self._until[key] = self._clock() + seconds
+        return seconds
+
+    def succeed(self, key: str) -> None:
+        self._until.pop(key, None)
+        self._strikes.pop(key, None)
+
+    def remaining(self, key: str) -> float:
+        """Seconds left in `key`'s cooldown (0 when it may be used)."""
+        until = self._until.get(key)
+        if until is None:
+            return 0.0
+        left = until - self._clock()
+        if left <= 0:
+            # Expired: forget the deadline but keep the strikes, so a relapse backs off further.
+            del self._until[key]
+            return 0.0
+        return left
+
+    def blocking(self, model_id: str) -> tuple[str, float] | None:
+        """The cooldown (key, seconds left) that keeps `model_id` from being tried, if any."""
+        for key in shared_limits(model_id) + [model_id]:
+            left = self.remaining(key)
+            if left > 0:
+                return key, left
+        return None
+
+
+def shared_limits(model_id: str) -> list[str]:
+    """The limits a model shares with others (checked before its own cooldown)."""
+    return [ACCOUNT, FREE_TIER] if model_id.endswith(":free") else [ACCOUNT]
+
+
+def plan_route(
+    persona: Persona,
+    request: RouteRequest,
+    catalog: Mapping[str, ModelEntry],
+    *,
+    cooldowns: Cooldowns | None = None,
+    zdr_models: frozenset[str] | None = None,
+) -> Route:
+    """Ordered candidates for `request` under `persona`, and why each other considered model is out.
+
+    Order: the requested model, the persona's models for the task, its general models; only when
+    none of those fit, the catalog ranked by the persona's strengths. Every candidate satisfies the
+    request's needs, the persona's requirements, its price ceiling and its privacy settings.
+    """
+    exclusions: list[Exclusion] = []
+    candidates: list[Candidate] = []
+    considered: list[tuple[str, str]] = []
+    if request.requested_model:
+        considered.append((request.requested_model, "requested"))
+    for rank, model_id in enumerate(persona.preferred(request.task), start=1):
+        scope = f"for task {request.task!r}" if request.task and model_id in persona.tasks.get(request.task, []) else ""
+        considered.append((model_id, f"persona preference #{rank} {scope}".strip()))
+    seen: set[str] = set()
+    for model_id, why in considered:
+        if model_id in seen:
+            continue
+        seen.add(model_id)
+        entry = catalog.get(model_id)
+        if entry is None:
+            exclusions.append(Exclusion(model_id, "not_in_catalog", "no such model in OpenRouter's catalog"))
+            continue
+        problem = _unfit(entry, persona, request, cooldowns, zdr_models)
+        if problem is not None:
+            exclusions.append(Exclusion(model_id, *problem))
+            continue
+        candidates.append(_candidate(entry, why))
+    ranked_out: dict[str, int] = {}
+    if not candidates:
+        candidates, ranked_out = _ranked(persona, request, catalog, seen, cooldowns, zdr_models)
+    return Route(persona.name, request.task, candidates, exclusions, ranked_out)
+
+
+def _candidate(entry: ModelEntry, why: str) -> Candidate:
+    return Candidate(entry.id, why, entry.prompt_per_m, entry.completion_per_m)
+
+
+def _unfit(
+    entry: ModelEntry,
+    persona: Persona,
+    request: RouteRequest,
+    cooldowns: Cooldowns | None,
+    zdr_models: frozenset[str] | None,
+) -> tuple[ExclusionReason, str] | None:
+    needs = persona.requires
+    if (request.needs_tools or needs.tools) and "tools" not in entry.parameters:
+        return "no_tool_support", "does not support tool calling"
+    if (request.needs_structured_output or needs.structured_output) and not (
+        {"response_format", "structured_outputs"} & entry.parameters
+    ):
+        return "no_structured_output", "does not support response_format / structured outputs"
+    if (request.has_images or needs.image_input) and "image" not in entry.input_modalities:
+        return "no_image_input", "does not accept image input"
+    context_needed = max(needs.min_context, request.prompt_tokens + (request.max_tokens or 0))
+    if entry.context_length is not None and entry.context_length < context_needed:
+        return "context_too_small", f"context {entry.context_length} < {context_needed} tokens needed"
+    ceiling = persona.max_price
+    for kind, price, limit in (
+        ("prompt", entry.prompt_per_m, ceiling.prompt),
+        ("completion", entry.completion_per_m, ceiling.completion),
+    ):
+        if limit is None:
+            continue
+        if price is None:
+            return "price_unknown", f"{kind} price unknown, and the persona caps it at ${limit:g}/M"
+        if price > limit + 1e-12:
+            return "over_price_ceiling", f"{kind} ${price:g}/M is over the persona's ${limit:g}/M"
+    if persona.provider.zdr and zdr_models is not None and entry.id not in zdr_models:
+        return "excluded_by_privacy", "no Zero-Data-Retention endpoint, and the persona requires ZDR"
+    if cooldowns is not None:
+        blocked = cooldowns.blocking(entry.id)
+        if blocked is not None:
+            key, left = blocked
+            shared = "" if key == entry.id else f" (shared limit {key})"
+            return "cooling_down", f"failed recently; cooling down {math.ceil(left)} s more{shared}"
+    return None
+
+
+def _ranked(
+    persona: Persona,
+    request: RouteRequest,
+    catalog: Mapping[str, ModelEntry],
+    skip: set[str],
+    cooldowns: Cooldowns | None,
+    zdr_models: frozenset[str] | None,
+) -> tuple[list[Candidate], dict[str, int]]:
+    fit: list[ModelEntry] = []
+    ranked_out: dict[str, int] = {}
+    for entry in catalog.values():
+        if entry.id in skip or "text" not in entry.output_modalities:
+            continue
+        problem = _unfit(entry, persona, request, cooldowns, zdr_models)
+        if problem is None:
+            fit.append(entry)
+        else:
+            ranked_out[problem[0]] = ranked_out.get(problem[0], 0) + 1
+    fit.sort(key=lambda entry: _strength_key(entry, persona.rank_by), reverse=True)
+    label = ", ".join(persona.rank_by)
+    return [_candidate(entry, f"ranked by {label}") for entry in fit[:RANKED_CANDIDATES]], ranked_out
+
+
+def _strength_key(entry: ModelEntry, strengths: Iterable[str]) -> tuple[float, ...]:
+    indexes = (entry.model.benchmarks or {}).get("artificial_analysis") or {}
+    key: list[float] = []
+    for strength in strengths:
+        if strength in ("intelligence", "coding", "agentic"):
+            value = indexes.get(f"{strength}_index")
+            key.append(float(value) if isinstance(value, int | float) else -1.0)
+        elif strength == "cheap":
+            total = (entry.prompt_per_m or 0.0) + (entry.completion_per_m or 0.0)
+            key.append(-total)
+        elif strength == "context":
+            key.append(float(entry.context_length or 0))
+    return tuple(key)
+
+
+def native_groups(candidates: list[Candidate]) -> list[list[Candidate]]:
+    """Candidates in groups OpenRouter can fail over within, via its native `models` array (≤ 3)."""
+    return [candidates[i : i + NATIVE_GROUP] for i in range(0, len(candidates), NATIVE_GROUP)]
+
+
+class Action(Enum):
+    RETRY_SAME = "retry_same_model"
+    SWITCH = "switch_model"
+    FAIL = "fail"
+
+
+@dataclass(frozen=True)
+class Decision:
+    action: Action
+    #: Limits to cool down: model ids, FREE_TIER or ACCOUNT.
+    cool: tuple[str, ...] = ()
+    wait: float = 0.0
+    why: str = ""
+
+
+def decide(error: OpenRouterError, model_id: str, policy: FallbackPolicy, *, retried: bool = False) -> Decision:
+    """What to do after `model_id` failed with `error`.
+
+    Rate limits, outages and timeouts switch model (after a short same-model retry when the
+    upstream asked for a brief wait); request errors (bad request, moderation, auth, credits) fail
+    fast, since every other model would fail the same way and cost an attempt each.
+    """
+    if isinstance(error, ConfigurationError):
+        return Decision(Action.FAIL, why="the server is not configured for this call")
+    if isinstance(error, MidStreamError) and error.partial_text:
+        return Decision(Action.FAIL, cool=(model_id,), why="the stream failed after text was delivered")
+    if isinstance(error, RateLimitError):
+        if error.account_wide:
+            if model_id.endswith(":free"):
+                return Decision(Action.SWITCH, cool=(FREE_TIER,), why="free-tier limit shared by every :free model")
+            return Decision(Action.FAIL, cool=(ACCOUNT,), why="OpenRouter's account-wide rate limit applies to all")
+        wait = error.retry_after
+        if wait is not None and wait <= policy.retry_same_model_within and not retried:
+            return Decision(Action.RETRY_SAME, wait=wait, why=f"rate limited; asked to retry in {wait:g} s")
+        return Decision(Action.SWITCH, cool=(model_id,), why="rate limited by the model's provider")
+    if isinstance(error, APIStatusError) and _model_scoped(error):
+        return Decision(
+            Action.SWITCH, cool=(model_id,), why=f"model unavailable ({_availability(error) or error.kind})"
+        )
+    if isinstance(
+        error,
+        InternalServerError | TransportError | RequestTimeoutError | MalformedResponseError | ErrorInResponseError,
+    ) or isinstance(error, MidStreamError):
+        return Decision(Action.SWITCH, cool=(model_id,), why=f"upstream failure ({error.kind})")
+    return Decision(Action.FAIL, why=f"request error ({error.kind}): another model would fail the same way")
+
+
+def _availability(error: APIStatusError) -> str | None:
+    code = (error.availability or {}).get("code")
+    return str(code) if code else None
+
+
+def _model_scoped(error: APIStatusError) -> bool:
+    """Whether the error is about this model (so another may work) rather than about the request."""
+    if _availability(error) in _MODEL_SCOPED_AVAILABILITY:
+        return True
+    if isinstance(error, NotFoundError):
+        return True
+    if isinstance(error, BadRequestError):
+        return error.error_type in _MODEL_SCOPED_400
+    if isinstance(error, PermissionDeniedError):
+        return _availability(error) == "region_restricted"
+    return False
