@@ -72,12 +72,10 @@ _request: ContextVar[ServerRequestContext[Any, Any] | None] = ContextVar("openro
 def register_resources(server: MCPServer[Any], *, bus: SubscriptionBus | None = None) -> None:
     """Add the catalog resources, templates and completions to `server`, and the middleware they rely on.
 
-    `bus` is the server's subscription bus, if the caller built the server with its own
-    (`MCPServer(subscriptions=bus)`); otherwise the server's default bus is used.
+    `bus` is the subscription bus the server was built with (`MCPServer(subscriptions=bus)`), on which
+    catalog changes are published for `subscriptions/listen` clients; without it only sessions are told.
     """
-    # MCPServer publishes to its bus only through a request's `Context`, which the SDK does not build
-    # for static resources or completions; reaching for its default bus is the one way to serve them.
-    server.middleware.append(_CatalogRequests(bus if bus is not None else getattr(server, "_subscriptions", None)))
+    server.middleware.append(_CatalogRequests(bus))
     rendered = _Rendered()
 
     @server.resource(

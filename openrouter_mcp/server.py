@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
 from mcp.server.mcpserver import MCPServer
+from mcp.server.subscriptions import InMemorySubscriptionBus
 
 from openrouter_mcp import __version__
 from openrouter_mcp.config import Settings
@@ -35,6 +36,8 @@ def build_server(settings: Settings, *, http_client: httpx.AsyncClient | None = 
         async with state.running():
             yield state
 
+    # Our own bus, so the catalog's change notices can reach subscribers without the SDK's private attribute.
+    bus = InMemorySubscriptionBus()
     server: MCPServer[AppState] = MCPServer(
         "openrouter",
         title="OpenRouter",
@@ -42,6 +45,7 @@ def build_server(settings: Settings, *, http_client: httpx.AsyncClient | None = 
         version=__version__,
         tools=[build_tool(spec) for spec in ALL_TOOLS],
         lifespan=lifespan,
+        subscriptions=bus,
     )
-    register_resources(server)
+    register_resources(server, bus=bus)
     return server
