@@ -29,13 +29,14 @@ class ProgressReporter:
         self._interval = interval
         self._label = label
         self._count = 0
-        self._last_sent = 0.0
+        self._last_text = 0.0
         self._pending = ""
         self._chars = 0
         self._started = time.monotonic()
         self._group: TaskGroup | None = None
-        meta = ctx.request_context.meta
-        self.enabled = bool(meta and meta.get("progress_token") is not None)
+        # Not gated on a `progressToken` in `_meta`: the SDK's in-process transport delivers progress to the
+        # caller's callback without one. `report_progress` is itself a no-op when nobody asked for progress.
+        self.enabled = True
 
     async def __aenter__(self) -> ProgressReporter:
         if self.enabled:
@@ -50,7 +51,10 @@ class ProgressReporter:
         if self._group is None:
             return None
         self._group.cancel_scope.cancel()
-        return await self._group.__aexit__(exc_type, exc, tb)
+        # Not handed the body's exception: the task group would wrap it in an ExceptionGroup, and the
+        # tool registry could no longer turn an OpenRouterError into an `isError` result. It propagates as is.
+        await self._group.__aexit__(None, None, None)
+        return None
 
     async def text(self, new_text: str, total_chars: int) -> None:
         """Report streamed text; coalesced so that notifications are at most every MIN_GAP seconds."""
@@ -58,8 +62,10 @@ class ProgressReporter:
             return
         self._pending += new_text
         self._chars = total_chars
-        if time.monotonic() - self._last_sent >= MIN_GAP:
+        # Measured from the last *text* notification: heartbeats must not hold streamed text back.
+        if time.monotonic() - self._last_text >= MIN_GAP:
             message, self._pending = self._pending[-MAX_MESSAGE:], ""
+            self._last_text = time.monotonic()
             await self._send(message)
 
     async def _heartbeat(self) -> None:
@@ -71,5 +77,4 @@ class ProgressReporter:
     async def _send(self, message: str) -> None:
         # MCP requires progress to increase with every notification: count them.
         self._count += 1
-        self._last_sent = time.monotonic()
         await self._ctx.report_progress(self._count, None, message)
