@@ -53,6 +53,7 @@ ExclusionReason = Literal[
     "price_unknown",
     "cooling_down",
     "excluded_by_privacy",
+    "pricier_than_primary",
 ]
 
 #: Availability codes that mean "this model cannot serve this request": another model might.
@@ -78,6 +79,8 @@ class RouteRequest:
     """What routing needs to know about one request."""
 
     requested_model: str | None = None
+    #: Fallback model ids the caller named (OpenRouter's `models`), tried after the requested one.
+    fallback_models: tuple[str, ...] = ()
     task: str | None = None
     needs_tools: bool = False
     needs_structured_output: bool = False
@@ -109,6 +112,8 @@ class Route:
     exclusions: list[Exclusion]
     #: How many other catalog models each filter removed while ranking (they are not listed one by one).
     ranked_out: dict[str, int] = field(default_factory=dict)
+    #: True when nothing chose a model and nothing bounds its price: OpenRouter's default model answers.
+    openrouter_default: bool = False
 
 
 class Cooldowns:
@@ -175,15 +180,19 @@ def plan_route(
 ) -> Route:
     """Ordered candidates for `request` under `persona`, and why each other considered model is out.
 
-    Order: the requested model, the persona's models for the task, its general models; only when
-    none of those fit, the catalog ranked by the persona's strengths. Every candidate satisfies the
-    request's needs, the persona's requirements, its price ceiling and its privacy settings.
+    Order: the requested model, the caller's fallbacks, the persona's models for the task, its
+    general models. Then catalog models ranked by the persona's strengths: as the whole list when
+    none of those fit, else as extra fallbacks no pricier than the first candidate, so falling back
+    never raises the price. Every candidate meets the request's needs, the persona's requirements,
+    its price ceiling and its privacy settings. When no model is named anywhere and the persona
+    bounds no price, we pick none: OpenRouter's default model answers (`openrouter_default`).
     """
     exclusions: list[Exclusion] = []
     candidates: list[Candidate] = []
     considered: list[tuple[str, str]] = []
     if request.requested_model:
         considered.append((request.requested_model, "requested"))
+    considered += [(model_id, f"caller fallback #{n}") for n, model_id in enumerate(request.fallback_models, 1)]
     for rank, model_id in enumerate(persona.preferred(request.task), start=1):
         scope = f"for task {request.task!r}" if request.task and model_id in persona.tasks.get(request.task, []) else ""
         considered.append((model_id, f"persona preference #{rank} {scope}".strip()))
@@ -201,10 +210,15 @@ def plan_route(
             exclusions.append(Exclusion(model_id, *problem))
             continue
         candidates.append(_candidate(entry, why))
-    ranked_out: dict[str, int] = {}
-    if not candidates:
-        candidates, ranked_out = _ranked(persona, request, catalog, seen, cooldowns, zdr_models)
-    return Route(persona.name, request.task, candidates, exclusions, ranked_out)
+    ceiling = persona.max_price
+    if not considered and ceiling.prompt is None and ceiling.completion is None:
+        return Route(persona.name, request.task, [], exclusions, openrouter_default=True)
+    room = RANKED_CANDIDATES - len(candidates)
+    if room <= 0 or not persona.rank_by:
+        return Route(persona.name, request.task, candidates, exclusions)
+    cap = (candidates[0].prompt_per_m, candidates[0].completion_per_m) if candidates else None
+    ranked, ranked_out = _ranked(persona, request, catalog, seen, cooldowns, zdr_models, cap)
+    return Route(persona.name, request.task, candidates + ranked[:room], exclusions, ranked_out)
 
 
 def _candidate(entry: ModelEntry, why: str) -> Candidate:
@@ -259,6 +273,7 @@ def _ranked(
     skip: set[str],
     cooldowns: Cooldowns | None,
     zdr_models: frozenset[str] | None,
+    cap: tuple[float | None, float | None] | None,
 ) -> tuple[list[Candidate], dict[str, int]]:
     fit: list[ModelEntry] = []
     ranked_out: dict[str, int] = {}
@@ -266,6 +281,8 @@ def _ranked(
         if entry.id in skip or "text" not in entry.output_modalities:
             continue
         problem = _unfit(entry, persona, request, cooldowns, zdr_models)
+        if problem is None and cap is not None and _pricier(entry, cap):
+            problem = ("pricier_than_primary", "")
         if problem is None:
             fit.append(entry)
         else:
@@ -273,6 +290,14 @@ def _ranked(
     fit.sort(key=lambda entry: _strength_key(entry, persona.rank_by), reverse=True)
     label = ", ".join(persona.rank_by)
     return [_candidate(entry, f"ranked by {label}") for entry in fit[:RANKED_CANDIDATES]], ranked_out
+
+
+def _pricier(entry: ModelEntry, cap: tuple[float | None, float | None]) -> bool:
+    """Whether `entry` costs more than the primary candidate on either side (unknown prices count as more)."""
+    for price, limit in zip((entry.prompt_per_m, entry.completion_per_m), cap, strict=True):
+        if limit is not None and (price is None or price > limit + 1e-12):
+            return True
+    return False
 
 
 def _strength_key(entry: ModelEntry, strengths: Iterable[str]) -> tuple[float, ...]:

@@ -76,9 +76,30 @@ def ids(route: Any) -> list[str]:
 def test_requested_model_then_task_then_general_preferences() -> None:
     persona = Persona(name="p", models=["c/mid", "a/cheap"], tasks={"code": ["b/smart"]})
     route = plan_route(persona, RouteRequest(requested_model="e/vision", task="code"), CATALOG)
-    assert ids(route) == ["e/vision", "b/smart", "c/mid", "a/cheap"]
+    assert ids(route)[:4] == ["e/vision", "b/smart", "c/mid", "a/cheap"]
     assert route.candidates[0].why == "requested"
     assert route.candidates[1].why == "persona preference #1 for task 'code'"
+
+
+def test_the_callers_own_fallbacks_follow_the_requested_model() -> None:
+    route = plan_route(Persona(), RouteRequest(requested_model="c/mid", fallback_models=("a/cheap",)), CATALOG)
+    assert ids(route)[:2] == ["c/mid", "a/cheap"] and route.candidates[1].why == "caller fallback #1"
+
+
+def test_ranked_extras_are_never_pricier_than_the_first_candidate() -> None:
+    route = plan_route(Persona(rank_by=["intelligence"]), RouteRequest(requested_model="c/mid"), CATALOG)
+    assert ids(route)[0] == "c/mid" and len(route.candidates) > 1
+    primary = route.candidates[0]
+    for extra in route.candidates[1:]:
+        assert extra.why == "ranked by intelligence"
+        assert (extra.prompt_per_m or 0) <= (primary.prompt_per_m or 0)
+        assert (extra.completion_per_m or 0) <= (primary.completion_per_m or 0)
+    assert "b/smart" not in ids(route) and route.ranked_out["pricier_than_primary"] >= 1
+
+
+def test_with_no_model_named_and_no_price_bound_openrouters_default_answers() -> None:
+    route = plan_route(Persona(rank_by=["intelligence"]), RouteRequest(), CATALOG)
+    assert route.openrouter_default and route.candidates == []
 
 
 @pytest.mark.parametrize(
@@ -134,7 +155,7 @@ def test_when_no_preference_fits_the_catalog_is_ranked_by_strengths() -> None:
     route = plan_route(persona, RouteRequest(needs_tools=True), CATALOG)
     assert ids(route)[:3] == ["b/smart", "c/mid", "e/vision"]
     assert all(c.why == "ranked by intelligence" for c in route.candidates)
-    cheap_first = plan_route(Persona(rank_by=["cheap"]), RouteRequest(), CATALOG)
+    cheap_first = plan_route(Persona(rank_by=["cheap"], max_price=PriceCeiling(prompt=100)), RouteRequest(), CATALOG)
     assert ids(cheap_first)[0] == "g/free:free"
 
 
@@ -149,7 +170,7 @@ def test_the_price_ceiling_holds_for_every_ranked_fallback() -> None:
 def test_a_requested_model_over_the_ceiling_is_refused_not_silently_used() -> None:
     persona = Persona(models=["a/cheap"], max_price=PriceCeiling(prompt=1.0))
     route = plan_route(persona, RouteRequest(requested_model="b/smart"), CATALOG)
-    assert ids(route) == ["a/cheap"]
+    assert ids(route)[0] == "a/cheap" and "b/smart" not in ids(route)
     assert route.exclusions[0].model_id == "b/smart" and route.exclusions[0].reason == "over_price_ceiling"
 
 
@@ -165,7 +186,7 @@ def test_cooling_models_are_skipped_until_the_cooldown_expires() -> None:
     clock = Clock()
     cooldowns = Cooldowns(clock)
     policy = FallbackPolicy(cooldown_seconds=30)
-    persona = Persona(models=["b/smart", "c/mid"])
+    persona = Persona(models=["b/smart", "c/mid"], rank_by=[])
     assert cooldowns.fail("b/smart", policy, retry_after=10) == 30
     route = plan_route(persona, RouteRequest(), CATALOG, cooldowns=cooldowns)
     assert ids(route) == ["c/mid"] and route.exclusions[0].reason == "cooling_down"
@@ -194,7 +215,7 @@ def test_a_free_tier_limit_cools_every_free_model_but_no_paid_one() -> None:
 
 
 def test_candidates_are_grouped_by_three_for_openrouters_native_fallbacks() -> None:
-    route = plan_route(Persona(rank_by=["intelligence"]), RouteRequest(), CATALOG)
+    route = plan_route(Persona(rank_by=["intelligence"], max_price=PriceCeiling(prompt=100)), RouteRequest(), CATALOG)
     groups = native_groups(route.candidates)
     assert [len(g) for g in groups] == [3, 3]
 
