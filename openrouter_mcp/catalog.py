@@ -53,6 +53,8 @@ class CatalogSource(Protocol):
 
     async def list_providers(self) -> list[Provider]: ...
 
+    async def list_zdr_endpoints(self) -> list[dict[str, Any]]: ...
+
 
 def per_million(price: str | None) -> float | None:
     """USD per token as OpenRouter sends it ("0.0000025") -> USD per million tokens (2.5).
@@ -247,6 +249,7 @@ class Catalog:
         self.generation = 0
         self._models = _Cached(self._fetch_models, ttl=ttl, retry_after_failure=retry_after_failure, clock=clock)
         self._providers = _Cached(self._fetch_providers, ttl=ttl, retry_after_failure=retry_after_failure, clock=clock)
+        self._zdr = _Cached(self._fetch_zdr, ttl=ttl, retry_after_failure=retry_after_failure, clock=clock)
 
     async def snapshot(self) -> CatalogSnapshot:
         """The current catalog with its precomputed entries.
@@ -281,6 +284,14 @@ class Catalog:
         """
         return await self._providers.get()
 
+    async def zdr_model_ids(self) -> frozenset[str]:
+        """Ids of the models with at least one Zero-Data-Retention endpoint (cached like the catalog).
+
+        Raises:
+            OpenRouterError: nothing is cached yet and the fetch failed.
+        """
+        return await self._zdr.get()
+
     @property
     def cached(self) -> CatalogSnapshot | None:
         """The snapshot in memory, however old, without fetching."""
@@ -294,6 +305,7 @@ class Catalog:
         """Mark everything stale: the next read refreshes (others keep getting the stale data meanwhile)."""
         self._models.expire()
         self._providers.expire()
+        self._zdr.expire()
 
     async def _fetch_models(self) -> CatalogSnapshot:
         self.fetches += 1
@@ -312,3 +324,8 @@ class Catalog:
     async def _fetch_providers(self) -> list[Provider]:
         self.fetches += 1
         return await self._client.list_providers()
+
+    async def _fetch_zdr(self) -> frozenset[str]:
+        self.fetches += 1
+        endpoints = await self._client.list_zdr_endpoints()
+        return frozenset(str(e["model_id"]) for e in endpoints if isinstance(e.get("model_id"), str))

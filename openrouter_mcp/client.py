@@ -85,13 +85,21 @@ class OpenRouterClient:
 
     # --- inference ---------------------------------------------------------------------------
 
-    async def create_chat_completion(self, body: Mapping[str, Any]) -> ChatCompletion:
+    async def create_chat_completion(self, body: Mapping[str, Any], *, router_metadata: bool = False) -> ChatCompletion:
         """POST /chat/completions without streaming.
+
+        `router_metadata` asks OpenRouter for `openrouter_metadata` (which models it tried, and how they fared).
 
         Raises:
             OpenRouterError: any failure, including a 200 whose choice finished with "error".
         """
-        response = await self._send("POST", "/chat/completions", json_body={**body, "stream": False}, auth=True)
+        response = await self._send(
+            "POST",
+            "/chat/completions",
+            json_body={**body, "stream": False},
+            auth=True,
+            headers=_metadata_header(router_metadata),
+        )
         completion = self._parse(response, ChatCompletion)
         for choice in completion.choices:
             if choice.finish_reason == "error" or choice.error:
@@ -105,7 +113,9 @@ class OpenRouterClient:
         return completion
 
     @asynccontextmanager
-    async def stream_chat_completion(self, body: Mapping[str, Any]) -> AsyncIterator[AsyncIterator[ChatChunk]]:
+    async def stream_chat_completion(
+        self, body: Mapping[str, Any], *, router_metadata: bool = False
+    ) -> AsyncIterator[AsyncIterator[ChatChunk]]:
         """POST /chat/completions with `stream: true`; yields an iterator of parsed chunks.
 
         Leaving the `async with` block (normally, on error, or by cancellation) closes the
@@ -117,7 +127,10 @@ class OpenRouterClient:
         """
         self._require_key("create_chat_completion")
         request = self._http.build_request(
-            "POST", self._base + "/chat/completions", json={**body, "stream": True}, headers=self._auth_headers()
+            "POST",
+            self._base + "/chat/completions",
+            json={**body, "stream": True},
+            headers={**self._auth_headers(), **_metadata_header(router_metadata)},
         )
         with self._translate_transport_errors():
             response = await self._http.send(request, stream=True)
@@ -150,13 +163,19 @@ class OpenRouterClient:
                     )
                 yield chunk
 
-    async def create_message(self, body: Mapping[str, Any]) -> MessagesResult:
+    async def create_message(self, body: Mapping[str, Any], *, router_metadata: bool = False) -> MessagesResult:
         """POST /messages (Anthropic Messages format), without streaming.
 
         Raises:
             OpenRouterError: any failure.
         """
-        response = await self._send("POST", "/messages", json_body={**body, "stream": False}, auth=True)
+        response = await self._send(
+            "POST",
+            "/messages",
+            json_body={**body, "stream": False},
+            auth=True,
+            headers=_metadata_header(router_metadata),
+        )
         return self._parse(response, MessagesResult)
 
     # --- account -----------------------------------------------------------------------------
@@ -242,13 +261,18 @@ class OpenRouterClient:
         params: Mapping[str, Any] | None = None,
         json_body: Any = None,
         auth: bool = False,
+        headers: Mapping[str, str] | None = None,
     ) -> httpx.Response:
         if auth:
             self._require_key(path.lstrip("/"))
         query = {k: _query_value(v) for k, v in (params or {}).items() if v is not None}
         with self._translate_transport_errors():
             response = await self._http.request(
-                method, self._base + path, params=query, json=json_body, headers=self._auth_headers()
+                method,
+                self._base + path,
+                params=query,
+                json=json_body,
+                headers={**self._auth_headers(), **headers} if headers else self._auth_headers(),
             )
         if response.status_code >= 400:
             raise self._status_error(response)
@@ -429,6 +453,10 @@ async def _sse_data(lines: AsyncIterator[str]) -> AsyncIterator[str]:
             buffer.append(value[1:] if value.startswith(" ") else value)
     if buffer:
         yield "\n".join(buffer)
+
+
+def _metadata_header(enabled: bool) -> dict[str, str]:
+    return {"X-OpenRouter-Metadata": "enabled"} if enabled else {}
 
 
 def _query_value(value: Any) -> str:

@@ -1,9 +1,10 @@
-"""Everything that can go wrong talking to OpenRouter, as one exception tree.
+"""Everything that can go wrong serving a call to OpenRouter, as one exception tree.
 
 ```
 OpenRouterError
 ├── ConfigurationError              our own set-up is wrong (no key, unreadable key file)
 │   └── MissingApiKeyError
+├── NotAllowedError                 our policy refuses the call (outside the persona's scope)
 ├── TransportError                  no HTTP answer at all
 │   ├── UpstreamTimeout             connect/read/write/pool timeout
 │   └── UpstreamConnectionError     refused, reset, DNS, TLS
@@ -49,6 +50,7 @@ __all__ = [
     "MalformedResponseError",
     "MidStreamError",
     "MissingApiKeyError",
+    "NotAllowedError",
     "NotFoundError",
     "OpenRouterError",
     "PayloadTooLargeError",
@@ -112,6 +114,12 @@ class MissingApiKeyError(ConfigurationError):
             "(the `env` block of your host's mcpServers entry), or OPENROUTER_API_KEY_FILE to a file "
             "readable only by you, then restart the server. Keys: https://openrouter.ai/settings/keys"
         )
+
+
+class NotAllowedError(OpenRouterError):
+    """The call is outside what this session's persona may do; nothing was sent upstream."""
+
+    kind = "not_allowed"
 
 
 class TransportError(OpenRouterError):

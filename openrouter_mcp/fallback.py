@@ -16,7 +16,7 @@ from typing import Any, Generic, TypeVar
 
 import anyio
 
-from openrouter_mcp.errors import OpenRouterError
+from openrouter_mcp.errors import OpenRouterError, UpstreamConnectionError, status_error_class
 from openrouter_mcp.personas import Persona
 from openrouter_mcp.routing import Action, Cooldowns, Decision, Route, decide, native_groups
 
@@ -174,6 +174,19 @@ def _decide_for_group(
     return decision
 
 
+def _passed_over(model: str, status: int | None, persona: Persona) -> Decision:
+    """The decision for a group member OpenRouter skipped: as if it had failed alone with that status.
+
+    Without a status (OpenRouter did not say) it is treated as an outage: cooled down, not blamed further.
+    """
+    error: OpenRouterError
+    if status is None:
+        error = UpstreamConnectionError("passed over by OpenRouter's fallback")
+    else:
+        error = status_error_class(status)("passed over by OpenRouter's fallback", status_code=status)
+    return decide(error, model, persona.fallback, retried=True)
+
+
 def _record_success(
     result: T,
     upstream: Upstream[T],
@@ -189,10 +202,13 @@ def _record_success(
     for model in models:
         if model == served:
             break
-        # Earlier members of the group were passed over: OpenRouter saw them fail (it says how, when asked).
+        # Passed over within the group: OpenRouter saw it fail, and says how when asked for its metadata.
         status = failed.get(model)
-        record.attempts.append(Attempt(model, "failed", status if isinstance(status, int) else None, None, None))
-        cooldowns.fail(model, persona.fallback)
+        status = status if isinstance(status, int) else None
+        decision = _passed_over(model, status, persona)
+        record.attempts.append(Attempt(model, "failed", status, None, None, decision.action.value))
+        for key in decision.cool:
+            cooldowns.fail(key, persona.fallback)
     record.attempts.append(Attempt(served, "answered", 200, None, latency))
     cooldowns.succeed(served)
     record.answered_by = served

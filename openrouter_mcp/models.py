@@ -189,6 +189,7 @@ class ChatCompletion(Wire):
     provider: str | None = None
     choices: list[ChatChoice] = Field(default_factory=list)
     usage: Usage | None = None
+    openrouter_metadata: dict[str, Any] | None = None
 
 
 class ToolCallDelta(Wire):

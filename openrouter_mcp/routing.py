@@ -255,7 +255,8 @@ def _unfit(
             return "price_unknown", f"{kind} price unknown, and the persona caps it at ${limit:g}/M"
         if price > limit + 1e-12:
             return "over_price_ceiling", f"{kind} ${price:g}/M is over the persona's ${limit:g}/M"
-    if persona.provider.zdr and zdr_models is not None and entry.id not in zdr_models:
+    # ZDR endpoints name their model by permaslug (`canonical_slug`), not by routable id: accept either.
+    if persona.provider.zdr and zdr_models is not None and not {entry.id, entry.model.canonical_slug} & zdr_models:
         return "excluded_by_privacy", "no Zero-Data-Retention endpoint, and the persona requires ZDR"
     if cooldowns is not None:
         blocked = cooldowns.blocking(entry.id)
@@ -277,9 +278,12 @@ def _ranked(
 ) -> tuple[list[Candidate], dict[str, int]]:
     fit: list[ModelEntry] = []
     ranked_out: dict[str, int] = {}
+    seen = set(skip)
     for entry in catalog.values():
-        if entry.id in skip or "text" not in entry.output_modalities:
+        # The catalog may map several keys (id, canonical slug) to one entry: rank each model once.
+        if entry.id in seen or "text" not in entry.output_modalities:
             continue
+        seen.add(entry.id)
         problem = _unfit(entry, persona, request, cooldowns, zdr_models)
         if problem is None and cap is not None and _pricier(entry, cap):
             problem = ("pricier_than_primary", "")

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING
 import anyio
 
 from openrouter_mcp.config import Settings
+from openrouter_mcp.personas import BUILTIN, PersonasConfig
+from openrouter_mcp.routing import Cooldowns
 
 if TYPE_CHECKING:
     import httpx
@@ -25,8 +27,24 @@ if TYPE_CHECKING:
 class AppState:
     """Shared resources, opened lazily so that start-up imports and builds nothing it does not need."""
 
-    def __init__(self, settings: Settings, *, http_client: httpx.AsyncClient | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        http_client: httpx.AsyncClient | None = None,
+        personas: PersonasConfig = BUILTIN,
+        bound_persona: str | None = None,
+    ) -> None:
+        """`bound_persona` binds every session of this process to one persona (stdio: `--persona`).
+
+        Raises:
+            PersonaError: `bound_persona` names no persona in `personas`.
+        """
         self.settings = settings
+        self.personas = personas
+        self.bound_persona = personas.get(bound_persona) if bound_persona else None
+        # One record of failed models per process: rate limits are per account, whoever is calling.
+        self.cooldowns = Cooldowns()
         self._injected_http = http_client
         self._client: OpenRouterClient | None = None
         self._catalog: Catalog | None = None

@@ -85,7 +85,7 @@ async def test_every_chat_parameter_reaches_openrouter_in_its_wire_shape(client:
     assert not result.is_error
     body = sim.requests[-1].body
     assert body["provider"]["max_price"] == {"prompt": "1", "completion": "2"}
-    assert body["models"] == args["models"] and body["stream"] is False
+    assert body["models"][0] == "anthropic/claude-sonnet-4" and body["stream"] is False
     assert body["reasoning"] == {"effort": "low"} and body["max_tokens"] == 64
     validate_request("post", "/chat/completions", body)
 
@@ -133,7 +133,7 @@ async def test_a_mid_stream_error_is_reported_with_the_text_that_had_arrived(cli
 
 
 async def test_a_200_carrying_an_error_is_an_error_result(client: Client, sim: Simulator) -> None:
-    sim.model_faults["openai/gpt-4o"] = Fault(error_in_200=True)
+    sim.path_faults["/chat/completions"] = Fault(error_in_200=True)
     result = await call(client, "create_chat_completion", {"model": "openai/gpt-4o", "messages": HELLO})
     assert "error_in_response" in error_text(result)
 
@@ -142,7 +142,7 @@ async def test_a_200_carrying_an_error_is_an_error_result(client: Client, sim: S
     ("fault", "expected"),
     [
         (Fault(status=402), ["payment_required", "HTTP 402", "settings/credits", "Do not retry"]),
-        (Fault(status=429, retry_after=2), ["rate_limited", "HTTP 429", "Retry after 2 s", '"retry_after_seconds":2']),
+        (Fault(status=429, retry_after=5), ["rate_limited", "HTTP 429", "Retry after 5 s", '"retry_after_seconds":5']),
         (Fault(status=503), ["unavailable", "HTTP 503", "Retrying may succeed"]),
         (Fault(status=502), ["bad_gateway", "HTTP 502"]),
         (Fault(malformed=True), ["malformed_response"]),
@@ -151,14 +151,15 @@ async def test_a_200_carrying_an_error_is_an_error_result(client: Client, sim: S
 async def test_upstream_failures_become_actionable_error_results(
     client: Client, sim: Simulator, fault: Fault, expected: list[str]
 ) -> None:
-    sim.model_faults["openai/gpt-4o"] = fault
+    # Every model fails (the whole endpoint is down), so fallback cannot hide the error class under test.
+    sim.path_faults["/chat/completions"] = fault
     text = error_text(await call(client, "create_chat_completion", {"model": "openai/gpt-4o", "messages": HELLO}))
     for fragment in expected:
         assert fragment in text
 
 
 async def test_a_slow_upstream_times_out_with_a_retryable_error(settings: Settings, sim: Simulator) -> None:
-    sim.model_faults["openai/gpt-4o"] = Fault(latency=2.0)
+    sim.path_faults["/chat/completions"] = Fault(latency=2.0)
     fast = Settings(api_key=settings.api_key, base_url=settings.base_url, read_timeout=0.3)
     async with Client(build_server(fast)) as client:
         text = error_text(await call(client, "create_chat_completion", {"model": "openai/gpt-4o", "messages": HELLO}))
@@ -204,7 +205,7 @@ async def test_create_message_speaks_anthropic_format(client: Client, sim: Simul
 
 
 async def test_create_message_errors_use_the_anthropic_envelope(client: Client, sim: Simulator) -> None:
-    sim.model_faults["anthropic/claude-sonnet-4"] = Fault(status=429, retry_after=5)
+    sim.path_faults["/messages"] = Fault(status=429, retry_after=5)
     text = error_text(await call(client, "create_message", {"model": "anthropic/claude-sonnet-4", "messages": HELLO}))
     assert "HTTP 429" in text and "Retry after 5 s" in text
 

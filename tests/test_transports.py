@@ -55,6 +55,7 @@ ALL_TOOLS = {
     "list_zdr_endpoints",
     "list_providers",
     "get_models_count",
+    "route_request",
 }
 
 #: Bounds for the waits on processes: start-up includes imports on a busy 2-core machine.
@@ -271,13 +272,19 @@ async def exercise(client: Client, sim: Simulator, seen: list[str]) -> None:
     async def ignore_progress(progress: float, total: float | None, message: str | None) -> None:
         seen.append(message or "")
 
-    sim.model_faults["anthropic/claude-sonnet-4"] = Fault(status=429, retry_after=2)
+    # A rate-limited model is replaced by a fallback, and the result says so.
+    sim.model_faults["anthropic/claude-sonnet-4"] = Fault(status=429, retry_after=30)
+    rescued = structured(await call(client, seen, "create_chat_completion", chat("anthropic/claude-sonnet-4", "Hi")))
+    assert rescued["model"] != "anthropic/claude-sonnet-4" and rescued["routing"]["fallback_used"] is True
+
+    sim.path_faults["/chat/completions"] = Fault(status=429, retry_after=5)
     args = chat("anthropic/claude-sonnet-4", "Hello?")
     # With progress requested, as hosts do: the error must still reach the model as a readable result.
     limited = await call(client, seen, "create_chat_completion", args, progress_callback=ignore_progress)
     assert limited.is_error
     assert "HTTP 429" in text_of(limited)
-    assert "Retry after 2 s" in text_of(limited)
+    assert "Retry after 5 s" in text_of(limited)
+    del sim.path_faults["/chat/completions"]
 
     resources = await client.list_resources()
     assert "openrouter://models" in {str(resource.uri) for resource in resources.resources}

@@ -6,6 +6,7 @@ OpenRouter reports: served model and provider, generation id, tokens and `usage.
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any, Literal
 
 from mcp.server.mcpserver import Context
@@ -13,11 +14,21 @@ from mcp.types import ToolAnnotations
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_serializer
 
 from openrouter_mcp.errors import MidStreamError
+from openrouter_mcp.fallback import RoutingRecord
 from openrouter_mcp.models import ChatCompletion, MessagesResult
+from openrouter_mcp.routing import RouteRequest
 from openrouter_mcp.state import AppState
 from openrouter_mcp.streaming import ChatStreamAggregator
 from openrouter_mcp.tools.progress import ProgressReporter
 from openrouter_mcp.tools.registry import ToolInput, ToolOutput, ToolSpec
+from openrouter_mcp.tools.routing import (
+    PERSONA_FIELD,
+    TASK_FIELD,
+    persona_for,
+    plan,
+    provider_preferences,
+    run_routed,
+)
 
 SPENDS_CREDITS = ToolAnnotations(
     read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=True
@@ -90,6 +101,8 @@ ReasoningArg = Annotated[
 
 class ChatCompletionInput(ToolInput):
     messages: list[ChatMessage] = Field(min_length=1, description="The conversation, oldest first.")
+    persona: str | None = PERSONA_FIELD
+    task: str | None = TASK_FIELD
     model: str | None = Field(None, description="e.g. 'openai/gpt-4o' (see list_available_models)")
     models: list[str] | None = Field(
         None, max_length=3, description="Fallback model ids tried in order if `model` fails"
@@ -143,9 +156,10 @@ class ChatCompletionOutput(ToolOutput):
     generation_id: str = Field(description="For get_generation")
     usage: UsageOut | None = None
     streamed: bool = False
+    routing: dict[str, Any] | None = Field(None, description="Candidates, attempts, and which model answered")
 
 
-def _chat_output(completion: ChatCompletion, *, streamed: bool) -> ChatCompletionOutput:
+def _chat_output(completion: ChatCompletion, *, streamed: bool, record: RoutingRecord) -> ChatCompletionOutput:
     choice = completion.choices[0] if completion.choices else None
     message = choice.message if choice else None
     content = message.content if message else None
@@ -167,28 +181,71 @@ def _chat_output(completion: ChatCompletion, *, streamed: bool) -> ChatCompletio
         generation_id=completion.id,
         usage=UsageOut.model_validate(usage.model_dump()) if usage else None,
         streamed=streamed,
+        routing=record.as_dict(),
     )
 
 
 async def create_chat_completion(args: ChatCompletionInput, state: AppState, ctx: Context) -> ChatCompletionOutput:
-    body = args.model_dump(mode="json", exclude_none=True, exclude={"stream"})
-    label = args.model or "the default model"
+    persona = persona_for(state, args.persona, "create_chat_completion")
+    body = args.model_dump(mode="json", exclude_none=True, exclude={"stream", "persona", "task"})
+    if persona.system_prompt and not any(m.role in ("system", "developer") for m in args.messages):
+        body["messages"] = [{"role": "system", "content": persona.system_prompt}, *body["messages"]]
+    if provider := provider_preferences(persona, body.get("provider")):
+        body["provider"] = provider
+    route = await plan(state, persona, _chat_route_request(args))
+    label = route.candidates[0].model_id if route.candidates else (args.model or "the default model")
     async with ProgressReporter(ctx, state.settings.heartbeat_interval, label) as progress:
-        if not args.stream:
-            completion = await state.client.create_chat_completion(body)
-            return _chat_output(completion, streamed=False)
-        aggregator = ChatStreamAggregator()
-        try:
-            async with state.client.stream_chat_completion(body) as chunks:
-                async for chunk in chunks:
-                    new_text = aggregator.add(chunk)
-                    if new_text:
-                        await progress.text(new_text, aggregator.chars)
-        except MidStreamError as exc:
-            # Whatever arrived before a mid-stream failure is reported, never silently dropped.
-            exc.partial_text = aggregator.text
-            raise
-        return _chat_output(aggregator.result(), streamed=True)
+
+        async def once(aimed: dict[str, Any]) -> ChatCompletion:
+            if not args.stream:
+                return await state.client.create_chat_completion(aimed, router_metadata=True)
+            return await _streamed(state, aimed, progress)
+
+        completion, record = await run_routed(state, persona, route, body, once, lambda c: c.model, _router_attempts)
+    return _chat_output(completion, streamed=args.stream, record=record)
+
+
+async def _streamed(state: AppState, body: dict[str, Any], progress: ProgressReporter) -> ChatCompletion:
+    aggregator = ChatStreamAggregator()
+    try:
+        async with state.client.stream_chat_completion(body, router_metadata=True) as chunks:
+            async for chunk in chunks:
+                new_text = aggregator.add(chunk)
+                if new_text:
+                    await progress.text(new_text, aggregator.chars)
+    except MidStreamError as exc:
+        # Text already streamed to the client is reported, never silently dropped or restarted elsewhere.
+        exc.partial_text = aggregator.text
+        raise
+    return aggregator.result()
+
+
+def _router_attempts(completion: ChatCompletion) -> list[dict[str, Any]]:
+    attempts = (completion.openrouter_metadata or {}).get("attempts")
+    return [a for a in attempts if isinstance(a, dict)] if isinstance(attempts, list) else []
+
+
+def _chat_route_request(args: ChatCompletionInput) -> RouteRequest:
+    response_type = (args.response_format or {}).get("type")
+    return RouteRequest(
+        requested_model=args.model,
+        fallback_models=tuple(args.models or ()),
+        task=args.task,
+        needs_tools=bool(args.tools) and args.tool_choice != "none",
+        needs_structured_output=response_type in ("json_object", "json_schema"),
+        has_images=any(_is_image(part) for m in args.messages if isinstance(m.content, list) for part in m.content),
+        prompt_tokens=_estimate_tokens([m.model_dump(exclude_none=True) for m in args.messages], args.tools),
+        max_tokens=args.max_tokens,
+    )
+
+
+def _is_image(part: dict[str, Any]) -> bool:
+    return part.get("type") in ("image_url", "image")
+
+
+def _estimate_tokens(*parts: Any) -> int:
+    # About four characters a token: only used to rule out models whose context is clearly too small.
+    return len(json.dumps(parts, default=str)) // 4
 
 
 class AnthropicMessage(_Strict):
@@ -197,8 +254,10 @@ class AnthropicMessage(_Strict):
 
 
 class MessageInput(ToolInput):
-    model: str = Field(description="Model id like 'anthropic/claude-sonnet-4'.")
     messages: list[AnthropicMessage] = Field(min_length=1, description="The conversation, oldest first.")
+    model: str | None = Field(None, description="e.g. 'anthropic/claude-sonnet-4'; or let the persona choose")
+    persona: str | None = PERSONA_FIELD
+    task: str | None = TASK_FIELD
     max_tokens: int | None = Field(None, ge=1)
     system: str | list[dict[str, Any]] | None = None
     temperature: float | None = Field(None, ge=0, le=1)
@@ -230,9 +289,10 @@ class MessageOutput(ToolOutput):
     provider: str | None = None
     generation_id: str = Field(description="For get_generation")
     usage: MessageUsageOut | None = None
+    routing: dict[str, Any] | None = Field(None, description="Candidates, attempts, and which model answered")
 
 
-def _message_output(result: MessagesResult) -> MessageOutput:
+def _message_output(result: MessagesResult, record: RoutingRecord) -> MessageOutput:
     text = "".join(str(block.get("text", "")) for block in result.content if block.get("type") == "text")
     return MessageOutput(
         text=text,
@@ -242,13 +302,41 @@ def _message_output(result: MessagesResult) -> MessageOutput:
         provider=result.provider,
         generation_id=result.id,
         usage=MessageUsageOut.model_validate(result.usage) if result.usage else None,
+        routing=record.as_dict(),
     )
 
 
 async def create_message(args: MessageInput, state: AppState, ctx: Context) -> MessageOutput:
-    body = args.model_dump(mode="json", exclude_none=True)
-    async with ProgressReporter(ctx, state.settings.heartbeat_interval, args.model):
-        return _message_output(await state.client.create_message(body))
+    persona = persona_for(state, args.persona, "create_message")
+    body = args.model_dump(mode="json", exclude_none=True, exclude={"persona", "task"})
+    if persona.system_prompt and args.system is None:
+        body["system"] = persona.system_prompt
+    if provider := provider_preferences(persona, body.get("provider")):
+        body["provider"] = provider
+    route = await plan(state, persona, _message_route_request(args))
+    if route.openrouter_default:
+        raise ValueError("create_message needs `model`, or a persona that lists models or sets max_price")
+    label = route.candidates[0].model_id if route.candidates else "the model"
+    async with ProgressReporter(ctx, state.settings.heartbeat_interval, label):
+
+        async def once(aimed: dict[str, Any]) -> MessagesResult:
+            return await state.client.create_message(aimed, router_metadata=True)
+
+        result, record = await run_routed(state, persona, route, body, once, lambda r: r.model, lambda r: [])
+    return _message_output(result, record)
+
+
+def _message_route_request(args: MessageInput) -> RouteRequest:
+    return RouteRequest(
+        requested_model=args.model,
+        fallback_models=tuple(args.models or ()),
+        task=args.task,
+        needs_tools=bool(args.tools) and (args.tool_choice or {}).get("type") != "none",
+        needs_structured_output=False,
+        has_images=any(_is_image(b) for m in args.messages if isinstance(m.content, list) for b in m.content),
+        prompt_tokens=_estimate_tokens(args.system, [m.model_dump() for m in args.messages], args.tools),
+        max_tokens=args.max_tokens,
+    )
 
 
 CHAT_TOOLS: list[ToolSpec[Any, Any]] = [
