@@ -19,9 +19,10 @@ import anyio
 import anyio.from_thread
 import anyio.lowlevel
 
-from openrouter_mcp import __version__
+from openrouter_mcp import __version__, personas
 from openrouter_mcp.config import Settings
 from openrouter_mcp.errors import ConfigurationError
+from openrouter_mcp.personas import DEFAULT_PERSONAS_PATH, PERSONAS_ENV
 
 if TYPE_CHECKING:
     import httpx
@@ -53,6 +54,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="serve against a built-in SIMULATED OpenRouter (no key, no network; answers are fake)",
     )
+    parser.add_argument(
+        "--personas",
+        metavar="PATH",
+        help=f"personas file (TOML); default ${PERSONAS_ENV}, else {DEFAULT_PERSONAS_PATH} if it exists",
+    )
+    parser.add_argument("--persona", metavar="NAME", help="bind this server's sessions to one persona and its tools")
+    parser.add_argument(
+        "--check-personas",
+        action="store_true",
+        help="load the personas file, check its model ids against the live catalog, report, and exit",
+    )
     parser.add_argument("--log-level", default="WARNING", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
     parser.add_argument("--version", action="version", version=f"openrouter-mcp {__version__}")
     return parser.parse_args(argv)
@@ -65,22 +77,48 @@ def main(argv: list[str] | None = None) -> None:
     )
     try:
         settings = Settings.from_env()
-    except ConfigurationError as exc:
+        persona_config = personas.load(personas.resolve_path(args.personas))
+        if args.persona:
+            persona_config.get(args.persona)
+    except (ConfigurationError, personas.PersonaError) as exc:
         logger.error("configuration error: %s", exc)
         raise SystemExit(2) from None
+    if args.check_personas:
+        raise SystemExit(anyio.run(_check_personas, settings, persona_config))
     try:
-        anyio.run(_run, args, settings)
+        anyio.run(_run, args, settings, persona_config)
     except KeyboardInterrupt:
         pass
 
 
-async def _run(args: argparse.Namespace, settings: Settings) -> None:
+async def _check_personas(settings: Settings, config: personas.PersonasConfig) -> int:
+    """Report persona model ids missing from the catalog (with the closest real ids); 1 if any."""
+    from openrouter_mcp.client import OpenRouterClient
+    from openrouter_mcp.errors import OpenRouterError
+
+    client = OpenRouterClient(settings)
+    try:
+        page = await client.list_models({"output_modalities": "all"})
+    except OpenRouterError as exc:
+        logger.error("could not fetch the model catalog: %s", exc.message)
+        return 2
+    finally:
+        await client.aclose()
+    problems = personas.unknown_models(config, [model.id for model in page.data])
+    for problem in problems:
+        logger.error("%s", problem)
+    if not problems:
+        logger.warning("personas OK: %d persona(s), every model id is in the catalog", len(config.personas))
+    return 1 if problems else 0
+
+
+async def _run(args: argparse.Namespace, settings: Settings, persona_config: personas.PersonasConfig) -> None:
     from openrouter_mcp.server import build_server
 
     http_client: httpx.AsyncClient | None = None
     if args.demo:
         settings, http_client = _demo(settings)
-    server = build_server(settings, http_client=http_client)
+    server = build_server(settings, http_client=http_client, personas=persona_config, bound_persona=args.persona)
     try:
         if args.transport == "stdio":
             await _serve_stdio(server)

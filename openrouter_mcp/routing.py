@@ -8,6 +8,7 @@ that several models share) so later requests skip them until they recover.
 
 from __future__ import annotations
 
+import difflib
 import math
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -203,7 +204,9 @@ def plan_route(
         seen.add(model_id)
         entry = catalog.get(model_id)
         if entry is None:
-            exclusions.append(Exclusion(model_id, "not_in_catalog", "no such model in OpenRouter's catalog"))
+            close = difflib.get_close_matches(model_id, list(catalog), n=3, cutoff=0.5)
+            hint = f"; closest: {', '.join(close)}" if close else ""
+            exclusions.append(Exclusion(model_id, "not_in_catalog", f"no such model in OpenRouter's catalog{hint}"))
             continue
         problem = _unfit(entry, persona, request, cooldowns, zdr_models)
         if problem is not None:

@@ -11,7 +11,9 @@ from mcp.server.subscriptions import InMemorySubscriptionBus
 
 from openrouter_mcp import __version__
 from openrouter_mcp.config import Settings
+from openrouter_mcp.personas import BUILTIN, PersonasConfig
 from openrouter_mcp.resources import register_resources
+from openrouter_mcp.scopes import ToolScope, register_persona_prompts
 from openrouter_mcp.state import AppState
 from openrouter_mcp.tools import ALL_TOOLS
 from openrouter_mcp.tools.registry import build_tool
@@ -27,9 +29,21 @@ INSTRUCTIONS = (
 )
 
 
-def build_server(settings: Settings, *, http_client: httpx.AsyncClient | None = None) -> MCPServer[AppState]:
-    """The configured server. `http_client` is injected by tests, the demo and benchmarks."""
-    state = AppState(settings, http_client=http_client)
+def build_server(
+    settings: Settings,
+    *,
+    http_client: httpx.AsyncClient | None = None,
+    personas: PersonasConfig = BUILTIN,
+    bound_persona: str | None = None,
+) -> MCPServer[AppState]:
+    """The configured server. `http_client` is injected by tests, the demo and benchmarks.
+
+    `bound_persona` binds every session to one persona: it sees only that persona's tools and prompt.
+
+    Raises:
+        PersonaError: `bound_persona` is not defined in `personas`.
+    """
+    state = AppState(settings, http_client=http_client, personas=personas, bound_persona=bound_persona)
 
     @asynccontextmanager
     async def lifespan(_: MCPServer[AppState]) -> AsyncIterator[AppState]:
@@ -46,6 +60,8 @@ def build_server(settings: Settings, *, http_client: httpx.AsyncClient | None = 
         tools=[build_tool(spec) for spec in ALL_TOOLS],
         lifespan=lifespan,
         subscriptions=bus,
+        middleware=[ToolScope()],
     )
     register_resources(server, bus=bus)
+    register_persona_prompts(server, personas, state.bound_persona)
     return server

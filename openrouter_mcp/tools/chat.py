@@ -186,7 +186,7 @@ def _chat_output(completion: ChatCompletion, *, streamed: bool, record: RoutingR
 
 
 async def create_chat_completion(args: ChatCompletionInput, state: AppState, ctx: Context) -> ChatCompletionOutput:
-    persona = persona_for(state, args.persona, "create_chat_completion")
+    persona = persona_for(state, ctx, args.persona, "create_chat_completion")
     body = args.model_dump(mode="json", exclude_none=True, exclude={"stream", "persona", "task"})
     if persona.system_prompt and not any(m.role in ("system", "developer") for m in args.messages):
         body["messages"] = [{"role": "system", "content": persona.system_prompt}, *body["messages"]]
@@ -307,7 +307,7 @@ def _message_output(result: MessagesResult, record: RoutingRecord) -> MessageOut
 
 
 async def create_message(args: MessageInput, state: AppState, ctx: Context) -> MessageOutput:
-    persona = persona_for(state, args.persona, "create_message")
+    persona = persona_for(state, ctx, args.persona, "create_message")
     body = args.model_dump(mode="json", exclude_none=True, exclude={"persona", "task"})
     if persona.system_prompt and args.system is None:
         body["system"] = persona.system_prompt

@@ -21,6 +21,7 @@ from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, ConfigDict
 
 from openrouter_mcp.errors import OpenRouterError
+from openrouter_mcp.scopes import check_tool_allowed
 from openrouter_mcp.state import AppState
 
 logger = logging.getLogger(__name__)
@@ -65,6 +66,7 @@ def build_tool(spec: ToolSpec[Any, Any]) -> Tool:
         args = spec.input_model.model_construct(**fields)
         state = cast(AppState, ctx.request_context.lifespan_context)
         try:
+            check_tool_allowed(state, spec.name, ctx.request_context)
             result = await spec.handler(args, state, ctx)
         except OpenRouterError as exc:
             return error_result(spec.name, exc)

@@ -17,6 +17,7 @@ from openrouter_mcp import fallback
 from openrouter_mcp.errors import NotAllowedError
 from openrouter_mcp.personas import Persona
 from openrouter_mcp.routing import Route, RouteRequest, plan_route
+from openrouter_mcp.scopes import session_persona
 from openrouter_mcp.state import AppState
 from openrouter_mcp.tools.registry import READ_ONLY, ToolInput, ToolOutput, ToolSpec
 
@@ -28,14 +29,14 @@ PERSONA_FIELD = Field(
 TASK_FIELD = Field(None, description="e.g. code, review, summarize, vision: picks the persona's models for it")
 
 
-def persona_for(state: AppState, name: str | None, tool: str) -> Persona:
+def persona_for(state: AppState, ctx: Context, name: str | None, tool: str) -> Persona:
     """The persona a call runs under, enforcing this session's binding and the persona's tool scope.
 
     Raises:
         NotAllowedError: the session is bound to another persona, or the persona may not use `tool`.
         PersonaError: no persona has that name.
     """
-    bound = state.bound_persona
+    bound = session_persona(state, ctx.request_context)
     if bound is not None and name not in (None, bound.name):
         raise NotAllowedError(f"this session is bound to persona {bound.name!r}; it cannot act as {name!r}")
     persona = bound or state.personas.get(name)
@@ -138,7 +139,7 @@ class RouteOutput(ToolOutput):
 
 
 async def route_request(args: RouteInput, state: AppState, ctx: Context) -> RouteOutput:
-    persona = persona_for(state, args.persona, "create_chat_completion")
+    persona = persona_for(state, ctx, args.persona, "create_chat_completion")
     request = RouteRequest(
         requested_model=args.model,
         task=args.task,
