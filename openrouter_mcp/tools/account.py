@@ -44,10 +44,10 @@ async def get_credits(args: NoInput, state: AppState, ctx: Context) -> CreditsOu
 
 class KeyOutput(ToolOutput):
     label: str | None = None
-    limit: float | None = Field(None, description="USD; absent = unlimited")
+    limit: float | None = None
     limit_remaining: float | None = None
     limit_reset: str | None = None
-    usage: float | None = Field(None, description="USD, all time")
+    usage: float | None = None
     usage_daily: float | None = None
     usage_weekly: float | None = None
     usage_monthly: float | None = None
@@ -116,7 +116,7 @@ ACCOUNT_TOOLS: list[ToolSpec[Any, Any]] = [
     ToolSpec(
         name="get_current_key",
         title="Current API key",
-        description="The configured key's label, spending limit, remaining limit and usage by day/week/month.",
+        description="The key's label, spending limit (none = unlimited), remaining limit and USD usage by period.",
         input_model=NoInput,
         output_model=KeyOutput,
         annotations=READ_ONLY,
@@ -134,10 +134,7 @@ ACCOUNT_TOOLS: list[ToolSpec[Any, Any]] = [
     ToolSpec(
         name="create_coinbase_charge",
         title="Coinbase charge (retired)",
-        description=(
-            "Create a Coinbase Commerce charge to buy credits with crypto. OpenRouter retired this endpoint: "
-            "expect an error pointing to the web credits flow."
-        ),
+        description="Buy credits with crypto via Coinbase Commerce. Retired by OpenRouter: answers how to buy instead.",
         input_model=CoinbaseChargeInput,
         output_model=CoinbaseChargeOutput,
         annotations=MAKES_A_CHARGE,

@@ -50,7 +50,7 @@ class DetailInput(PageInput):
     detail: Literal["compact", "full"] = "compact"
 
 
-QUERY = "Words all found in id, name or description."
+QUERY = "Words to match in id, name, description"
 PARAMETERS = "e.g. tools,reasoning (all required)"
 IN_PRICE = "USD per 1M input tokens; 0 = free."
 

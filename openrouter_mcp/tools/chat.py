@@ -100,14 +100,24 @@ ReasoningArg = Annotated[
 
 
 class ChatCompletionInput(ToolInput):
-    messages: list[ChatMessage] = Field(min_length=1, description="The conversation, oldest first.")
+    messages: Annotated[
+        list[ChatMessage],
+        Field(min_length=1),
+        WithJsonSchema(
+            {
+                "type": "array",
+                "minItems": 1,
+                "items": {"type": "object", "required": ["role"]},
+                "description": "The conversation, oldest first: {role: system|developer|user|assistant|tool, "
+                "content: text or parts, name?, tool_call_id? (tool), tool_calls? (assistant)}",
+            }
+        ),
+    ]
     persona: str | None = PERSONA_FIELD
     task: str | None = TASK_FIELD
     model: str | None = Field(None, description="e.g. 'openai/gpt-4o' (see list_available_models)")
-    models: list[str] | None = Field(
-        None, max_length=3, description="Fallback model ids tried in order if `model` fails"
-    )
-    stream: bool = Field(False, description="Stream, sending progress as text arrives.")
+    models: list[str] | None = Field(None, max_length=3, description="Fallbacks if `model` fails")
+    stream: bool = Field(False, description="Progress notifications as text arrives")
     max_tokens: int | None = Field(None, ge=1)
     temperature: float | None = Field(None, ge=0, le=2)
     top_p: float | None = Field(None, ge=0, le=1)
@@ -149,14 +159,20 @@ class ChatCompletionOutput(ToolOutput):
     text: str = Field(description="The answer")
     reasoning: str | None = None
     refusal: str | None = None
-    tool_calls: list[ToolCallOut] | None = None
+    tool_calls: Annotated[
+        list[ToolCallOut] | None,
+        WithJsonSchema({"type": "array", "items": {"type": "object"}, "description": "[{id, name, arguments (JSON)}]"}),
+    ] = None
     finish_reason: str | None = None
     model: str = Field(description="The model that answered")
     provider: str | None = None
     generation_id: str = Field(description="For get_generation")
-    usage: UsageOut | None = None
+    usage: Annotated[
+        UsageOut | None,
+        WithJsonSchema({"type": "object", "description": "prompt_tokens, completion_tokens, total_tokens, cost (USD)"}),
+    ] = None
     streamed: bool = False
-    routing: dict[str, Any] | None = Field(None, description="Candidates, attempts, and which model answered")
+    routing: dict[str, Any] | None = None
 
 
 def _chat_output(completion: ChatCompletion, *, streamed: bool, record: RoutingRecord) -> ChatCompletionOutput:
@@ -254,7 +270,18 @@ class AnthropicMessage(_Strict):
 
 
 class MessageInput(ToolInput):
-    messages: list[AnthropicMessage] = Field(min_length=1, description="The conversation, oldest first.")
+    messages: Annotated[
+        list[AnthropicMessage],
+        Field(min_length=1),
+        WithJsonSchema(
+            {
+                "type": "array",
+                "minItems": 1,
+                "items": {"type": "object", "required": ["role", "content"]},
+                "description": "The conversation, oldest first: {role: user|assistant, content: text or blocks}",
+            }
+        ),
+    ]
     model: str | None = Field(None, description="e.g. 'anthropic/claude-sonnet-4'; or let the persona choose")
     persona: str | None = PERSONA_FIELD
     task: str | None = TASK_FIELD
@@ -288,8 +315,11 @@ class MessageOutput(ToolOutput):
     model: str = Field(description="The model that answered")
     provider: str | None = None
     generation_id: str = Field(description="For get_generation")
-    usage: MessageUsageOut | None = None
-    routing: dict[str, Any] | None = Field(None, description="Candidates, attempts, and which model answered")
+    usage: Annotated[
+        MessageUsageOut | None,
+        WithJsonSchema({"type": "object", "description": "input_tokens, output_tokens, cost (USD)"}),
+    ] = None
+    routing: dict[str, Any] | None = None
 
 
 def _message_output(result: MessagesResult, record: RoutingRecord) -> MessageOutput:
@@ -344,8 +374,8 @@ CHAT_TOOLS: list[ToolSpec[Any, Any]] = [
         name="create_chat_completion",
         title="Chat completion",
         description=(
-            "Send a conversation to any OpenRouter model (OpenAI chat format) and get its answer, tool calls, "
-            "reasoning, served model/provider, generation id and cost. Spends credits."
+            "Chat with OpenRouter models (OpenAI format), with fallback: answer, tool calls, reasoning, "
+            "who answered, cost. Spends credits."
         ),
         input_model=ChatCompletionInput,
         output_model=ChatCompletionOutput,
@@ -355,10 +385,7 @@ CHAT_TOOLS: list[ToolSpec[Any, Any]] = [
     ToolSpec(
         name="create_message",
         title="Anthropic-format message",
-        description=(
-            "Send a conversation in Anthropic Messages format (content blocks, tool_use, thinking) to an "
-            "OpenRouter model. Spends credits."
-        ),
+        description="Chat in Anthropic Messages format (blocks, tool_use, thinking), with fallback. Spends credits.",
         input_model=MessageInput,
         output_model=MessageOutput,
         annotations=SPENDS_CREDITS,

@@ -44,7 +44,8 @@ OutT = TypeVar("OutT", bound=ToolOutput)
 
 Handler = Callable[[InT, AppState, Context], Awaitable[OutT]]
 
-READ_ONLY = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=True)
+# destructiveHint is left out: the spec gives it meaning only for tools that are not read-only.
+READ_ONLY = ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=True)
 
 
 @dataclass(frozen=True)
@@ -84,12 +85,12 @@ def build_tool(spec: ToolSpec[Any, Any]) -> Tool:
         name=spec.name,
         title=spec.title,
         description=spec.description,
-        parameters=lean_schema(spec.input_model.model_json_schema(by_alias=True), nullable=False),
+        parameters=lean_schema(spec.input_model.model_json_schema(by_alias=True)),
         fn_metadata=FuncMetadata(
             arg_model=spec.input_model,
             output_model=spec.output_model,
             output_schema=lean_schema(
-                spec.output_model.model_json_schema(by_alias=True, mode="serialization"), nullable=False
+                spec.output_model.model_json_schema(by_alias=True, mode="serialization"), result=True
             ),
         ),
         is_async=True,
@@ -98,40 +99,37 @@ def build_tool(spec: ToolSpec[Any, Any]) -> Tool:
     )
 
 
-def lean_schema(schema: Any, *, nullable: bool = True) -> Any:
+def lean_schema(schema: Any, *, result: bool = False) -> Any:
     """The same JSON Schema with pydantic's verbosity removed, since hosts send it to the model every turn.
 
     Drops generated `title`s, `default: null` and `additionalProperties: true` (the JSON Schema
-    default), and folds `anyOf: [{type: T}, {type: null}]` into `type: [T, "null"]`, or into `T` when
-    `nullable` is false (results omit absent fields rather than send null). Validation is unchanged:
+    default), and folds `anyOf: [T, {type: null}]` into `T`: an optional argument is one you may
+    leave out (pydantic still accepts an explicit null), and results leave absent fields out. For a
+    `result` schema, defaults go too: a result always carries its values. Validation is unchanged:
     pydantic still checks arguments and results against the models themselves.
     """
     if isinstance(schema, list):
-        return [lean_schema(item, nullable=nullable) for item in schema]
+        return [lean_schema(item, result=result) for item in schema]
     if not isinstance(schema, dict):
         return schema
     out: dict[str, Any] = {}
     for key, value in schema.items():
-        if (key == "title" and isinstance(value, str)) or (key, value) in (
-            ("default", None),
-            ("additionalProperties", True),
-        ):
+        noise = (key == "title" and isinstance(value, str)) or (key == "default" and (value is None or result))
+        if noise or (key, value) == ("additionalProperties", True):
             continue
         if key == "properties" and isinstance(value, dict):
             # Property names are data, not keywords: keep every one, lean their schemas.
-            out[key] = {name: lean_schema(sub, nullable=nullable) for name, sub in value.items()}
+            out[key] = {name: lean_schema(sub, result=result) for name, sub in value.items()}
             continue
-        out[key] = lean_schema(value, nullable=nullable)
+        out[key] = lean_schema(value, result=result)
     branches = out.get("anyOf")
     if isinstance(branches, list) and {"type": "null"} in branches:
         others = [branch for branch in branches if branch != {"type": "null"}]
-        if not nullable:
-            del out["anyOf"]
-            out.update(others[0] if len(others) == 1 else {"anyOf": others})
-        elif len(others) == 1 and isinstance(others[0].get("type"), str) and not {"enum", "const"} & set(others[0]):
-            del out["anyOf"]
-            out.update(others[0])
-            out["type"] = [others[0]["type"], "null"]
+        del out["anyOf"]
+        out.update(others[0] if len(others) == 1 else {"anyOf": others})
+    if isinstance(out.get("type"), list) and "null" in out["type"]:
+        kinds = [kind for kind in out["type"] if kind != "null"]
+        out["type"] = kinds[0] if len(kinds) == 1 else kinds
     return out
 
 

@@ -23,10 +23,8 @@ from openrouter_mcp.tools.registry import READ_ONLY, ToolInput, ToolOutput, Tool
 
 T = TypeVar("T")
 
-PERSONA_FIELD = Field(
-    None, description="Persona choosing and bounding the model (see prompts); default persona if unset"
-)
-TASK_FIELD = Field(None, description="e.g. code, review, summarize, vision: picks the persona's models for it")
+PERSONA_FIELD = Field(None, description="Picks and bounds the model (default persona if unset)")
+TASK_FIELD = Field(None, description="e.g. code, summarize, vision")
 
 
 def persona_for(state: AppState, ctx: Context, name: str | None, tool: str) -> Persona:
@@ -121,20 +119,20 @@ async def run_routed(
 class RouteInput(ToolInput):
     persona: str | None = PERSONA_FIELD
     task: str | None = TASK_FIELD
-    model: str | None = Field(None, description="A model you would like; still bound by the persona")
+    model: str | None = None
     needs_tools: bool = False
     needs_structured_output: bool = False
     has_images: bool = False
-    prompt_tokens: int = Field(0, ge=0, description="Estimated prompt size")
+    prompt_tokens: int = Field(0, ge=0)
     max_tokens: int | None = Field(None, ge=1)
 
 
 class RouteOutput(ToolOutput):
     persona: str
     task: str | None = None
-    candidates: list[dict[str, Any]] = Field(description="In the order they would be tried")
+    candidates: list[dict[str, Any]]
     exclusions: list[dict[str, Any]]
-    ranked_out: dict[str, int] | None = Field(None, description="Catalog models skipped while ranking, by reason")
+    ranked_out: dict[str, int] | None = None
     openrouter_default: bool = False
 
 
@@ -167,7 +165,7 @@ ROUTING_TOOLS: list[ToolSpec[Any, Any]] = [
     ToolSpec(
         name="route_request",
         title="Which model would answer",
-        description="Which models a chat request would go to, in order, and why others are excluded. Calls no model.",
+        description="Which models a chat request would try, in order and why, and what is excluded. Calls no model.",
         input_model=RouteInput,
         output_model=RouteOutput,
         annotations=READ_ONLY,
