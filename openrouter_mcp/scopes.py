@@ -6,7 +6,7 @@ may use; a call to any other tool is refused with a clear error before anything 
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any
 
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.mcpserver import MCPServer
@@ -39,12 +39,17 @@ class ToolScope:
 
     async def __call__(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
         result = await call_next(ctx)
-        if ctx.method != "tools/list" or not isinstance(result, ListToolsResult):
+        if ctx.method != "tools/list" or not isinstance(ctx.lifespan_context, AppState):
             return result
-        persona = session_persona(cast(AppState, ctx.lifespan_context), ctx)
+        persona = session_persona(ctx.lifespan_context, ctx)
         if persona is None or persona.tools is None:
             return result
-        return result.model_copy(update={"tools": [tool for tool in result.tools if persona.allows_tool(tool.name)]})
+        # The handler's result arrives already shaped for the wire: a dict whose `tools` are dicts.
+        if isinstance(result, dict) and isinstance(result.get("tools"), list):
+            return {**result, "tools": [t for t in result["tools"] if persona.allows_tool(str(t.get("name")))]}
+        if isinstance(result, ListToolsResult):
+            return result.model_copy(update={"tools": [t for t in result.tools if persona.allows_tool(t.name)]})
+        return result
 
 
 def register_persona_prompts(server: MCPServer[Any], personas: PersonasConfig, bound: Persona | None) -> None:

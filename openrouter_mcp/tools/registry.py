@@ -141,7 +141,7 @@ def error_result(tool: str, exc: OpenRouterError) -> CallToolResult:
     if exc.retryable:
         wait = exc.retry_after
         advice = f"Retry after {wait:g} s." if wait is not None else "Retrying may succeed."
-    headline = f"OpenRouter {exc.kind} error{status}: {exc.message} {advice}"
+    headline = f"{tool} failed: {exc.kind}{status}: {exc.message} {advice}"
     logger.info("tool %s failed: %s%s", tool, exc.kind, status)
     text = headline + "\n" + json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
     return CallToolResult(content=[TextContent(type="text", text=text)], is_error=True)
