@@ -1,0 +1,1 @@
+"""Benchmarks that print Markdown tables (never assertions). See bench/README.md."""

@@ -1,0 +1,451 @@
+"""Per-call overhead over stdio: openrouter-mcp against a bare MCPServer and against no MCP at all.
+
+`python -m bench.overhead [--calls 200] [--warmup 20] [--latency 0.05] [--mode legacy|auto] [--profile]`
+
+The simulated OpenRouter runs in its own process on loopback and answers after `--latency` seconds.
+Three targets make the same upstream request, interleaved: every round calls each target once, in a
+fresh random order, so drift and whatever one call leaves running affect all alike:
+
+- direct: this process calls the upstream with `httpx.AsyncClient`, no MCP;
+- bare: `bench/bare_server.py` over stdio, one tool per scenario, one shared HTTP client, nothing else;
+- ours: `python -m openrouter_mcp` over stdio, key and base URL from the environment.
+
+Both servers are driven by the real `mcp.Client` (`--mode legacy`, the `initialize` handshake of
+today's hosts, by default), so a figure includes what a host pays (framing, validation of the
+result against the tool's output schema) as well as what the server does. Floors with no upstream
+request (the protocol's `ping`, and a no-op tool on the bare server) are measured in the same rounds.
+`--profile` then runs both servers in this process under cProfile and diffs their per-call costs.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as `python bench/overhead.py`: make `bench` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import argparse  # noqa: E402
+import cProfile  # noqa: E402
+import json  # noqa: E402
+import logging  # noqa: E402
+import pstats  # noqa: E402
+import random  # noqa: E402
+import statistics  # noqa: E402
+import time  # noqa: E402
+import warnings  # noqa: E402
+from collections.abc import Awaitable, Callable  # noqa: E402
+from contextlib import AsyncExitStack  # noqa: E402
+from dataclasses import dataclass, field  # noqa: E402
+from typing import Any  # noqa: E402
+
+import anyio  # noqa: E402
+import httpx  # noqa: E402
+from mcp import Client  # noqa: E402
+from mcp.shared.exceptions import MCPDeprecationWarning  # noqa: E402
+from mcp.types import CallToolResult  # noqa: E402
+from pydantic import SecretStr  # noqa: E402
+
+from bench._harness import (  # noqa: E402
+    BARE,
+    BENCH_KEY,
+    MODES,
+    OURS,
+    REPO,
+    HarnessError,
+    Summary,
+    checked,
+    emit,
+    machine_line,
+    ms,
+    note,
+    result_text,
+    server_env,
+    shuffled,
+    stdio_client,
+    table,
+    upstream,
+)
+from bench.bare_server import build as build_bare  # noqa: E402
+from openrouter_mcp import __version__  # noqa: E402
+from openrouter_mcp.config import Settings  # noqa: E402
+from openrouter_mcp.server import build_server  # noqa: E402
+
+#: The issue's target: ours at most this much slower than the bare tool, at the median.
+TARGET_OVER_BARE = 0.0005
+
+CATALOG_LIMIT = 5
+PROMPT = [{"role": "user", "content": "Say hello in five words."}]
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One kind of call: the tool (same name and arguments on both servers) and its upstream request."""
+
+    label: str
+    tool: str
+    arguments: dict[str, Any]
+    method: str
+    path: str
+    params: dict[str, str] | None = None
+    body: dict[str, Any] | None = None
+    #: Direct calls keep the first `limit` models of the answer, as the catalog tools do.
+    limit: int | None = None
+    #: Whether ours reaches the upstream on every call (the catalog is cached, so it does not).
+    ours_calls_upstream: bool = True
+
+
+#: Floors, with no upstream request: the protocol's `ping` (transport and dispatch only, on both servers),
+#: and a tool call of the bare server's `ping` tool (adds tool dispatch; ours has no such tool).
+PING_REQUEST = Scenario(label="MCP `ping` request", tool="", arguments={}, method="", path="")
+PING_TOOL = Scenario(label='tool call `ping` → "pong"', tool="ping", arguments={}, method="", path="")
+FLOORS = ((PING_REQUEST, ("bare", "ours")), (PING_TOOL, ("bare",)))
+
+
+def floors(mode: str) -> tuple[tuple[Scenario, tuple[str, ...]], ...]:
+    # The 2026-07-28 protocol, which "auto" adopts, has no `ping`.
+    return FLOORS if mode == "legacy" else FLOORS[1:]
+
+
+def chat_scenario(model: str) -> Scenario:
+    arguments = {"model": model, "messages": PROMPT, "max_tokens": 16}
+    return Scenario(
+        label="create_chat_completion (non-stream)",
+        tool="create_chat_completion",
+        arguments=arguments,
+        method="POST",
+        path="/chat/completions",
+        body={**arguments, "stream": False},
+    )
+
+
+def catalog_scenario(tools: set[str]) -> Scenario | None:
+    """The catalog query ours supports: list_available_models if registered, else get_models_count."""
+    if "list_available_models" in tools:
+        return Scenario(
+            label=f"list_available_models (limit={CATALOG_LIMIT})",
+            tool="list_available_models",
+            arguments={"limit": CATALOG_LIMIT},
+            method="GET",
+            path="/models",
+            params={"output_modalities": "all"},
+            limit=CATALOG_LIMIT,
+            ours_calls_upstream=False,
+        )
+    if "get_models_count" in tools:
+        return Scenario(
+            label="get_models_count", tool="get_models_count", arguments={}, method="GET", path="/models/count"
+        )
+    return None
+
+
+@dataclass
+class Targets:
+    base_url: str
+    http: httpx.AsyncClient
+    clients: dict[str, Client]
+    headers: dict[str, str] = field(
+        default_factory=lambda: {
+            "HTTP-Referer": "https://github.com/openrouter-mcp/openrouter-mcp",
+            "X-OpenRouter-Title": "openrouter-mcp",
+            "User-Agent": f"openrouter-mcp/{__version__}",
+            "Authorization": f"Bearer {BENCH_KEY}",
+        }
+    )
+
+    async def direct(self, scenario: Scenario) -> Any:
+        response = await self.http.request(
+            scenario.method,
+            self.base_url + scenario.path,
+            params=scenario.params,
+            json=scenario.body,
+            headers=self.headers,
+        )
+        response.raise_for_status()
+        data = response.json()
+        return data["data"][: scenario.limit] if scenario.limit is not None else data
+
+    async def tool(self, name: str, scenario: Scenario) -> CallToolResult:
+        return checked(await self.clients[name].call_tool(scenario.tool, scenario.arguments), f"{name} {scenario.tool}")
+
+    def caller(self, target: str, scenario: Scenario) -> Callable[[], Awaitable[Any]]:
+        if scenario is PING_REQUEST:
+            return self.clients[target].send_ping
+        if target == "direct":
+            return lambda: self.direct(scenario)
+        return lambda: self.tool(target, scenario)
+
+
+def verify(scenario: Scenario, target: str, answer: Any) -> None:
+    """Check a first answer is the real thing, not merely "not an error".
+
+    Raises:
+        HarnessError: the answer does not look like what the upstream request returns.
+    """
+    if scenario is PING_REQUEST:
+        ok = True  # an error answer raises
+    elif scenario is PING_TOOL:
+        ok = result_text(answer) == "pong"
+    elif target == "direct":
+        ok = bool(answer) if scenario.limit is None else len(answer) == scenario.limit
+    elif scenario.tool == "create_chat_completion":
+        if target == "ours":
+            structured = answer.structured_content or {}
+            ok = bool(structured.get("text")) and structured.get("model") == scenario.arguments["model"]
+        else:
+            ok = bool(json.loads(result_text(answer))["choices"][0]["message"]["content"])
+    elif scenario.limit is not None and target == "bare":
+        ok = len(json.loads(result_text(answer))) == scenario.limit
+    else:
+        ok = bool(result_text(answer))
+    if not ok:
+        raise HarnessError(f"{target} {scenario.tool}: unexpected answer {str(answer)[:300]}")
+
+
+async def pick_model(targets: Targets) -> str:
+    """A plain paid text model of the simulated catalog, so the chat call is an ordinary one."""
+    response = await targets.http.get(targets.base_url + "/models", headers=targets.headers)
+    response.raise_for_status()
+    for model in response.json()["data"]:
+        architecture = model.get("architecture") or {}
+        if architecture.get("output_modalities") == ["text"] and not model["id"].endswith(":free"):
+            return str(model["id"])
+    raise HarnessError("the simulated catalog has no text model")
+
+
+@dataclass
+class Run:
+    scenarios: list[Scenario]
+    samples: dict[tuple[str, str], list[float]]
+    protocol: str
+    #: What the reader should know about the requests themselves (e.g. ours adding routing fallbacks).
+    remarks: list[str]
+
+
+async def measure(calls: int, warmup: int, latency: float, mode: str) -> Run:
+    with upstream(latency) as base_url:
+        env = server_env(base_url)
+        async with AsyncExitStack() as stack:
+            http = await stack.enter_async_context(httpx.AsyncClient(timeout=30.0))
+            clients = {
+                "bare": await stack.enter_async_context(stdio_client(BARE, env, mode)),
+                "ours": await stack.enter_async_context(stdio_client(OURS, env, mode)),
+            }
+            targets = Targets(base_url, http, clients)
+            protocol = clients["ours"].protocol_version
+            ours_tools = {tool.name for tool in (await clients["ours"].list_tools()).tools}
+            await clients["bare"].list_tools()
+            scenarios = [chat_scenario(await pick_model(targets))]
+            catalog = catalog_scenario(ours_tools)
+            if catalog is None:
+                note("ours registers no catalog tool yet (list_available_models, get_models_count): chat only")
+            else:
+                scenarios.append(catalog)
+            pairs = [(s, t) for s in scenarios for t in ("direct", "bare", "ours")]
+            pairs += [(floor, target) for floor, targets_ in floors(mode) for target in targets_]
+            remarks = []
+            for scenario, target in pairs:
+                answer = await targets.caller(target, scenario)()
+                verify(scenario, target, answer)
+                structured = answer.structured_content if isinstance(answer, CallToolResult) else None
+                routing = (structured or {}).get("routing") if target == "ours" else None
+                if isinstance(routing, dict) and len(routing.get("candidates") or []) > 1:
+                    fallbacks = ", ".join(f"`{candidate}`" for candidate in routing["candidates"][1:])
+                    remarks.append(
+                        f"Ours routes `{scenario.tool}`: its upstream request also names the fallback models "
+                        f"{fallbacks} (`models`), which bare does not send."
+                    )
+            note(f"warm-up: {warmup} rounds; measuring {calls} rounds of {len(pairs)} calls")
+            samples: dict[tuple[str, str], list[float]] = {(s.label, t): [] for s, t in pairs}
+            rng = random.Random(0)
+            for round_ in range(warmup + calls):
+                for scenario, target in shuffled(pairs, rng):
+                    call = targets.caller(target, scenario)
+                    started = time.perf_counter()
+                    await call()
+                    elapsed = time.perf_counter() - started
+                    if round_ >= warmup:
+                        samples[(scenario.label, target)].append(elapsed)
+    for scenario, target in pairs:
+        if not scenario.path:
+            continue
+        reaches_upstream = target != "ours" or scenario.ours_calls_upstream
+        fastest = min(samples[(scenario.label, target)])
+        if reaches_upstream and fastest < latency:
+            raise HarnessError(
+                f"{target} {scenario.tool} took {fastest * 1000:.2f} ms: it cannot have reached upstream"
+            )
+    return Run(scenarios, samples, protocol, remarks)
+
+
+def report(run: Run, latency: float, mode: str) -> None:
+    scenarios, samples = run.scenarios, run.samples
+    rows = []
+    for scenario in scenarios:
+        direct, bare, ours = (Summary.of(samples[(scenario.label, t)]) for t in ("direct", "bare", "ours"))
+        # Rounds pair the three calls in time, so the median of per-round differences resists drift best.
+        paired = statistics.median(
+            o - b for o, b in zip(samples[(scenario.label, "ours")], samples[(scenario.label, "bare")], strict=True)
+        )
+        rows.append(
+            [
+                scenario.label,
+                f"{ms(direct.p50)} / {ms(direct.p99)}",
+                f"{ms(bare.p50)} / {ms(bare.p99)}",
+                f"{ms(ours.p50)} / {ms(ours.p99)}",
+                f"{(ours.p50 - bare.p50) * 1000:+.2f}",
+                f"{paired * 1000:+.2f}",
+                f"{ours.p50 / direct.p50:.3f}",
+            ]
+        )
+    n = len(next(iter(samples.values())))
+    emit("## Per-call overhead over stdio")
+    emit()
+    emit(
+        f"{n} calls per cell after warm-up, interleaved in random order; upstream latency {latency * 1000:.0f} ms; "
+        f"client mode `{mode}` (protocol {run.protocol})."
+    )
+    emit(machine_line())
+    emit()
+    emit(
+        table(
+            [
+                "scenario",
+                "direct p50 / p99 (ms)",
+                "bare MCP p50 / p99 (ms)",
+                "openrouter-mcp p50 / p99 (ms)",
+                "ours − bare p50 (ms)",
+                "paired Δ p50 (ms)",
+                "ours / direct p50",
+            ],
+            rows,
+        )
+    )
+    emit()
+    floor_rows = []
+    for floor, targets_ in floors(mode):
+        bare = Summary.of(samples[(floor.label, "bare")])
+        if "ours" in targets_:
+            ours = Summary.of(samples[(floor.label, "ours")])
+            ours_cell, delta = f"{ms(ours.p50)} / {ms(ours.p99)}", f"{(ours.p50 - bare.p50) * 1000:+.2f}"
+        else:
+            ours_cell, delta = "—", "—"
+        floor_rows.append([floor.label, f"{ms(bare.p50)} / {ms(bare.p99)}", ours_cell, delta])
+    emit("Floors, in the same rounds (no upstream request):")
+    emit()
+    emit(
+        table(["floor", "bare MCP p50 / p99 (ms)", "openrouter-mcp p50 / p99 (ms)", "ours − bare p50 (ms)"], floor_rows)
+    )
+    emit()
+    emit(
+        f"Target: ours − bare ≤ {TARGET_OVER_BARE * 1000:.1f} ms at p50 (for calls that reach the upstream). "
+        "`paired Δ` is the median of per-round differences (ours − bare), the drift-resistant estimate."
+    )
+    if any(not s.ours_calls_upstream for s in scenarios):
+        emit(
+            "The catalog row is not an overhead figure: ours serves the catalog from its cache, while direct "
+            "and bare fetch and parse the whole list every time; compare ours there with the floor instead."
+        )
+    for remark in run.remarks:
+        emit(remark)
+    emit()
+
+
+async def profile(calls: int, top: int) -> None:
+    """Where ours' extra time goes: both servers in this process under cProfile, diffed function by function.
+
+    In-process (the SDK's in-memory JSON-RPC transport, `mode="legacy"`) so one profile holds server and
+    client: a per-call cost either side shows up. The upstream answers at once; only CPU time differs.
+    """
+    # Before MCPServer configures logging at INFO, which would log every upstream request here.
+    logging.basicConfig(stream=sys.stderr, level=logging.WARNING)
+    with upstream(0.0) as base_url:
+        ours_server = build_server(Settings(api_key=SecretStr(BENCH_KEY), base_url=base_url))
+        bare_server = build_bare({"OPENROUTER_API_KEY": BENCH_KEY, "OPENROUTER_BASE_URL": base_url})
+        async with (
+            Client(ours_server, mode="legacy", cache=None) as ours,
+            Client(bare_server, mode="legacy", cache=None) as bare,
+            httpx.AsyncClient() as http,
+        ):
+            clients = {"ours": ours, "bare": bare}
+            for client in clients.values():
+                await client.list_tools()
+            targets = Targets(base_url, http, clients)
+            scenario = chat_scenario(await pick_model(targets))
+            timings: dict[str, list[float]] = {"ours": [], "bare": []}
+            rng = random.Random(0)
+            for _ in range(calls):
+                for name in shuffled(["ours", "bare"], rng):
+                    started = time.perf_counter()
+                    await targets.tool(name, scenario)
+                    timings[name].append(time.perf_counter() - started)
+            profiles = {}
+            for name in ("ours", "bare"):
+                profiler = cProfile.Profile()
+                profiler.enable()
+                for _ in range(calls):
+                    await targets.tool(name, scenario)
+                profiler.disable()
+                profiles[name] = _own_times(pstats.Stats(profiler), calls)
+    ours_p50, bare_p50 = (statistics.median(timings[name]) for name in ("ours", "bare"))
+    emit(f"## Where ours' extra time goes: `{scenario.tool}`, in-process, cProfile diff against bare")
+    emit()
+    emit(
+        f"Without the profiler, in this process ({calls} calls each, upstream answering at once): ours "
+        f"{ms(ours_p50)} ms, bare {ms(bare_p50)} ms at p50, ours − bare {(ours_p50 - bare_p50) * 1000:+.2f} ms. "
+        "Both servers and the client share one process, so client-side costs (validating ours' structured "
+        "result against its output schema) are in the figures too. cProfile slows small calls several-fold: "
+        "read the columns as relative weights. Waiting in epoll is left out."
+    )
+    emit()
+    keys = set(profiles["ours"]) | set(profiles["bare"])
+    rows = []
+    for key in keys:
+        ours_calls, ours_us = profiles["ours"].get(key, (0.0, 0.0))
+        bare_calls, bare_us = profiles["bare"].get(key, (0.0, 0.0))
+        rows.append((ours_us - bare_us, key, ours_calls, bare_calls, ours_us, bare_us))
+    rows.sort(key=lambda row: -row[0])
+    total = sum(row[0] for row in rows)
+    emit(
+        table(
+            ["function", "Δ own time (µs/call)", "ours calls/call", "bare calls/call"],
+            [[f"`{key}`", f"{delta:+.1f}", f"{oc:.1f}", f"{bc:.1f}"] for delta, key, oc, bc, _, _ in rows[:top]],
+        )
+    )
+    emit()
+    emit(f"Sum of Δ own time over all functions: {total:+.1f} µs per call (under cProfile).")
+    emit()
+
+
+def _own_times(stats: pstats.Stats, calls: int) -> dict[str, tuple[float, float]]:
+    """Function -> (calls, own µs) per tool call; event-loop idle excluded."""
+    found: dict[str, tuple[float, float]] = {}
+    raw: dict[tuple[str, int, str], tuple[int, int, float, float, object]] = stats.stats  # type: ignore[attr-defined]
+    for (filename, line, function), (_, ncalls, own, _, _) in raw.items():
+        if "poll" in function and "epoll" in function:
+            continue
+        short = filename.split("site-packages/")[-1].replace(str(REPO) + "/", "")
+        short = short.split("/lib/python3")[-1] if short.startswith("/") else short
+        key = f"{short}:{line}({function})" if line else function
+        found[key] = (ncalls / calls, own * 1e6 / calls)
+    return found
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Per-call overhead of openrouter-mcp over stdio.")
+    parser.add_argument("--calls", type=int, default=200, help="measured calls per scenario and target")
+    parser.add_argument("--warmup", type=int, default=20, help="unmeasured rounds first")
+    parser.add_argument("--latency", type=float, default=0.05, help="simulated upstream latency, seconds")
+    parser.add_argument("--mode", choices=MODES, default="legacy", help="how the client connects (see _harness)")
+    parser.add_argument("--profile", action="store_true", help="then diff cProfile of ours and bare, in-process")
+    parser.add_argument("--profile-top", type=int, default=25, help="functions to show in the profile")
+    args = parser.parse_args(argv)
+    # `ping` is deprecated only in the 2026-07-28 protocol; in legacy mode it is the protocol's own floor.
+    warnings.filterwarnings("ignore", message="ping is removed", category=MCPDeprecationWarning)
+    report(anyio.run(measure, args.calls, args.warmup, args.latency, args.mode), args.latency, args.mode)
+    if args.profile:
+        anyio.run(profile, max(args.calls, 500), args.profile_top)
+
+
+if __name__ == "__main__":
+    main()
