@@ -265,12 +265,13 @@ class OpenRouterClient:
     ) -> httpx.Response:
         if auth:
             self._require_key(path.lstrip("/"))
-        query = {k: _query_value(v) for k, v in (params or {}).items() if v is not None}
+        # None rather than {} when empty: httpx would otherwise rebuild the URL to merge an empty query.
+        query = {k: _query_value(v) for k, v in params.items() if v is not None} if params else None
         with self._translate_transport_errors():
             response = await self._http.request(
                 method,
                 self._base + path,
-                params=query,
+                params=query or None,
                 json=json_body,
                 headers={**self._auth_headers(), **headers} if headers else self._auth_headers(),
             )

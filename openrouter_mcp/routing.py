@@ -111,7 +111,7 @@ class Route:
     task: str | None
     candidates: list[Candidate]
     exclusions: list[Exclusion]
-    #: How many other catalog models each filter removed while ranking (they are not listed one by one).
+    #: How many catalog models each filter passed over while ranking (they are not listed one by one).
     ranked_out: dict[str, int] = field(default_factory=dict)
     #: True when nothing chose a model and nothing bounds its price: OpenRouter's default model answers.
     openrouter_default: bool = False
@@ -159,6 +159,8 @@ class Cooldowns:
 
     def blocking(self, model_id: str) -> tuple[str, float] | None:
         """The cooldown (key, seconds left) that keeps `model_id` from being tried, if any."""
+        if not self._until:
+            return None  # the common case, checked for every catalog model while ranking
         for key in shared_limits(model_id) + [model_id]:
             left = self.remaining(key)
             if left > 0:
@@ -220,8 +222,8 @@ def plan_route(
     if room <= 0 or not persona.rank_by:
         return Route(persona.name, request.task, candidates, exclusions)
     cap = (candidates[0].prompt_per_m, candidates[0].completion_per_m) if candidates else None
-    ranked, ranked_out = _ranked(persona, request, catalog, seen, cooldowns, zdr_models, cap)
-    return Route(persona.name, request.task, candidates + ranked[:room], exclusions, ranked_out)
+    ranked, ranked_out = _ranked(persona, request, catalog, seen, cooldowns, zdr_models, cap, room)
+    return Route(persona.name, request.task, candidates + ranked, exclusions, ranked_out)
 
 
 def _candidate(entry: ModelEntry, why: str) -> Candidate:
@@ -278,25 +280,44 @@ def _ranked(
     cooldowns: Cooldowns | None,
     zdr_models: frozenset[str] | None,
     cap: tuple[float | None, float | None] | None,
+    room: int,
 ) -> tuple[list[Candidate], dict[str, int]]:
-    fit: list[ModelEntry] = []
+    """The best-ranked models that fit, up to `room`; `ranked_out` counts the ones passed over on the way."""
+    picked: list[Candidate] = []
     ranked_out: dict[str, int] = {}
-    seen = set(skip)
-    for entry in catalog.values():
-        # The catalog may map several keys (id, canonical slug) to one entry: rank each model once.
-        if entry.id in seen or "text" not in entry.output_modalities:
+    label = f"ranked by {', '.join(persona.rank_by)}"
+    for entry in _rank_order(catalog, tuple(persona.rank_by)):
+        if len(picked) >= room:
+            break
+        if entry.id in skip:
             continue
-        seen.add(entry.id)
         problem = _unfit(entry, persona, request, cooldowns, zdr_models)
         if problem is None and cap is not None and _pricier(entry, cap):
             problem = ("pricier_than_primary", "")
         if problem is None:
-            fit.append(entry)
+            picked.append(_candidate(entry, label))
         else:
             ranked_out[problem[0]] = ranked_out.get(problem[0], 0) + 1
-    fit.sort(key=lambda entry: _strength_key(entry, persona.rank_by), reverse=True)
-    label = ", ".join(persona.rank_by)
-    return [_candidate(entry, f"ranked by {label}") for entry in fit[:RANKED_CANDIDATES]], ranked_out
+    return picked, ranked_out
+
+
+#: Ranked catalog orders by (catalog object, strengths); a catalog object lives until the next refresh.
+_ORDERS: dict[tuple[int, tuple[str, ...]], tuple[Mapping[str, ModelEntry], list[ModelEntry]]] = {}
+
+
+def _rank_order(catalog: Mapping[str, ModelEntry], strengths: tuple[str, ...]) -> list[ModelEntry]:
+    """Text-output models, best first by `strengths`: sorted once per catalog, not once per request."""
+    key = (id(catalog), strengths)
+    cached = _ORDERS.get(key)
+    if cached is not None and cached[0] is catalog:
+        return cached[1]
+    # The catalog may map several keys (id, canonical slug) to one entry: rank each model once.
+    unique = {entry.id: entry for entry in catalog.values() if "text" in entry.output_modalities}
+    order = sorted(unique.values(), key=lambda entry: _strength_key(entry, strengths), reverse=True)
+    if len(_ORDERS) >= 8:
+        _ORDERS.clear()
+    _ORDERS[key] = (catalog, order)  # holding `catalog` keeps its id from being reused while cached
+    return order
 
 
 def _pricier(entry: ModelEntry, cap: tuple[float | None, float | None]) -> bool:

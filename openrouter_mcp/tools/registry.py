@@ -63,8 +63,8 @@ def build_tool(spec: ToolSpec[Any, Any]) -> Tool:
     """The SDK `Tool` for `spec`: our schema in, our result (or a readable error) out."""
 
     async def run(ctx: Context, **fields: Any) -> CallToolResult:
-        # The SDK already validated `fields` against `input_model`; rebuild the model without re-validating.
-        args = spec.input_model.model_construct(**fields)
+        # The SDK validated `fields` against `input_model` and hands them over one level deep: reassemble.
+        args = spec.input_model.model_validate(fields)
         state = cast(AppState, ctx.request_context.lifespan_context)
         try:
             check_tool_allowed(state, spec.name, ctx.request_context)
