@@ -80,16 +80,28 @@ def build(environ: Mapping[str, str] = os.environ) -> MCPServer[Upstream]:
 
     @server.tool(structured_output=False)
     async def create_chat_completion(
-        messages: list[dict[str, Any]], ctx: Context, model: str | None = None, max_tokens: int | None = None
+        messages: list[dict[str, Any]],
+        ctx: Context,
+        model: str | None = None,
+        max_tokens: int | None = None,
+        models: list[str] | None = None,
     ) -> str:
-        """POST /chat/completions, non-streaming; the answer's body."""
+        """POST /chat/completions, non-streaming; the answer's body.
+
+        `models` sends OpenRouter's native fallbacks with the metadata header, as ours does when it routes,
+        so that both servers can be made to send the very same upstream request.
+        """
         up = upstream(ctx)
         body: dict[str, Any] = {"messages": messages, "stream": False}
         if model is not None:
             body["model"] = model
         if max_tokens is not None:
             body["max_tokens"] = max_tokens
-        response = await up.http.post(up.base_url + "/chat/completions", json=body, headers=up.headers)
+        headers = up.headers
+        if models:
+            body["models"] = models
+            headers = {**headers, "X-OpenRouter-Metadata": "enabled"}
+        response = await up.http.post(up.base_url + "/chat/completions", json=body, headers=headers)
         response.raise_for_status()
         text: str = response.text
         return text

@@ -36,7 +36,7 @@ import time  # noqa: E402
 import warnings  # noqa: E402
 from collections.abc import Awaitable, Callable  # noqa: E402
 from contextlib import AsyncExitStack  # noqa: E402
-from dataclasses import dataclass, field  # noqa: E402
+from dataclasses import dataclass, field, replace  # noqa: E402
 from typing import Any  # noqa: E402
 
 import anyio  # noqa: E402
@@ -89,6 +89,10 @@ class Scenario:
     path: str
     params: dict[str, str] | None = None
     body: dict[str, Any] | None = None
+    #: Extra headers of the direct request (the routing metadata header, when ours sends it).
+    headers: dict[str, str] | None = None
+    #: Arguments for the bare server when they must differ from ours' to produce the same upstream request.
+    bare_arguments: dict[str, Any] | None = None
     #: Direct calls keep the first `limit` models of the answer, as the catalog tools do.
     limit: int | None = None
     #: Whether ours reaches the upstream on every call (the catalog is cached, so it does not).
@@ -105,6 +109,20 @@ FLOORS = ((PING_REQUEST, ("bare", "ours")), (PING_TOOL, ("bare",)))
 def floors(mode: str) -> tuple[tuple[Scenario, tuple[str, ...]], ...]:
     # The 2026-07-28 protocol, which "auto" adopts, has no `ping`.
     return FLOORS if mode == "legacy" else FLOORS[1:]
+
+
+#: How many models ours sends in one upstream request (`model` plus native `models`).
+NATIVE_GROUP = 3
+
+
+def same_request(scenario: Scenario, fallbacks: list[str]) -> Scenario:
+    """`scenario` with ours' native fallbacks added to the direct and bare requests, for a like-for-like comparison."""
+    return replace(
+        scenario,
+        body={**(scenario.body or {}), "models": fallbacks},
+        headers={"X-OpenRouter-Metadata": "enabled"},
+        bare_arguments={**scenario.arguments, "models": fallbacks},
+    )
 
 
 def chat_scenario(model: str) -> Scenario:
@@ -159,14 +177,15 @@ class Targets:
             self.base_url + scenario.path,
             params=scenario.params,
             json=scenario.body,
-            headers=self.headers,
+            headers={**self.headers, **scenario.headers} if scenario.headers else self.headers,
         )
         response.raise_for_status()
         data = response.json()
         return data["data"][: scenario.limit] if scenario.limit is not None else data
 
     async def tool(self, name: str, scenario: Scenario) -> CallToolResult:
-        return checked(await self.clients[name].call_tool(scenario.tool, scenario.arguments), f"{name} {scenario.tool}")
+        arguments = scenario.bare_arguments if name == "bare" and scenario.bare_arguments else scenario.arguments
+        return checked(await self.clients[name].call_tool(scenario.tool, arguments), f"{name} {scenario.tool}")
 
     def caller(self, target: str, scenario: Scenario) -> Callable[[], Awaitable[Any]]:
         if scenario is PING_REQUEST:
@@ -244,17 +263,21 @@ async def measure(calls: int, warmup: int, latency: float, mode: str) -> Run:
             pairs = [(s, t) for s in scenarios for t in ("direct", "bare", "ours")]
             pairs += [(floor, target) for floor, targets_ in floors(mode) for target in targets_]
             remarks = []
-            for scenario, target in pairs:
-                answer = await targets.caller(target, scenario)()
-                verify(scenario, target, answer)
-                structured = answer.structured_content if isinstance(answer, CallToolResult) else None
-                routing = (structured or {}).get("routing") if target == "ours" else None
+            # Ours first: when it routes, direct and bare are then made to send the very same upstream request.
+            for scenario in [s for s, t in pairs if t == "ours" and s.tool == "create_chat_completion"]:
+                answer = await targets.caller("ours", scenario)()
+                routing = (answer.structured_content or {}).get("routing")
                 if isinstance(routing, dict) and len(routing.get("candidates") or []) > 1:
-                    fallbacks = ", ".join(f"`{candidate}`" for candidate in routing["candidates"][1:])
+                    fallbacks = list(routing["candidates"][1:NATIVE_GROUP])
+                    same = same_request(scenario, fallbacks)
+                    pairs = [(same if s is scenario else s, t) for s, t in pairs]
+                    named = ", ".join(f"`{candidate}`" for candidate in fallbacks)
                     remarks.append(
-                        f"Ours routes `{scenario.tool}`: its upstream request also names the fallback models "
-                        f"{fallbacks} (`models`), which bare does not send."
+                        f"Ours routes `{scenario.tool}`: its upstream request names the native fallbacks {named} "
+                        "(`models`) with the `X-OpenRouter-Metadata` header; direct and bare send the same request."
                     )
+            for scenario, target in pairs:
+                verify(scenario, target, await targets.caller(target, scenario)())
             note(f"warm-up: {warmup} rounds; measuring {calls} rounds of {len(pairs)} calls")
             samples: dict[tuple[str, str], list[float]] = {(s.label, t): [] for s, t in pairs}
             rng = random.Random(0)

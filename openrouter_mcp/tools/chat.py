@@ -214,7 +214,7 @@ async def create_chat_completion(args: ChatCompletionInput, state: AppState, ctx
 
         async def once(aimed: dict[str, Any]) -> ChatCompletion:
             if not args.stream:
-                return await state.client.create_chat_completion(aimed, router_metadata=True)
+                return await state.client.create_chat_completion(aimed, router_metadata="models" in aimed)
             return await _streamed(state, aimed, progress)
 
         completion, record = await run_routed(state, persona, route, body, once, lambda c: c.model, _router_attempts)
@@ -224,7 +224,7 @@ async def create_chat_completion(args: ChatCompletionInput, state: AppState, ctx
 async def _streamed(state: AppState, body: dict[str, Any], progress: ProgressReporter) -> ChatCompletion:
     aggregator = ChatStreamAggregator()
     try:
-        async with state.client.stream_chat_completion(body, router_metadata=True) as chunks:
+        async with state.client.stream_chat_completion(body, router_metadata="models" in body) as chunks:
             async for chunk in chunks:
                 new_text = aggregator.add(chunk)
                 if new_text:
@@ -350,7 +350,7 @@ async def create_message(args: MessageInput, state: AppState, ctx: Context) -> M
     async with ProgressReporter(ctx, state.settings.heartbeat_interval, label):
 
         async def once(aimed: dict[str, Any]) -> MessagesResult:
-            return await state.client.create_message(aimed, router_metadata=True)
+            return await state.client.create_message(aimed, router_metadata="models" in aimed)
 
         result, record = await run_routed(state, persona, route, body, once, lambda r: r.model, lambda r: [])
     return _message_output(result, record)

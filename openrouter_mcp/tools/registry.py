@@ -86,9 +86,10 @@ def build_tool(spec: ToolSpec[Any, Any]) -> Tool:
         title=spec.title,
         description=spec.description,
         parameters=lean_schema(spec.input_model.model_json_schema(by_alias=True)),
+        # No `output_model`: the handler already returns a validated `output_model` instance, and the SDK
+        # would validate its dump a second time on every call. The schema is still published.
         fn_metadata=FuncMetadata(
             arg_model=spec.input_model,
-            output_model=spec.output_model,
             output_schema=lean_schema(
                 spec.output_model.model_json_schema(by_alias=True, mode="serialization"), result=True
             ),
