@@ -28,12 +28,15 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from types import MappingProxyType
-from typing import Any, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 import anyio
 
 from openrouter_mcp.errors import OpenRouterError
-from openrouter_mcp.models import Model, ModelsPage, Provider
+
+if TYPE_CHECKING:
+    # Type-only: the wire models are the heaviest import of the package, and start-up never needs them.
+    from openrouter_mcp.models import Model, ModelsPage, Provider
 
 logger = logging.getLogger(__name__)
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import difflib
 import os
-import tomllib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -179,6 +178,8 @@ def load(path: Path | None) -> PersonasConfig:
     """
     if path is None:
         return BUILTIN
+    import tomllib  # only when there is a file: most servers start without one
+
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:

@@ -30,7 +30,7 @@ import logging
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.mcpserver import Context, MCPServer
@@ -48,8 +48,10 @@ from mcp.types import (
 
 from openrouter_mcp.catalog import ModelEntry
 from openrouter_mcp.errors import NotFoundError, OpenRouterError
-from openrouter_mcp.models import Provider
 from openrouter_mcp.state import AppState
+
+if TYPE_CHECKING:
+    from openrouter_mcp.models import Provider
 
 logger = logging.getLogger(__name__)
 

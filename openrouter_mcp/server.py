@@ -16,7 +16,7 @@ from openrouter_mcp.resources import register_resources
 from openrouter_mcp.scopes import ToolScope, register_persona_prompts
 from openrouter_mcp.state import AppState
 from openrouter_mcp.tools import ALL_TOOLS
-from openrouter_mcp.tools.registry import build_tool
+from openrouter_mcp.tools.registry import build_tool, load_schemas
 
 if TYPE_CHECKING:
     import httpx
@@ -44,6 +44,7 @@ def build_server(
         PersonaError: `bound_persona` is not defined in `personas`.
     """
     state = AppState(settings, http_client=http_client, personas=personas, bound_persona=bound_persona)
+    shipped = load_schemas()
 
     @asynccontextmanager
     async def lifespan(_: MCPServer[AppState]) -> AsyncIterator[AppState]:
@@ -57,7 +58,7 @@ def build_server(
         title="OpenRouter",
         instructions=INSTRUCTIONS,
         version=__version__,
-        tools=[build_tool(spec) for spec in ALL_TOOLS],
+        tools=[build_tool(spec, shipped.get(spec.name)) for spec in ALL_TOOLS],
         lifespan=lifespan,
         subscriptions=bus,
         middleware=[ToolScope()],

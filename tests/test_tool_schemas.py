@@ -28,3 +28,16 @@ async def test_every_tool_has_a_strict_input_schema_an_output_schema_and_annotat
         assert tool.output_schema is not None and tool.output_schema["type"] == "object"
         assert tool.annotations is not None and tool.annotations.read_only_hint is not None
         assert tool.title and tool.description
+
+
+def test_the_shipped_schemas_are_those_the_models_generate() -> None:
+    from openrouter_mcp.tools import ALL_TOOLS
+    from openrouter_mcp.tools.registry import load_schemas, tool_schemas
+
+    shipped = load_schemas()
+    stale = [spec.name for spec in ALL_TOOLS if shipped.get(spec.name) != tool_schemas(spec)]
+    extra = set(shipped) - {spec.name for spec in ALL_TOOLS}
+    assert not stale and not extra, (
+        f"openrouter_mcp/tools/schemas.json is out of date for {stale or sorted(extra)}: "
+        "run `python -m openrouter_mcp.tools` and commit the result"
+    )

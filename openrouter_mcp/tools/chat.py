@@ -7,7 +7,7 @@ OpenRouter reports: served model and provider, generation id, tokens and `usage.
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from mcp.server.mcpserver import Context
 from mcp.types import ToolAnnotations
@@ -15,10 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_seriali
 
 from openrouter_mcp.errors import MidStreamError
 from openrouter_mcp.fallback import RoutingRecord
-from openrouter_mcp.models import ChatCompletion, MessagesResult
 from openrouter_mcp.routing import RouteRequest
 from openrouter_mcp.state import AppState
-from openrouter_mcp.streaming import ChatStreamAggregator
 from openrouter_mcp.tools.progress import ProgressReporter
 from openrouter_mcp.tools.registry import ToolInput, ToolOutput, ToolSpec
 from openrouter_mcp.tools.routing import (
@@ -29,6 +27,9 @@ from openrouter_mcp.tools.routing import (
     provider_preferences,
     run_routed,
 )
+
+if TYPE_CHECKING:
+    from openrouter_mcp.models import ChatCompletion, MessagesResult
 
 SPENDS_CREDITS = ToolAnnotations(
     read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=True
@@ -222,6 +223,8 @@ async def create_chat_completion(args: ChatCompletionInput, state: AppState, ctx
 
 
 async def _streamed(state: AppState, body: dict[str, Any], progress: ProgressReporter) -> ChatCompletion:
+    from openrouter_mcp.streaming import ChatStreamAggregator  # with the wire models: not needed at start-up
+
     aggregator = ChatStreamAggregator()
     try:
         async with state.client.stream_chat_completion(body, router_metadata="models" in body) as chunks:
