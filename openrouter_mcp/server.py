@@ -20,6 +20,8 @@ from openrouter_mcp.tools.registry import build_tool, load_schemas
 
 if TYPE_CHECKING:
     import httpx
+    from mcp.server.auth.provider import TokenVerifier
+    from mcp.server.auth.settings import AuthSettings
 
 INSTRUCTIONS = (
     "Tools for the OpenRouter API: chat with any of hundreds of models (create_chat_completion, "
@@ -35,10 +37,13 @@ def build_server(
     http_client: httpx.AsyncClient | None = None,
     personas: PersonasConfig = BUILTIN,
     bound_persona: str | None = None,
+    token_verifier: TokenVerifier | None = None,
+    auth: AuthSettings | None = None,
 ) -> MCPServer[AppState]:
     """The configured server. `http_client` is injected by tests, the demo and benchmarks.
 
     `bound_persona` binds every session to one persona: it sees only that persona's tools and prompt.
+    `token_verifier` with `auth` turns on bearer-token authentication for the HTTP transports.
 
     Raises:
         PersonaError: `bound_persona` is not defined in `personas`.
@@ -62,6 +67,8 @@ def build_server(
         lifespan=lifespan,
         subscriptions=bus,
         middleware=[ToolScope()],
+        token_verifier=token_verifier,
+        auth=auth,
     )
     register_resources(server, bus=bus)
     register_persona_prompts(server, personas, state.bound_persona)
