@@ -5,6 +5,7 @@ OpenRouterError
 ├── ConfigurationError              our own set-up is wrong (no key, unreadable key file)
 │   └── MissingApiKeyError
 ├── NotAllowedError                 our policy refuses the call (outside the persona's scope)
+│   └── BudgetExceededError         the persona's daily or monthly budget is spent
 ├── TransportError                  no HTTP answer at all
 │   ├── UpstreamTimeout             connect/read/write/pool timeout
 │   └── UpstreamConnectionError     refused, reset, DNS, TLS
@@ -42,6 +43,7 @@ __all__ = [
     "AuthenticationError",
     "BadGatewayError",
     "BadRequestError",
+    "BudgetExceededError",
     "ConfigurationError",
     "EdgeTimeoutError",
     "ErrorInResponseError",
@@ -120,6 +122,12 @@ class NotAllowedError(OpenRouterError):
     """The call is outside what this session's persona may do; nothing was sent upstream."""
 
     kind = "not_allowed"
+
+
+class BudgetExceededError(NotAllowedError):
+    """The persona has spent its budget for the period; nothing was sent upstream."""
+
+    kind = "budget_exceeded"
 
 
 class TransportError(OpenRouterError):

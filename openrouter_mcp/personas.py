@@ -74,6 +74,16 @@ class FallbackPolicy(_Strict):
     )
 
 
+class Budget(_Strict):
+    """USD this persona may spend per UTC day and per UTC month, counted from the audit log."""
+
+    daily: float | None = Field(None, ge=0)
+    monthly: float | None = Field(None, ge=0)
+
+
+Privacy = Literal["full", "hashes", "metadata"]
+
+
 class Persona(_Strict):
     name: str = ""
     description: str = ""
@@ -86,6 +96,8 @@ class Persona(_Strict):
     rank_by: list[Strength] = Field(default_factory=lambda: list[Strength](["intelligence"]))
     fallback: FallbackPolicy = Field(default_factory=FallbackPolicy)
     tools: list[str] | None = Field(None, description="tools this persona may use; omitted = all")
+    budget: Budget = Field(default_factory=Budget)
+    audit: Privacy | None = Field(None, description="audit privacy for this persona; omitted = the server's")
 
     @field_validator("models")
     @classmethod
