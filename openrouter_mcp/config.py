@@ -37,6 +37,10 @@ class Settings:
     | OPENROUTER_READ_TIMEOUT | 120 | seconds between bytes of an answer |
     | OPENROUTER_CATALOG_TTL | 300 | seconds a fetched model catalog stays fresh |
     | OPENROUTER_HEARTBEAT_INTERVAL | 5 | seconds between progress heartbeats while a chat waits |
+    | OPENROUTER_MCP_AUDIT | on | `off` disables the audit log (and so budgets) |
+    | OPENROUTER_MCP_AUDIT_DB | data dir | the audit database (default `$XDG_DATA_HOME/openrouter-mcp/audit.sqlite3`) |
+    | OPENROUTER_MCP_AUDIT_PRIVACY | full | what the log keeps of prompts and answers: full, hashes or metadata |
+    | OPENROUTER_LOW_BALANCE_USD | 1 | get_credits / get_current_key warn below this many USD left |
     """
 
     api_key: SecretStr | None = None
@@ -48,6 +52,10 @@ class Settings:
     catalog_ttl: float = 300.0
     heartbeat_interval: float = 5.0
     extra_headers: Mapping[str, str] = field(default_factory=dict)
+    audit_enabled: bool = True
+    audit_db: str | None = None
+    audit_privacy: str = "full"
+    low_balance_usd: float = 1.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -66,6 +74,10 @@ class Settings:
             read_timeout=_seconds(env, "OPENROUTER_READ_TIMEOUT", 120.0),
             catalog_ttl=_seconds(env, "OPENROUTER_CATALOG_TTL", 300.0),
             heartbeat_interval=_seconds(env, "OPENROUTER_HEARTBEAT_INTERVAL", 5.0),
+            audit_enabled=_switch(env, "OPENROUTER_MCP_AUDIT", default=True),
+            audit_db=env.get("OPENROUTER_MCP_AUDIT_DB") or None,
+            audit_privacy=_choice(env, "OPENROUTER_MCP_AUDIT_PRIVACY", ("full", "hashes", "metadata")),
+            low_balance_usd=_amount(env, "OPENROUTER_LOW_BALANCE_USD", 1.0),
         )
 
 
@@ -79,6 +91,37 @@ def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
         raise ConfigurationError(f"{name}={raw!r} is not a number of seconds (example: {name}={default:g})") from None
     if value <= 0:
         raise ConfigurationError(f"{name} must be greater than 0 seconds, got {raw!r}")
+    return value
+
+
+def _switch(env: Mapping[str, str], name: str, *, default: bool) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "on", "true", "yes"):
+        return True
+    if raw in ("0", "off", "false", "no"):
+        return False
+    raise ConfigurationError(f"{name}={raw!r} is not on or off")
+
+
+def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
+    raw = env.get(name, "").strip() or choices[0]
+    if raw not in choices:
+        raise ConfigurationError(f"{name}={raw!r} is not one of: {', '.join(choices)}")
+    return raw
+
+
+def _amount(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigurationError(f"{name}={raw!r} is not an amount in USD (example: {name}={default:g})") from None
+    if value < 0:
+        raise ConfigurationError(f"{name} cannot be negative, got {raw!r}")
     return value
 
 

@@ -49,6 +49,7 @@ from mcp.types import (
 from openrouter_mcp.catalog import ModelEntry
 from openrouter_mcp.errors import NotFoundError, OpenRouterError
 from openrouter_mcp.state import AppState
+from openrouter_mcp.tools.usage import usage_summary
 
 if TYPE_CHECKING:
     from openrouter_mcp.models import Provider
@@ -61,6 +62,7 @@ MODEL_TEMPLATE = "openrouter://models/{author}/{slug}"
 ENDPOINTS_TEMPLATE = "openrouter://models/{author}/{slug}/endpoints"
 PROVIDERS_URI = "openrouter://providers"
 EMBEDDING_MODELS_URI = "openrouter://embedding-models"
+USAGE_URI = "openrouter://usage"
 
 #: The spec's cap on completion values per answer.
 MAX_COMPLETIONS = 100
@@ -79,6 +81,19 @@ def register_resources(server: MCPServer[Any], *, bus: SubscriptionBus | None = 
     """
     server.middleware.append(_CatalogRequests(bus))
     rendered = _Rendered()
+
+    @server.resource(
+        USAGE_URI,
+        name="usage",
+        title="Usage and spend (last 30 days)",
+        description="Calls, errors, tokens and USD spent through this server, by persona, model and UTC day.",
+        mime_type=JSON_MIME,
+    )
+    async def usage() -> str:
+        try:
+            return _dumps(usage_summary(_state(), 30, None))
+        except OpenRouterError as exc:
+            raise ResourceError(f"Could not read usage: {exc.message}") from exc
 
     @server.resource(
         MODELS_URI,

@@ -1,7 +1,9 @@
-"""Persona scopes and persona prompts: what a session may see and call, and personas as slash commands.
+"""Who is calling, which personas they may act as, and so which tools they see and may call.
 
-A session bound to a persona (stdio: `--persona NAME` at start) lists only the tools that persona
-may use; a call to any other tool is refused with a clear error before anything is sent upstream.
+A session is scoped when the process is bound to one persona (stdio: `--persona NAME`) or when
+its authenticated HTTP client's token names personas. A scoped caller lists only the tools its
+personas may use; any other tool, or a call naming a persona outside its scope, is refused with a
+clear error before anything is sent upstream. Each persona is also offered as an MCP prompt.
 """
 
 from __future__ import annotations
@@ -11,45 +13,98 @@ from typing import Any
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.prompts.base import Prompt, UserMessage
-from mcp.types import ListToolsResult
 
+from openrouter_mcp.auth import current_identity
 from openrouter_mcp.errors import NotAllowedError
 from openrouter_mcp.personas import Persona, PersonasConfig
 from openrouter_mcp.state import AppState
 
 
-def session_persona(state: AppState, ctx: ServerRequestContext[Any, Any] | None = None) -> Persona | None:
-    """The persona this request's session is bound to, if any (today: the process-wide `--persona`)."""
-    return state.bound_persona
+def caller(state: AppState) -> str:
+    """The user behind the current request: the authenticated client over HTTP, else the OS user."""
+    identity = current_identity()
+    return identity.user if identity is not None else state.os_user
 
 
-def check_tool_allowed(state: AppState, tool: str, ctx: ServerRequestContext[Any, Any] | None = None) -> None:
-    """Raises:
-    NotAllowedError: the session's persona may not use `tool`.
+def allowed_personas(state: AppState) -> frozenset[str] | None:
+    """The personas the current caller may act as; None when unscoped (any persona)."""
+    if state.bound_persona is not None:
+        return frozenset({state.bound_persona.name})
+    identity = current_identity()
+    return identity.personas if identity is not None else None
+
+
+def session_persona(state: AppState) -> Persona | None:
+    """The persona the caller is bound to, when its scope allows exactly one."""
+    allowed = allowed_personas(state)
+    if allowed is not None and len(allowed) == 1:
+        return state.personas.get(next(iter(allowed)))
+    return None
+
+
+def persona_for(state: AppState, name: str | None, tool: str) -> Persona:
+    """The persona a call runs under: the one it names, within the caller's scope, allowed to use `tool`.
+
+    Raises:
+        NotAllowedError: the name is outside the caller's scope, or the persona may not use `tool`.
+        PersonaError: no persona has that name.
     """
-    persona = session_persona(state, ctx)
-    if persona is not None and not persona.allows_tool(tool):
+    allowed = allowed_personas(state)
+    if allowed is not None:
+        if name is None:
+            name = state.personas.default if state.personas.default in allowed else min(allowed)
+        elif name not in allowed:
+            bound = state.bound_persona
+            if bound is not None:
+                raise NotAllowedError(f"this session is bound to persona {bound.name!r}; it cannot act as {name!r}")
+            raise NotAllowedError(
+                f"persona {name!r} is outside this client's scope; it may use: {', '.join(sorted(allowed))}"
+            )
+    persona = state.personas.get(name)
+    if not persona.allows_tool(tool):
         raise NotAllowedError(
-            f"{tool} is not available to persona {persona.name!r}; its tools: {', '.join(persona.tools or [])}"
+            f"persona {persona.name!r} may not use {tool}; it may use: {', '.join(persona.tools or [])}"
+        )
+    return persona
+
+
+def visible_tools(state: AppState) -> frozenset[str] | None:
+    """The tools the caller may see and call: the union over its personas' tools (None = every tool)."""
+    allowed = allowed_personas(state)
+    if allowed is None:
+        return None
+    tools: set[str] = set()
+    for name in allowed:
+        persona = state.personas.get(name)
+        if persona.tools is None:
+            return None
+        tools.update(persona.tools)
+    return frozenset(tools)
+
+
+def check_tool_allowed(state: AppState, tool: str) -> None:
+    """Raises:
+    NotAllowedError: the caller's personas may not use `tool`.
+    """
+    visible = visible_tools(state)
+    if visible is not None and tool not in visible:
+        raise NotAllowedError(
+            f"{tool} is not available in this session's scope; its tools: {', '.join(sorted(visible))}"
         )
 
 
 class ToolScope:
-    """Middleware: `tools/list` shows a bound session only the tools its persona may use."""
+    """Middleware: `tools/list` shows a scoped caller only the tools its personas may use."""
 
     async def __call__(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
         result = await call_next(ctx)
         if ctx.method != "tools/list" or not isinstance(ctx.lifespan_context, AppState):
             return result
-        persona = session_persona(ctx.lifespan_context, ctx)
-        if persona is None or persona.tools is None:
-            return result
+        visible = visible_tools(ctx.lifespan_context)
         # The handler's result arrives already shaped for the wire: a dict whose `tools` are dicts.
-        if isinstance(result, dict) and isinstance(result.get("tools"), list):
-            return {**result, "tools": [t for t in result["tools"] if persona.allows_tool(str(t.get("name")))]}
-        if isinstance(result, ListToolsResult):
-            return result.model_copy(update={"tools": [t for t in result.tools if persona.allows_tool(t.name)]})
-        return result
+        if visible is None or not isinstance(result, dict) or not isinstance(result.get("tools"), list):
+            return result
+        return {**result, "tools": [tool for tool in result["tools"] if str(tool.get("name")) in visible]}
 
 
 def register_persona_prompts(server: MCPServer[Any], personas: PersonasConfig, bound: Persona | None) -> None:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
@@ -23,6 +24,9 @@ if TYPE_CHECKING:
     from mcp.server.auth.provider import TokenVerifier
     from mcp.server.auth.settings import AuthSettings
 
+    from openrouter_mcp.audit import AuditLog
+    from openrouter_mcp.limits import ClientLimits
+
 INSTRUCTIONS = (
     "Tools for the OpenRouter API: chat with any of hundreds of models (create_chat_completion, "
     "create_message), browse the model catalog (list_available_models with filters, list_model_endpoints), "
@@ -39,16 +43,31 @@ def build_server(
     bound_persona: str | None = None,
     token_verifier: TokenVerifier | None = None,
     auth: AuthSettings | None = None,
+    audit: AuditLog | None = None,
+    limits: ClientLimits | None = None,
+    transport: str = "memory",
+    clock: Callable[[], float] = time.time,
 ) -> MCPServer[AppState]:
     """The configured server. `http_client` is injected by tests, the demo and benchmarks.
 
     `bound_persona` binds every session to one persona: it sees only that persona's tools and prompt.
     `token_verifier` with `auth` turns on bearer-token authentication for the HTTP transports.
+    `audit` records every call (and counts budgets); `limits` caps concurrent calls per client;
+    `transport` names how clients connect, for the audit log; `clock` is wall time, injectable for tests.
 
     Raises:
         PersonaError: `bound_persona` is not defined in `personas`.
     """
-    state = AppState(settings, http_client=http_client, personas=personas, bound_persona=bound_persona)
+    state = AppState(
+        settings,
+        http_client=http_client,
+        personas=personas,
+        bound_persona=bound_persona,
+        audit=audit,
+        limits=limits,
+        transport=transport,
+        clock=clock,
+    )
     shipped = load_schemas()
 
     @asynccontextmanager

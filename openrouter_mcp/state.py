@@ -7,21 +7,26 @@ by the first and closed (in `finally:`) by the last, whatever the transport.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import getpass
+import time
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
 import anyio
 
 from openrouter_mcp.config import Settings
+from openrouter_mcp.errors import ConfigurationError
 from openrouter_mcp.personas import BUILTIN, PersonasConfig
 from openrouter_mcp.routing import Cooldowns
 
 if TYPE_CHECKING:
     import httpx
 
+    from openrouter_mcp.audit import AuditLog
     from openrouter_mcp.catalog import Catalog
     from openrouter_mcp.client import OpenRouterClient
+    from openrouter_mcp.limits import ClientLimits
 
 
 class AppState:
@@ -34,17 +39,37 @@ class AppState:
         http_client: httpx.AsyncClient | None = None,
         personas: PersonasConfig = BUILTIN,
         bound_persona: str | None = None,
+        audit: AuditLog | None = None,
+        limits: ClientLimits | None = None,
+        transport: str = "memory",
+        clock: Callable[[], float] = time.time,
     ) -> None:
         """`bound_persona` binds every session of this process to one persona (stdio: `--persona`).
 
+        `audit` records every tool call (None: not recorded, and budgets cannot be enforced); `limits`
+        caps concurrent calls per client; `clock` (wall time) is injectable for budget periods in tests.
+
         Raises:
             PersonaError: `bound_persona` names no persona in `personas`.
+            ConfigurationError: a persona has a budget but there is no audit log to count spending in.
         """
         self.settings = settings
         self.personas = personas
         self.bound_persona = personas.get(bound_persona) if bound_persona else None
         # One record of failed models per process: rate limits are per account, whoever is calling.
         self.cooldowns = Cooldowns()
+        self.audit = audit
+        self.limits = limits
+        self.transport = transport
+        self.clock = clock
+        #: The OS user, who is the caller whenever no authenticated client is.
+        self.os_user = getpass.getuser()
+        budgeted = [p.name for p in personas.personas.values() if p.budget.daily or p.budget.monthly]
+        if budgeted and audit is None:
+            raise ConfigurationError(
+                f"persona(s) {', '.join(budgeted)} have budgets, which are counted in the audit log, "
+                "but the audit log is off: turn it on (unset OPENROUTER_MCP_AUDIT=off) or remove the budgets"
+            )
         self._injected_http = http_client
         self._client: OpenRouterClient | None = None
         self._catalog: Catalog | None = None

@@ -226,7 +226,7 @@ async def test_a_bound_session_lists_only_its_tools_and_refuses_everything_else(
         assert listed == {"create_chat_completion", "route_request", "get_models_count"}
         assert {p.name for p in (await client.list_prompts()).prompts} == {"persona-frugal"}
         refused = await client.call_tool("list_providers", {})
-        assert refused.is_error and "list_providers is not available to persona 'frugal'" in text(refused)
+        assert refused.is_error and "list_providers is not available in this session's scope" in text(refused)
         other = await client.call_tool("create_chat_completion", {"messages": HELLO, "persona": "team"})
         assert other.is_error and "bound to persona 'frugal'; it cannot act as 'team'" in text(other)
         allowed = out(await client.call_tool("create_chat_completion", {"messages": HELLO}))

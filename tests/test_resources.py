@@ -41,7 +41,12 @@ def template(uri: str) -> ResourceTemplateReference:
 async def test_the_catalog_resources_are_listed_as_json(client: Client) -> None:
     resources = {str(r.uri): r for r in (await client.list_resources()).resources}
 
-    assert set(resources) == {"openrouter://models", "openrouter://providers", "openrouter://embedding-models"}
+    assert set(resources) == {
+        "openrouter://models",
+        "openrouter://providers",
+        "openrouter://embedding-models",
+        "openrouter://usage",
+    }
     assert all(r.mime_type == "application/json" and r.description for r in resources.values())
 
 

@@ -18,7 +18,7 @@ async def test_the_whole_tools_list_fits_the_budget(client: Client) -> None:
     payload = json.dumps(
         [tool.model_dump(mode="json", by_alias=True, exclude_none=True) for tool in tools], separators=(",", ":")
     )
-    assert len(tools) == 14
+    assert len(tools) == 15
     assert len(payload) < TOOLS_LIST_BUDGET, f"tools/list is {len(payload)} bytes"
 
 

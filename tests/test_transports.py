@@ -56,6 +56,7 @@ ALL_TOOLS = {
     "list_providers",
     "get_models_count",
     "route_request",
+    "get_usage",
 }
 
 #: Bounds for the waits on processes: start-up includes imports on a busy 2-core machine.

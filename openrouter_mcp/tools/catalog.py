@@ -26,7 +26,7 @@ from pydantic import Field, ValidationError, field_validator
 from openrouter_mcp.catalog import ModelEntry, per_million
 from openrouter_mcp.errors import MalformedResponseError, NotFoundError
 from openrouter_mcp.state import AppState
-from openrouter_mcp.tools.registry import READ_ONLY, ToolInput, ToolOutput, ToolSpec
+from openrouter_mcp.tools.registry import READ_ONLY, ToolInput, ToolOutput, ToolSpec, one_line_schema
 
 if TYPE_CHECKING:
     from openrouter_mcp.models import Endpoint, Model
@@ -111,15 +111,21 @@ class PageOutput(ToolOutput):
     next_offset: int | None = None
 
 
+PAGE = "total, returned, offset, next_offset (absent on the last page) and the page's {}"
+
+
 class ModelsOutput(PageOutput):
+    model_config = one_line_schema(PAGE.format("models"))
     models: list[dict[str, Any]]
 
 
 class EndpointsOutput(PageOutput):
+    model_config = one_line_schema(PAGE.format("endpoints"))
     endpoints: list[dict[str, Any]]
 
 
 class ProvidersOutput(PageOutput):
+    model_config = one_line_schema(PAGE.format("providers"))
     providers: list[dict[str, Any]]
 
 

@@ -16,13 +16,14 @@ from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_seriali
 from openrouter_mcp.errors import MidStreamError
 from openrouter_mcp.fallback import RoutingRecord
 from openrouter_mcp.routing import RouteRequest
+from openrouter_mcp.scopes import persona_for
 from openrouter_mcp.state import AppState
 from openrouter_mcp.tools.progress import ProgressReporter
 from openrouter_mcp.tools.registry import ToolInput, ToolOutput, ToolSpec
 from openrouter_mcp.tools.routing import (
     PERSONA_FIELD,
     TASK_FIELD,
-    persona_for,
+    enforce_budget,
     plan,
     provider_preferences,
     run_routed,
@@ -203,7 +204,8 @@ def _chat_output(completion: ChatCompletion, *, streamed: bool, record: RoutingR
 
 
 async def create_chat_completion(args: ChatCompletionInput, state: AppState, ctx: Context) -> ChatCompletionOutput:
-    persona = persona_for(state, ctx, args.persona, "create_chat_completion")
+    persona = persona_for(state, args.persona, "create_chat_completion")
+    enforce_budget(state, persona)
     body = args.model_dump(mode="json", exclude_none=True, exclude={"stream", "persona", "task"})
     if persona.system_prompt and not any(m.role in ("system", "developer") for m in args.messages):
         body["messages"] = [{"role": "system", "content": persona.system_prompt}, *body["messages"]]
@@ -340,7 +342,8 @@ def _message_output(result: MessagesResult, record: RoutingRecord) -> MessageOut
 
 
 async def create_message(args: MessageInput, state: AppState, ctx: Context) -> MessageOutput:
-    persona = persona_for(state, ctx, args.persona, "create_message")
+    persona = persona_for(state, args.persona, "create_message")
+    enforce_budget(state, persona)
     body = args.model_dump(mode="json", exclude_none=True, exclude={"persona", "task"})
     if persona.system_prompt and args.system is None:
         body["system"] = persona.system_prompt
@@ -384,6 +387,7 @@ CHAT_TOOLS: list[ToolSpec[Any, Any]] = [
         output_model=ChatCompletionOutput,
         annotations=SPENDS_CREDITS,
         handler=create_chat_completion,
+        paid=True,
     ),
     ToolSpec(
         name="create_message",
@@ -393,5 +397,6 @@ CHAT_TOOLS: list[ToolSpec[Any, Any]] = [
         output_model=MessageOutput,
         annotations=SPENDS_CREDITS,
         handler=create_message,
+        paid=True,
     ),
 ]

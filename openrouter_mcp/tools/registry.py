@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, TypeVar, cast
@@ -21,9 +23,10 @@ from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase, FuncMetad
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, ConfigDict
 
-from openrouter_mcp.errors import OpenRouterError
-from openrouter_mcp.scopes import check_tool_allowed
+from openrouter_mcp.errors import NotAllowedError, OpenRouterError
+from openrouter_mcp.scopes import caller, check_tool_allowed
 from openrouter_mcp.state import AppState
+from openrouter_mcp.tools.recording import record_call
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +41,23 @@ class ToolOutput(BaseModel):
     """Base of every tool's structured result; open, like the wire models it is built from."""
 
     model_config = ConfigDict(extra="allow")
+
+
+def one_line_schema(description: str) -> ConfigDict:
+    """Model config that publishes a result model as one described object, its required fields kept.
+
+    For results whose field names say what they hold: hosts resend every schema to the model each
+    turn, and a full property list would cost a few hundred bytes a tool for little.
+    """
+
+    def rewrite(schema: dict[str, Any]) -> None:
+        required = schema.get("required")
+        schema.clear()
+        schema.update({"type": "object", "description": description})
+        if required:
+            schema["required"] = required
+
+    return ConfigDict(extra="allow", json_schema_extra=rewrite)
 
 
 InT = TypeVar("InT", bound=ToolInput)
@@ -58,6 +78,8 @@ class ToolSpec(Generic[InT, OutT]):
     output_model: type[OutT]
     annotations: ToolAnnotations
     handler: Handler[InT, OutT]
+    #: Spends credits: its audit rows carry model, tokens and cost, which budgets and usage count.
+    paid: bool = False
 
 
 #: The published schemas of every tool, generated from the models by `write_schemas()` and kept in step with
@@ -99,19 +121,44 @@ def build_tool(spec: ToolSpec[Any, Any], schemas: dict[str, Any] | None = None) 
         # The SDK validated `fields` against `input_model` and hands them over one level deep: reassemble.
         args = spec.input_model.model_validate(fields)
         state = cast(AppState, ctx.request_context.lifespan_context)
+        started, clock = state.clock(), time.perf_counter()
+        user = caller(state)
+        outcome: str = "error"
+        data: dict[str, Any] | None = None
+        error: str | None = "cancelled or crashed"
         try:
-            check_tool_allowed(state, spec.name, ctx.request_context)
-            result = await spec.handler(args, state, ctx)
+            check_tool_allowed(state, spec.name)
+            async with state.limits.slot(user) if state.limits else nullcontext():
+                result = await spec.handler(args, state, ctx)
+            data = result.model_dump(mode="json", by_alias=True, exclude_none=True)
+            outcome, error = "ok", None
+            text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+            return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=data)
         except OpenRouterError as exc:
-            return error_result(spec.name, exc)
+            reply = error_result(spec.name, exc)
+            data = exc.payload()
+            outcome, error = ("refused" if isinstance(exc, NotAllowedError) else "error"), f"{exc.kind}: {exc.message}"
+            return reply
         except ValueError as exc:
             # Our own argument checks beyond the schema (e.g. an id that cannot be a model id).
+            error = f"invalid_arguments: {exc}"
             return CallToolResult(
                 content=[TextContent(type="text", text=f"{spec.name}: invalid arguments: {exc}")], is_error=True
             )
-        structured = result.model_dump(mode="json", by_alias=True, exclude_none=True)
-        text = json.dumps(structured, ensure_ascii=False, separators=(",", ":"))
-        return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=structured)
+        finally:
+            # Synchronous, before the result leaves: an answered call is never missing from the log.
+            record_call(
+                state,
+                tool=spec.name,
+                paid=spec.paid,
+                user=user,
+                started=started,
+                latency_ms=(time.perf_counter() - clock) * 1000,
+                outcome=outcome,
+                arguments=args.model_dump(mode="json", exclude_none=True),
+                data=data,
+                error=error,
+            )
 
     return Tool(
         fn=run,

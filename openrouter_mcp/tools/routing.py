@@ -14,12 +14,12 @@ from mcp.server.mcpserver import Context
 from pydantic import Field
 
 from openrouter_mcp import fallback
-from openrouter_mcp.errors import NotAllowedError
+from openrouter_mcp.budgets import check_budget
 from openrouter_mcp.personas import Persona
 from openrouter_mcp.routing import Route, RouteRequest, plan_route
-from openrouter_mcp.scopes import session_persona
+from openrouter_mcp.scopes import persona_for
 from openrouter_mcp.state import AppState
-from openrouter_mcp.tools.registry import READ_ONLY, ToolInput, ToolOutput, ToolSpec
+from openrouter_mcp.tools.registry import READ_ONLY, ToolInput, ToolOutput, ToolSpec, one_line_schema
 
 T = TypeVar("T")
 
@@ -27,21 +27,15 @@ PERSONA_FIELD = Field(None, description="Picks and bounds the model (default per
 TASK_FIELD = Field(None, description="e.g. code, summarize, vision")
 
 
-def persona_for(state: AppState, ctx: Context, name: str | None, tool: str) -> Persona:
-    """The persona a call runs under, enforcing this session's binding and the persona's tool scope.
+def enforce_budget(state: AppState, persona: Persona) -> None:
+    """Refuse a paid call once the persona's budget for the day or month is spent.
 
     Raises:
-        NotAllowedError: the session is bound to another persona, or the persona may not use `tool`.
-        PersonaError: no persona has that name.
+        BudgetExceededError: naming the budget, the spend and the reset time.
     """
-    bound = session_persona(state, ctx.request_context)
-    if bound is not None and name not in (None, bound.name):
-        raise NotAllowedError(f"this session is bound to persona {bound.name!r}; it cannot act as {name!r}")
-    persona = bound or state.personas.get(name)
-    if not persona.allows_tool(tool):
-        allowed = ", ".join(persona.tools or [])
-        raise NotAllowedError(f"persona {persona.name!r} may not use {tool}; it may use: {allowed}")
-    return persona
+    audit = state.audit
+    if audit is not None and (persona.budget.daily is not None or persona.budget.monthly is not None):
+        check_budget(persona, lambda since: audit.spent(persona=persona.name, since=since), state.clock())
 
 
 async def plan(state: AppState, persona: Persona, request: RouteRequest) -> Route:
@@ -128,6 +122,10 @@ class RouteInput(ToolInput):
 
 
 class RouteOutput(ToolOutput):
+    model_config = one_line_schema(
+        "candidates in try order (model, why, prices per 1M), exclusions (model, reason, detail), ranked_out"
+    )
+
     persona: str
     task: str | None = None
     candidates: list[dict[str, Any]]
@@ -137,7 +135,7 @@ class RouteOutput(ToolOutput):
 
 
 async def route_request(args: RouteInput, state: AppState, ctx: Context) -> RouteOutput:
-    persona = persona_for(state, ctx, args.persona, "create_chat_completion")
+    persona = persona_for(state, args.persona, "create_chat_completion")
     request = RouteRequest(
         requested_model=args.model,
         task=args.task,

@@ -1,0 +1,524 @@
+"""The audit log: one SQLite row per tool call, written before the caller sees the result.
+
+Standard library only. The file is private to its owner (directory 0700, database and its `-wal`
+and `-shm` files 0600) because rows can hold prompts and answers. WAL mode with
+`synchronous=NORMAL`: a commit is a `write()` into the WAL, not an `fsync`, so a row survives a
+crash or SIGKILL of the process (the OS page cache keeps it) but may be lost with the machine's
+power; that is the price of a write fast enough to sit on every call's path. Several processes
+(one per stdio session, the CLI) share one file: writers queue on SQLite's lock for up to the busy
+timeout.
+
+Privacy applies to the call's arguments and structured response only: "full" stores them as
+canonical JSON, "hashes" stores the sha256 of that JSON (enough to prove what was sent without
+keeping it), "metadata" stores neither. Tokens, cost, models and routing attempts are always kept,
+because budgets and usage reports are computed from them.
+
+The schema version lives in `PRAGMA user_version`; `_MIGRATIONS[i]` takes a file from version `i`
+to `i + 1`, all pending ones in one transaction. A file from a newer version is refused rather
+than guessed at.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, ClassVar, Literal, get_args
+
+from openrouter_mcp.errors import ConfigurationError
+
+__all__ = [
+    "PRIVACY_MODES",
+    "AuditError",
+    "AuditLog",
+    "CallRecord",
+    "Privacy",
+    "UsageSummary",
+    "canonical_json",
+    "default_audit_path",
+]
+
+Privacy = Literal["full", "hashes", "metadata"]
+PRIVACY_MODES: tuple[Privacy, ...] = get_args(Privacy)
+
+AUDIT_DB_ENV = "OPENROUTER_MCP_AUDIT_DB"
+
+#: Marks our files (`PRAGMA application_id`), so `--db` pointed at some other SQLite file is refused.
+_APPLICATION_ID = 0x4F524D43  # "ORMC"
+
+#: One script per version step; statements are split on ";", so none may contain one.
+_MIGRATIONS: list[str] = [
+    # v1: the base table, and the time index that usage reports and exports scan.
+    f"""
+    CREATE TABLE calls (
+        id INTEGER PRIMARY KEY,
+        ts REAL NOT NULL,
+        user TEXT NOT NULL,
+        persona TEXT,
+        tool TEXT NOT NULL,
+        outcome TEXT NOT NULL,
+        latency_ms REAL NOT NULL,
+        requested_model TEXT,
+        served_model TEXT,
+        provider TEXT,
+        generation_id TEXT,
+        prompt_tokens INTEGER,
+        completion_tokens INTEGER,
+        cost REAL,
+        attempts TEXT,
+        error TEXT,
+        privacy TEXT NOT NULL,
+        arguments_json TEXT,
+        arguments_sha256 TEXT,
+        response_json TEXT,
+        response_sha256 TEXT
+    );
+    CREATE INDEX calls_ts ON calls (ts);
+    PRAGMA application_id = {_APPLICATION_ID}
+    """,
+    # v2: which transport carried the call, and the index a persona's budget check reads.
+    """
+    ALTER TABLE calls ADD COLUMN transport TEXT;
+    CREATE INDEX calls_persona_ts ON calls (persona, ts)
+    """,
+]
+
+_COLUMNS = (
+    "id, ts, user, persona, transport, tool, outcome, latency_ms, requested_model, served_model, provider, "
+    "generation_id, prompt_tokens, completion_tokens, cost, attempts, error, privacy, "
+    "arguments_json, arguments_sha256, response_json, response_sha256"
+)
+_INSERT = (
+    "INSERT INTO calls (ts, user, persona, transport, tool, outcome, latency_ms, requested_model, served_model, "
+    "provider, generation_id, prompt_tokens, completion_tokens, cost, attempts, error, privacy, "
+    "arguments_json, arguments_sha256, response_json, response_sha256) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+# Refused calls never reached OpenRouter; failed ones may still have been charged (a stream cut short).
+_SPENT_ALL = "SELECT COALESCE(SUM(cost), 0.0) FROM calls WHERE ts >= ? AND outcome IN ('ok', 'error')"
+_SPENT_BY_PERSONA = _SPENT_ALL + " AND persona = ?"
+_EXPORT_BATCH = 500
+
+
+class AuditError(ConfigurationError):
+    """The audit log cannot be opened or written (bad path, newer schema, disk full, locked too long)."""
+
+    kind = "audit"
+
+
+@dataclass(frozen=True)
+class CallRecord:
+    """One tool call as the audit log keeps it."""
+
+    ts: float  # unix seconds when the call started
+    user: str  # the OS user on stdio; the authenticated client over HTTP
+    tool: str
+    outcome: Literal["ok", "error", "refused"]
+    latency_ms: float
+    persona: str | None = None
+    transport: str | None = None  # "stdio" | "streamable-http" | "sse" | "memory"
+    arguments: Mapping[str, Any] | None = None  # the tool arguments, prompt included
+    response: Mapping[str, Any] | None = None  # the structured result, or the {"error": ...} payload
+    requested_model: str | None = None
+    served_model: str | None = None
+    provider: str | None = None
+    generation_id: str | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    cost: float | None = None  # USD
+    attempts: Sequence[Mapping[str, Any]] | None = None  # routing attempts
+    error: str | None = None  # error kind and message
+
+
+@dataclass(frozen=True)
+class UsageSummary:
+    """Calls, errors, tokens and cost over a time window, grouped by persona, model and UTC day."""
+
+    since: float
+    until: float
+    calls: int
+    errors: int
+    cost: float
+    prompt_tokens: int
+    completion_tokens: int
+    by_persona: list[dict[str, Any]]  # [{persona, calls, cost}], cost descending
+    by_model: list[dict[str, Any]]  # [{model, calls, cost, prompt_tokens, completion_tokens}], cost descending
+    by_day: list[dict[str, Any]]  # [{day: "YYYY-MM-DD" (UTC), calls, cost}], oldest first
+    refused: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def default_audit_path(environ: Mapping[str, str] | None = None) -> Path:
+    """`$OPENROUTER_MCP_AUDIT_DB`, else `$XDG_DATA_HOME/openrouter-mcp/audit.sqlite3`, else under ~/.local/share."""
+    env = os.environ if environ is None else environ
+    if explicit := env.get(AUDIT_DB_ENV):
+        return Path(explicit).expanduser()
+    data_home = env.get("XDG_DATA_HOME")
+    # The XDG spec says a relative value is invalid and must be ignored.
+    base = Path(data_home) if data_home and Path(data_home).is_absolute() else Path.home() / ".local" / "share"
+    return base / "openrouter-mcp" / "audit.sqlite3"
+
+
+def canonical_json(value: Any) -> str:
+    """The JSON that "full" stores and "hashes" hashes: sorted keys, no spaces, UTF-8 kept as is.
+
+    Values JSON cannot represent are stored as their `str()`, so an odd argument never fails a call.
+    """
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+class AuditLog:
+    """An append-only SQLite log of tool calls; safe to share between threads and processes."""
+
+    SCHEMA_VERSION: ClassVar[int] = len(_MIGRATIONS)
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        privacy: Privacy = "full",
+        clock: Callable[[], float] = time.time,
+        busy_timeout: float = 5.0,
+    ) -> None:
+        """Open (creating if needed) the log at `path` and bring its schema up to date.
+
+        `busy_timeout` is how long a write waits for another process's write before failing.
+
+        Raises:
+            AuditError: the path cannot be created or opened, is not an openrouter-mcp audit log,
+                or was written by a newer openrouter-mcp.
+        """
+        self.path = Path(path)
+        self.privacy: Privacy = _checked_privacy(privacy)
+        self._clock = clock
+        self._lock = threading.Lock()
+        _create_private(self.path)
+        try:
+            # Autocommit (isolation_level=None): each INSERT is its own transaction, committed when
+            # execute() returns. Shared across threads, serialised by self._lock.
+            self._db = sqlite3.connect(self.path, timeout=busy_timeout, isolation_level=None, check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise AuditError(f"cannot open the audit log {self.path}: {exc}") from None
+        try:
+            self._db.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
+            mode = self._db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise AuditError(
+                    f"the audit log {self.path} cannot use WAL mode (got {mode!r}); put it on a local disk"
+                )
+            self._db.execute("PRAGMA synchronous = NORMAL")
+            self._migrate()
+            _tighten(self.path)  # -wal and -shm exist now
+        except sqlite3.Error as exc:
+            self._db.close()
+            raise AuditError(f"cannot use the audit log {self.path}: {exc}") from None
+        except BaseException:
+            self._db.close()
+            raise
+
+    def _migrate(self) -> None:
+        version = self._version()
+        if version == self.SCHEMA_VERSION:
+            return
+        # IMMEDIATE takes the write lock first, so two processes opening an old file migrate it once.
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            version = self._version()
+            for script in _MIGRATIONS[version:]:
+                for statement in script.split(";"):
+                    if statement.strip():
+                        self._db.execute(statement)
+            self._db.execute(f"PRAGMA user_version = {self.SCHEMA_VERSION}")
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+
+    def _version(self) -> int:
+        application_id = int(self._db.execute("PRAGMA application_id").fetchone()[0])
+        if application_id not in (0, _APPLICATION_ID):
+            raise AuditError(f"{self.path} is an SQLite database but not an openrouter-mcp audit log")
+        version = int(self._db.execute("PRAGMA user_version").fetchone()[0])
+        if version > self.SCHEMA_VERSION:
+            raise AuditError(
+                f"the audit log {self.path} was written by a newer openrouter-mcp (schema v{version}; this "
+                f"version reads up to v{self.SCHEMA_VERSION}): upgrade openrouter-mcp, or point "
+                f"{AUDIT_DB_ENV} at another file"
+            )
+        return version
+
+    def record(self, record: CallRecord, *, privacy: Privacy | None = None) -> int:
+        """Write one call and commit it; returns its row id. `privacy` overrides the log's default.
+
+        Raises:
+            AuditError: the row could not be written (disk full, another writer held the lock past
+                the busy timeout, log closed) or `privacy` is not a known mode.
+        """
+        mode = self.privacy if privacy is None else privacy
+        arguments_json = arguments_sha256 = response_json = response_sha256 = None
+        if mode == "full":
+            arguments_json = _json_or_none(record.arguments)
+            response_json = _json_or_none(record.response)
+        elif mode == "hashes":
+            arguments_sha256 = _sha256_or_none(record.arguments)
+            response_sha256 = _sha256_or_none(record.response)
+        elif mode != "metadata":
+            _checked_privacy(mode)
+        row = (
+            record.ts,
+            record.user,
+            record.persona,
+            record.transport,
+            record.tool,
+            record.outcome,
+            record.latency_ms,
+            record.requested_model,
+            record.served_model,
+            record.provider,
+            record.generation_id,
+            record.prompt_tokens,
+            record.completion_tokens,
+            record.cost,
+            None if record.attempts is None else canonical_json(list(record.attempts)),
+            record.error,
+            mode,
+            arguments_json,
+            arguments_sha256,
+            response_json,
+            response_sha256,
+        )
+        try:
+            with self._lock:
+                rowid = self._db.execute(_INSERT, row).lastrowid
+        except sqlite3.Error as exc:
+            raise AuditError(f"could not write to the audit log {self.path}: {exc}") from None
+        assert rowid is not None  # an INSERT always sets it
+        return rowid
+
+    def spent(self, *, persona: str | None, since: float) -> float:
+        """USD charged for calls (answered or failed) that started at or after `since`; `persona=None`: all.
+
+        Raises:
+            AuditError: the log cannot be read.
+        """
+        if persona is None:
+            return float(self._query(_SPENT_ALL, (since,))[0][0])
+        return float(self._query(_SPENT_BY_PERSONA, (since, persona))[0][0])
+
+    def usage(self, *, since: float, until: float | None = None, persona: str | None = None) -> UsageSummary:
+        """Totals and groupings for calls with `since <= ts < until` (`until` defaults to now).
+
+        Calls that named no model (catalog and account tools) count in the totals but not in `by_model`.
+
+        Raises:
+            AuditError: the log cannot be read.
+        """
+        end = self._clock() if until is None else until
+        where = "ts >= ? AND ts < ?" + ("" if persona is None else " AND persona = ?")
+        params: tuple[Any, ...] = (since, end) if persona is None else (since, end, persona)
+        model = "COALESCE(served_model, requested_model)"
+        queries = (
+            "SELECT COUNT(*), COALESCE(SUM(outcome = 'error'), 0), COALESCE(SUM(outcome = 'refused'), 0), "
+            "COALESCE(SUM(cost), 0.0), COALESCE(SUM(prompt_tokens), 0), COALESCE(SUM(completion_tokens), 0) "
+            f"FROM calls WHERE {where}",
+            f"SELECT persona, COUNT(*) AS n, COALESCE(SUM(cost), 0.0) AS c FROM calls WHERE {where} "
+            "GROUP BY persona ORDER BY c DESC, n DESC, persona",
+            f"SELECT {model} AS m, COUNT(*) AS n, COALESCE(SUM(cost), 0.0) AS c, COALESCE(SUM(prompt_tokens), 0), "
+            f"COALESCE(SUM(completion_tokens), 0) FROM calls WHERE {where} AND {model} IS NOT NULL "
+            "GROUP BY m ORDER BY c DESC, n DESC, m",
+            "SELECT strftime('%Y-%m-%d', ts, 'unixepoch') AS d, COUNT(*), COALESCE(SUM(cost), 0.0) "
+            f"FROM calls WHERE {where} GROUP BY d ORDER BY d",
+        )
+        # One read transaction, so the totals and the groupings describe the same rows.
+        totals, personas, models, days = self._query_all(queries, params)
+        calls, errors, refused, cost, prompt_tokens, completion_tokens = totals[0]
+        return UsageSummary(
+            since=since,
+            until=end,
+            calls=int(calls),
+            errors=int(errors),
+            cost=float(cost),
+            prompt_tokens=int(prompt_tokens),
+            completion_tokens=int(completion_tokens),
+            by_persona=[{"persona": p, "calls": n, "cost": float(c)} for p, n, c in personas],
+            by_model=[
+                {"model": m, "calls": n, "cost": float(c), "prompt_tokens": pt, "completion_tokens": ct}
+                for m, n, c, pt, ct in models
+            ],
+            by_day=[{"day": d, "calls": n, "cost": float(c)} for d, n, c in days],
+            refused=int(refused),
+        )
+
+    def tail(self, n: int = 20) -> list[dict[str, Any]]:
+        """The newest `n` rows (in the order they were written), oldest first.
+
+        Raises:
+            AuditError: the log cannot be read.
+        """
+        rows = self._query(f"SELECT {_COLUMNS} FROM calls ORDER BY id DESC LIMIT ?", (max(n, 0),))
+        return [_as_dict(row) for row in reversed(rows)]
+
+    def export(self, *, since: float | None = None) -> Iterator[dict[str, Any]]:
+        """Every row (that started at or after `since`), oldest first, as JSON-ready dicts.
+
+        Read in batches with the lock released between them, so a long export neither blocks
+        `record()` nor holds a read transaction that stops the WAL from being checkpointed.
+
+        Raises:
+            AuditError: the log cannot be read.
+        """
+        last_id = 0
+        while True:
+            rows = self._query(
+                f"SELECT {_COLUMNS} FROM calls WHERE id > ? AND ts >= ? ORDER BY id LIMIT ?",
+                (last_id, float("-inf") if since is None else since, _EXPORT_BATCH),
+            )
+            for row in rows:
+                yield _as_dict(row)
+            if len(rows) < _EXPORT_BATCH:
+                return
+            last_id = rows[-1][0]
+
+    def close(self) -> None:
+        """Close the connection (idempotent); SQLite checkpoints the WAL if this was the last one."""
+        with self._lock:
+            self._db.close()
+
+    def __enter__(self) -> AuditLog:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _query(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        try:
+            with self._lock:
+                return self._db.execute(sql, params).fetchall()
+        except sqlite3.Error as exc:
+            raise AuditError(f"could not read the audit log {self.path}: {exc}") from None
+
+    def _query_all(self, queries: Sequence[str], params: tuple[Any, ...]) -> list[list[tuple[Any, ...]]]:
+        try:
+            with self._lock:
+                self._db.execute("BEGIN")
+                try:
+                    return [self._db.execute(sql, params).fetchall() for sql in queries]
+                finally:
+                    self._db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise AuditError(f"could not read the audit log {self.path}: {exc}") from None
+
+
+def _checked_privacy(mode: str) -> Privacy:
+    if mode not in PRIVACY_MODES:
+        raise AuditError(f"unknown audit privacy {mode!r}: use one of {', '.join(PRIVACY_MODES)}")
+    return mode
+
+
+def _json_or_none(value: Any) -> str | None:
+    return None if value is None else canonical_json(value)
+
+
+def _sha256_or_none(value: Any) -> str | None:
+    return None if value is None else hashlib.sha256(canonical_json(value).encode()).hexdigest()
+
+
+def _as_dict(row: tuple[Any, ...]) -> dict[str, Any]:
+    (
+        rowid,
+        ts,
+        user,
+        persona,
+        transport,
+        tool,
+        outcome,
+        latency_ms,
+        requested_model,
+        served_model,
+        provider,
+        generation_id,
+        prompt_tokens,
+        completion_tokens,
+        cost,
+        attempts,
+        error,
+        privacy,
+        arguments_json,
+        arguments_sha256,
+        response_json,
+        response_sha256,
+    ) = row
+    return {
+        "id": rowid,
+        "ts": ts,
+        "time": datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "user": user,
+        "persona": persona,
+        "transport": transport,
+        "tool": tool,
+        "outcome": outcome,
+        "latency_ms": latency_ms,
+        "requested_model": requested_model,
+        "served_model": served_model,
+        "provider": provider,
+        "generation_id": generation_id,
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "cost": cost,
+        "attempts": None if attempts is None else json.loads(attempts),
+        "error": error,
+        "privacy": privacy,
+        "arguments": None if arguments_json is None else json.loads(arguments_json),
+        "arguments_sha256": arguments_sha256,
+        "response": None if response_json is None else json.loads(response_json),
+        "response_sha256": response_sha256,
+    }
+
+
+def _create_private(path: Path) -> None:
+    """Make the directory (0700) and an empty database file (0600) before SQLite creates them with the umask's.
+
+    SQLite gives a new `-wal` and `-shm` the database file's own mode, so they follow.
+    """
+    try:
+        if not path.parent.exists():
+            path.parent.mkdir(parents=True, mode=0o700)
+            path.parent.chmod(0o700)  # mkdir's mode is filtered by the umask
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass
+        else:
+            try:
+                os.fchmod(fd, 0o600)
+            finally:
+                os.close(fd)
+        _tighten(path)
+    except OSError as exc:
+        raise AuditError(f"cannot create the audit log {path}: {exc.strerror or exc}") from None
+
+
+def _tighten(path: Path) -> None:
+    """Take group and other permissions off the database and its companions, where an older file has them.
+
+    Raises:
+        AuditError: a file is not ours to change.
+    """
+    for companion in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        try:
+            mode = companion.stat().st_mode & 0o777
+            if mode & 0o077:
+                companion.chmod(mode & 0o700)
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            raise AuditError(f"cannot make the audit log {companion} private: {exc.strerror or exc}") from None
