@@ -1,4 +1,5 @@
-"""Command line: `openrouter-mcp [--transport stdio|sse|streamable-http] [--host H] [--port P] [--demo]`.
+"""Command line: `openrouter-mcp [--transport stdio|sse|streamable-http] [--host H] [--port P] [--demo]`,
+and subcommands: `openrouter-mcp hash-token ...` (see `SUBCOMMANDS`).
 
 Configuration comes from the environment (see `config.Settings`); the API key is never accepted
 as an argument. Logs go to stderr, because on stdio, stdout carries the protocol.
@@ -8,11 +9,16 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib
+import ipaddress
 import logging
 import os
 import signal
 import sys
 import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 import anyio
@@ -28,10 +34,32 @@ if TYPE_CHECKING:
     import httpx
     from mcp.server.mcpserver import MCPServer
 
+    from openrouter_mcp.audit import AuditLog
+    from openrouter_mcp.auth import HashedTokenVerifier, TokenEntry
+    from openrouter_mcp.personas import Privacy
+
 logger = logging.getLogger("openrouter_mcp")
 
-LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 DEMO_BASE_URL = "http://simulated-openrouter.invalid/api/v1"
+DEFAULT_MAX_REQUEST_BYTES = 1024 * 1024
+DEFAULT_MAX_CONCURRENT_PER_CLIENT = 4
+
+#: `openrouter-mcp NAME ...` runs "module:function"(remaining argv) and exits with its return value.
+#: Imported only when chosen, so the server's start-up pays for none of them.
+SUBCOMMANDS: dict[str, str] = {
+    "hash-token": "openrouter_mcp.auth:main_hash_token",
+    "audit": "openrouter_mcp.audit_cli:main",
+}
+
+
+def _positive_int(raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{raw!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -47,7 +75,49 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="append",
         default=[],
         metavar="HOST[:PORT]",
-        help="HTTP transports: extra Host header value to accept (DNS-rebinding protection stays on)",
+        help="HTTP transports: extra Host header value to accept, e.g. mcp.example.com or mcp.example.com:* "
+        "(DNS-rebinding protection stays on)",
+    )
+    parser.add_argument(
+        "--allowed-origin",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="HTTP transports: extra browser Origin to accept, e.g. https://app.example.com (requests without "
+        "an Origin header, as from most MCP clients, are not affected)",
+    )
+    parser.add_argument(
+        "--auth-tokens",
+        metavar="PATH",
+        help="HTTP transports: require a bearer token listed (as its SHA-256) in this TOML file; default "
+        "$OPENROUTER_MCP_TOKENS. Create tokens with `openrouter-mcp hash-token`",
+    )
+    parser.add_argument(
+        "--insecure-no-auth",
+        action="store_true",
+        help="HTTP transports: allow a non-loopback --host without --auth-tokens (only behind a proxy that "
+        "authenticates every request)",
+    )
+    parser.add_argument(
+        "--max-request-bytes",
+        type=_positive_int,
+        default=DEFAULT_MAX_REQUEST_BYTES,
+        metavar="N",
+        help=f"HTTP transports: answer 413 to a request body over N bytes (default {DEFAULT_MAX_REQUEST_BYTES})",
+    )
+    parser.add_argument(
+        "--max-concurrent-per-client",
+        type=_positive_int,
+        default=DEFAULT_MAX_CONCURRENT_PER_CLIENT,
+        metavar="N",
+        help="refuse a client's upstream-calling tool call while N of its calls are running "
+        f"(default {DEFAULT_MAX_CONCURRENT_PER_CLIENT})",
+    )
+    parser.add_argument(
+        "--stateless",
+        action="store_true",
+        help="streamable HTTP: keep no session between requests, so several processes can serve one URL "
+        "behind a load balancer",
     )
     parser.add_argument(
         "--demo",
@@ -67,28 +137,90 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--log-level", default="WARNING", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
     parser.add_argument("--version", action="version", version=f"openrouter-mcp {__version__}")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.stateless and args.transport != "streamable-http":
+        parser.error("--stateless applies to --transport streamable-http only")
+    if args.auth_tokens and args.transport == "stdio":
+        parser.error("--auth-tokens applies to the HTTP transports (--transport streamable-http or sse)")
+    return args
 
 
 def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in SUBCOMMANDS:
+        module, _, function = SUBCOMMANDS[argv[0]].partition(":")
+        command: Callable[[list[str]], int] = getattr(importlib.import_module(module), function)
+        raise SystemExit(command(argv[1:]))
     args = parse_args(argv)
     logging.basicConfig(
         stream=sys.stderr, level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    http = args.transport != "stdio"
+    tokens: list[TokenEntry] | None = None
     try:
         settings = Settings.from_env()
         persona_config = personas.load(personas.resolve_path(args.personas))
         if args.persona:
             persona_config.get(args.persona)
+        if http:
+            from openrouter_mcp import auth
+
+            tokens_path = auth.resolve_tokens_path(args.auth_tokens)
+            if tokens_path is not None:
+                tokens = auth.load_tokens(tokens_path, known_personas=persona_config.personas.keys())
+        audit = None if args.check_personas else open_audit(settings, demo=args.demo)
     except (ConfigurationError, personas.PersonaError) as exc:
         logger.error("configuration error: %s", exc)
         raise SystemExit(2) from None
+    if problem := exposure_problem(args, authenticated=tokens is not None):
+        logger.error("%s", problem)
+        raise SystemExit(2)
     if args.check_personas:
         raise SystemExit(anyio.run(_check_personas, settings, persona_config))
     try:
-        anyio.run(_run, args, settings, persona_config)
+        anyio.run(_run, args, settings, persona_config, tokens, audit)
     except KeyboardInterrupt:
         pass
+    finally:
+        if audit is not None:
+            audit.close()
+
+
+def open_audit(settings: Settings, *, demo: bool) -> AuditLog | None:
+    """The audit log the settings ask for, opened (and migrated) now so that a bad path fails at start.
+
+    A demo records nothing unless a database is named explicitly: simulated calls are not usage.
+
+    Raises:
+        ConfigurationError: the database cannot be opened, or was written by a newer version.
+    """
+    if not settings.audit_enabled or (demo and settings.audit_db is None):
+        return None
+    from openrouter_mcp.audit import AuditLog, default_audit_path
+
+    path = Path(settings.audit_db).expanduser() if settings.audit_db else default_audit_path()
+    privacy = cast("Privacy", settings.audit_privacy)
+    return AuditLog(path, privacy=privacy)
+
+
+def exposure_problem(args: argparse.Namespace, *, authenticated: bool) -> str | None:
+    """Why serving as `args` asks would let the network spend the key's credits unchecked; None if it would not."""
+    if args.transport == "stdio" or authenticated or args.insecure_no_auth or _is_loopback(args.host):
+        return None
+    return (
+        f"refusing to listen on {args.host} without authentication: anyone who can reach it could spend your "
+        "OpenRouter credits. Give --auth-tokens PATH (tokens from `openrouter-mcp hash-token`), or "
+        "--insecure-no-auth if a proxy in front authenticates every request."
+    )
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name other than localhost may resolve anywhere
 
 
 async def _check_personas(settings: Settings, config: personas.PersonasConfig) -> int:
@@ -112,18 +244,50 @@ async def _check_personas(settings: Settings, config: personas.PersonasConfig) -
     return 1 if problems else 0
 
 
-async def _run(args: argparse.Namespace, settings: Settings, persona_config: personas.PersonasConfig) -> None:
+async def _run(
+    args: argparse.Namespace,
+    settings: Settings,
+    persona_config: personas.PersonasConfig,
+    tokens: list[TokenEntry] | None = None,
+    audit: AuditLog | None = None,
+) -> None:
+    from openrouter_mcp.limits import ClientLimits
     from openrouter_mcp.server import build_server
 
     http_client: httpx.AsyncClient | None = None
     if args.demo:
         settings, http_client = _demo(settings)
-    server = build_server(settings, http_client=http_client, personas=persona_config, bound_persona=args.persona)
+    auth_kwargs: dict[str, Any] = {}
+    verifier: HashedTokenVerifier | None = None
+    if tokens is not None:
+        from mcp.server.auth.settings import AuthSettings
+
+        from openrouter_mcp.auth import HashedTokenVerifier
+
+        # A resource server with a static token list: no OAuth authorization server exists, so none is
+        # advertised. The SDK requires an issuer URL but uses it only for OAuth routes (an auth provider) and
+        # protected-resource metadata (a resource_server_url); with neither, our own URL is a truthful
+        # placeholder. Without resource_server_url, a 401 carries no metadata link, so OAuth-capable clients
+        # do not start a discovery that cannot succeed; they must send the token as a static header.
+        verifier = HashedTokenVerifier(tokens, on_failure=_auth_failure_recorder(audit, args.transport))
+        auth_kwargs["token_verifier"] = verifier
+        auth_kwargs["auth"] = AuthSettings(issuer_url=_own_url(args), resource_server_url=None)
+        logger.info("bearer-token authentication on: %d token(s)", len(tokens))
+    server = build_server(
+        settings,
+        http_client=http_client,
+        personas=persona_config,
+        bound_persona=args.persona,
+        limits=ClientLimits(args.max_concurrent_per_client),
+        audit=audit,
+        transport=args.transport,
+        **auth_kwargs,
+    )
     try:
         if args.transport == "stdio":
             await _serve_stdio(server)
         else:
-            await _serve_http(server, args)
+            await _serve_http(server, args, verifier)
     finally:
         if http_client is not None:
             await http_client.aclose()
@@ -214,24 +378,69 @@ class _StdinLines:
             anyio.from_thread.run_sync(self._send.close, token=token)
 
 
-async def _serve_http(server: MCPServer[Any], args: argparse.Namespace) -> None:
+def _auth_failure_recorder(audit: AuditLog | None, transport: str) -> Callable[[str], None]:
+    """Log, and record in the audit log, every refused HTTP request, once (never with the token)."""
+
+    def refused(reason: str) -> None:
+        logger.warning("refused an HTTP request: %s", reason)
+        if audit is not None:
+            from openrouter_mcp.audit import CallRecord
+
+            record = CallRecord(
+                ts=time.time(), user="(unauthenticated)", tool="(authentication)", outcome="refused",
+                latency_ms=0.0, transport=transport, error=reason,
+            )  # fmt: skip
+            audit.record(record)
+
+    return refused
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
+
+
+def _own_url(args: argparse.Namespace) -> str:
+    return f"http://{_url_host(args.host)}:{args.port}"
+
+
+async def _serve_http(
+    server: MCPServer[Any], args: argparse.Namespace, verifier: HashedTokenVerifier | None = None
+) -> None:
+    """Serve streamable HTTP or SSE with uvicorn; `verifier` (also given to `build_server`) means tokens are on."""
     import uvicorn
     from mcp.server.transport_security import TransportSecuritySettings
+    from starlette.types import ASGIApp
 
-    if args.host not in LOOPBACK_HOSTS:
+    from openrouter_mcp.auth import AuthFailureReporter
+
+    if not _is_loopback(args.host) and verifier is None:
         logger.warning(
-            "listening on %s: anyone who can reach this address can spend your OpenRouter credits", args.host
+            "listening on %s WITHOUT authentication (--insecure-no-auth): anyone who can reach this address "
+            "can spend your OpenRouter credits",
+            args.host,
         )
-    hosts = [f"{h}:*" for h in ("127.0.0.1", "localhost", "[::1]")] + [f"{args.host}:*", *args.allowed_host]
+    hosts = [f"{h}:*" for h in ("127.0.0.1", "localhost", "[::1]")] + [f"{_url_host(args.host)}:*", *args.allowed_host]
     security = TransportSecuritySettings(
         enable_dns_rebinding_protection=True,
         allowed_hosts=hosts,
-        allowed_origins=[f"http://{h}" for h in hosts],
+        allowed_origins=[f"http://{h}" for h in hosts] + args.allowed_origin,
     )
+    app: ASGIApp
     if args.transport == "sse":
-        app = server.sse_app(transport_security=security, host=args.host)
+        app = server.sse_app(transport_security=security, host=args.host, max_request_body_size=args.max_request_bytes)
     else:
-        app = server.streamable_http_app(transport_security=security, host=args.host)
+        # Stateless: every POST gets a fresh transport and no session id, so any process behind a load
+        # balancer can answer any request. Responses stay SSE streams (not json_response) so that progress
+        # and heartbeats still reach the caller during a long chat.
+        app = server.streamable_http_app(
+            transport_security=security,
+            host=args.host,
+            max_request_body_size=args.max_request_bytes,
+            stateless_http=args.stateless,
+        )
+    if verifier is not None:
+        # Outside the SDK's middleware, to see the 401s it sends without asking the verifier.
+        app = AuthFailureReporter(app, verifier.on_failure)
     config = uvicorn.Config(app, host=args.host, port=args.port, log_level=args.log_level.lower(), lifespan="on")
     # uvicorn handles SIGTERM/SIGINT itself: it stops accepting, finishes in-flight requests, runs shutdown.
     await uvicorn.Server(config).serve()

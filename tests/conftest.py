@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 from mcp import Client
@@ -22,6 +24,19 @@ TEST_KEY = "sk-or-v1-" + secrets.token_hex(24)
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _throwaway_audit_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Servers the tests start record into a database of their own, never into the user's audit log."""
+    path = tmp_path_factory.mktemp("audit") / "audit.sqlite3"
+    previous = os.environ.get("OPENROUTER_MCP_AUDIT_DB")
+    os.environ["OPENROUTER_MCP_AUDIT_DB"] = str(path)
+    yield path
+    if previous is None:
+        del os.environ["OPENROUTER_MCP_AUDIT_DB"]
+    else:
+        os.environ["OPENROUTER_MCP_AUDIT_DB"] = previous
 
 
 @pytest.fixture(scope="session")

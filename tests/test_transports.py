@@ -135,7 +135,9 @@ def free_port() -> int:
 
 def server_env(upstream_url: str | None, **extra: str) -> dict[str, str]:
     """A minimal environment: the key reaches a server only this way, never through argv."""
-    env = {name: os.environ[name] for name in ("PATH", "HOME", "LANG", "SYSTEMROOT") if name in os.environ}
+    # OPENROUTER_MCP_AUDIT_DB: the session's throwaway audit database (conftest), never the user's own.
+    passed = ("PATH", "HOME", "LANG", "SYSTEMROOT", "OPENROUTER_MCP_AUDIT_DB")
+    env = {name: os.environ[name] for name in passed if name in os.environ}
     if upstream_url is not None:
         env |= {"OPENROUTER_API_KEY": TEST_KEY, "OPENROUTER_BASE_URL": upstream_url}
     return env | extra
