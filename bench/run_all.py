@@ -23,6 +23,7 @@ BENCHMARKS: list[tuple[str, list[str], list[str]]] = [
     ("bench.overhead", [], ["--calls", "30", "--warmup", "5"]),
     ("bench.cold_start", [], ["--runs", "4"]),
     ("bench.catalog", [], []),
+    ("bench.fallback", [], ["--rounds", "15", "--warmup", "3", "--later", "10"]),
 ]
 
 #: Longest any one benchmark may run before the suite gives up on it.

@@ -186,21 +186,49 @@ def main(argv: list[str] | None = None) -> None:
             audit.close()
 
 
-def open_audit(settings: Settings, *, demo: bool) -> AuditLog | None:
-    """The audit log the settings ask for, opened (and migrated) now so that a bad path fails at start.
+class LazyAudit:
+    """Opens the audit log on first use: SQLite and the file cost start-up ~10 ms that no host should wait for.
+
+    The folder is checked (and created, owner-only) at start, so a bad path still fails at once.
+    """
+
+    def __init__(self, path: Path, privacy: str) -> None:
+        self.path = path
+        self.privacy = privacy
+        self.log: AuditLog | None = None
+
+    def __call__(self) -> AuditLog:
+        from openrouter_mcp.audit import AuditLog
+
+        self.log = AuditLog(self.path, privacy=cast("Privacy", self.privacy))
+        return self.log
+
+    def close(self) -> None:
+        if self.log is not None:
+            self.log.close()
+
+
+def open_audit(settings: Settings, *, demo: bool) -> LazyAudit | None:
+    """The audit log the settings ask for, ready to open on first use.
 
     A demo records nothing unless a database is named explicitly: simulated calls are not usage.
 
     Raises:
-        ConfigurationError: the database cannot be opened, or was written by a newer version.
+        ConfigurationError: the database's folder cannot be created.
     """
     if not settings.audit_enabled or (demo and settings.audit_db is None):
         return None
-    from openrouter_mcp.audit import AuditLog, default_audit_path
+    from openrouter_mcp.audit import AUDIT_DB_ENV, default_audit_path
 
     path = Path(settings.audit_db).expanduser() if settings.audit_db else default_audit_path()
-    privacy = cast("Privacy", settings.audit_privacy)
-    return AuditLog(path, privacy=privacy)
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigurationError(
+            f"audit log folder {path.parent} cannot be created ({exc.strerror}); "
+            f"set {AUDIT_DB_ENV} to another path or OPENROUTER_MCP_AUDIT=off"
+        ) from None
+    return LazyAudit(path, settings.audit_privacy)
 
 
 def exposure_problem(args: argparse.Namespace, *, authenticated: bool) -> str | None:
@@ -249,7 +277,7 @@ async def _run(
     settings: Settings,
     persona_config: personas.PersonasConfig,
     tokens: list[TokenEntry] | None = None,
-    audit: AuditLog | None = None,
+    audit: LazyAudit | None = None,
 ) -> None:
     from openrouter_mcp.limits import ClientLimits
     from openrouter_mcp.server import build_server
@@ -378,7 +406,7 @@ class _StdinLines:
             anyio.from_thread.run_sync(self._send.close, token=token)
 
 
-def _auth_failure_recorder(audit: AuditLog | None, transport: str) -> Callable[[str], None]:
+def _auth_failure_recorder(audit: LazyAudit | None, transport: str) -> Callable[[str], None]:
     """Log, and record in the audit log, every refused HTTP request, once (never with the token)."""
 
     def refused(reason: str) -> None:
@@ -386,11 +414,12 @@ def _auth_failure_recorder(audit: AuditLog | None, transport: str) -> Callable[[
         if audit is not None:
             from openrouter_mcp.audit import CallRecord
 
+            log = audit.log or audit()
             record = CallRecord(
                 ts=time.time(), user="(unauthenticated)", tool="(authentication)", outcome="refused",
                 latency_ms=0.0, transport=transport, error=reason,
             )  # fmt: skip
-            audit.record(record)
+            log.record(record)
 
     return refused
 

@@ -136,7 +136,8 @@ class Cooldowns:
         """Record a failure of `key`; returns the seconds it now cools down for."""
         strikes = self._strikes.get(key, 0) + 1
         self._strikes[key] = strikes
-        backoff: float = min(policy.cooldown_seconds * 2.0 ** (strikes - 1), policy.max_cooldown_seconds)
+        # The exponent is capped: 2**30 already exceeds any sane cap, and 2.0**1024 overflows.
+        backoff: float = min(policy.cooldown_seconds * 2.0 ** min(strikes - 1, 30), policy.max_cooldown_seconds)
         seconds = max(backoff, retry_after or 0.0)
         self._until[key] = self._clock() + seconds
         return seconds

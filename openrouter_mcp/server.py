@@ -43,7 +43,7 @@ def build_server(
     bound_persona: str | None = None,
     token_verifier: TokenVerifier | None = None,
     auth: AuthSettings | None = None,
-    audit: AuditLog | None = None,
+    audit: AuditLog | Callable[[], AuditLog] | None = None,
     limits: ClientLimits | None = None,
     transport: str = "memory",
     clock: Callable[[], float] = time.time,
@@ -52,7 +52,8 @@ def build_server(
 
     `bound_persona` binds every session to one persona: it sees only that persona's tools and prompt.
     `token_verifier` with `auth` turns on bearer-token authentication for the HTTP transports.
-    `audit` records every call (and counts budgets); `limits` caps concurrent calls per client;
+    `audit` records every call and counts budgets (a log, or a function opening it on first use);
+    `limits` caps concurrent calls per client;
     `transport` names how clients connect, for the audit log; `clock` is wall time, injectable for tests.
 
     Raises:

@@ -39,14 +39,15 @@ class AppState:
         http_client: httpx.AsyncClient | None = None,
         personas: PersonasConfig = BUILTIN,
         bound_persona: str | None = None,
-        audit: AuditLog | None = None,
+        audit: AuditLog | Callable[[], AuditLog] | None = None,
         limits: ClientLimits | None = None,
         transport: str = "memory",
         clock: Callable[[], float] = time.time,
     ) -> None:
         """`bound_persona` binds every session of this process to one persona (stdio: `--persona`).
 
-        `audit` records every tool call (None: not recorded, and budgets cannot be enforced); `limits`
+        `audit` records every tool call: an open log, or a function that opens it on first use (start-up then
+        pays nothing for SQLite); None: nothing is recorded, and budgets cannot be enforced. `limits`
         caps concurrent calls per client; `clock` (wall time) is injectable for budget periods in tests.
 
         Raises:
@@ -58,7 +59,7 @@ class AppState:
         self.bound_persona = personas.get(bound_persona) if bound_persona else None
         # One record of failed models per process: rate limits are per account, whoever is calling.
         self.cooldowns = Cooldowns()
-        self.audit = audit
+        self._audit = audit
         self.limits = limits
         self.transport = transport
         self.clock = clock
@@ -75,6 +76,17 @@ class AppState:
         self._catalog: Catalog | None = None
         self._users = 0
         self._lock = anyio.Lock()
+
+    @property
+    def audit(self) -> AuditLog | None:
+        """The audit log, opened on first use when given as a function.
+
+        Raises:
+            ConfigurationError: the log cannot be opened (the function's own error, e.g. `AuditError`).
+        """
+        if callable(self._audit):
+            self._audit = self._audit()
+        return self._audit
 
     @property
     def client(self) -> OpenRouterClient:

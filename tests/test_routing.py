@@ -205,6 +205,12 @@ def test_repeat_failures_back_off_and_a_long_retry_after_wins() -> None:
     assert cooldowns.fail("m/x", policy) == 10
 
 
+def test_a_model_that_never_recovers_keeps_the_capped_cooldown_without_overflowing() -> None:
+    cooldowns = Cooldowns(Clock())
+    policy = FallbackPolicy(cooldown_seconds=30, max_cooldown_seconds=900)
+    assert [cooldowns.fail("m/x", policy) for _ in range(2000)][-1] == 900
+
+
 def test_a_free_tier_limit_cools_every_free_model_but_no_paid_one() -> None:
     cooldowns = Cooldowns(Clock())
     cooldowns.fail(FREE_TIER, FallbackPolicy(), retry_after=3600)
