@@ -210,11 +210,7 @@ class AuditLog:
             raise AuditError(f"cannot open the audit log {self.path}: {exc}") from None
         try:
             self._db.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
-            mode = self._db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-            if str(mode).lower() != "wal":
-                raise AuditError(
-                    f"the audit log {self.path} cannot use WAL mode (got {mode!r}); put it on a local disk"
-                )
+            self._enable_wal(busy_timeout)
             self._db.execute("PRAGMA synchronous = NORMAL")
             self._migrate()
             _tighten(self.path)  # -wal and -shm exist now
@@ -224,6 +220,29 @@ class AuditLog:
         except BaseException:
             self._db.close()
             raise
+
+    def _enable_wal(self, busy_timeout: float) -> None:
+        """Switch a new file to WAL (the mode persists in the file, so later opens find it set).
+
+        Raises:
+            AuditError: the file system cannot do WAL (a network share, typically).
+        """
+        if self._db.execute("PRAGMA journal_mode").fetchone()[0] == "wal":
+            return
+        # The switch needs an exclusive lock and SQLite does not run the busy handler for it, so when
+        # several processes create the log at once the losers get SQLITE_BUSY at once: retry until the
+        # busy timeout. Only a file's first open ever gets here.
+        deadline = time.monotonic() + busy_timeout
+        while True:
+            try:
+                mode = self._db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+                break
+            except sqlite3.OperationalError as exc:
+                if exc.sqlite_errorcode != sqlite3.SQLITE_BUSY or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.002)
+        if str(mode).lower() != "wal":
+            raise AuditError(f"the audit log {self.path} cannot use WAL mode (got {mode!r}); put it on a local disk")
 
     def _migrate(self) -> None:
         version = self._version()
@@ -490,8 +509,11 @@ def _create_private(path: Path) -> None:
     SQLite gives a new `-wal` and `-shm` the database file's own mode, so they follow.
     """
     try:
-        if not path.parent.exists():
+        try:
             path.parent.mkdir(parents=True, mode=0o700)
+        except FileExistsError:
+            pass  # ours from before, another process's that just won the race, or a shared dir like /tmp
+        else:
             path.parent.chmod(0o700)  # mkdir's mode is filtered by the umask
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

@@ -468,50 +468,72 @@ class Child:
         )
         self.lines: queue.Queue[bytes | None] = queue.Queue()
         assert self.process.stdout is not None
-        threading.Thread(target=self._pump, args=(self.process.stdout,), daemon=True).start()
+        self._pump = threading.Thread(target=self._read, args=(self.process.stdout,), daemon=True)
+        self._pump.start()
 
-    def _pump(self, stdout: IO[bytes]) -> None:
-        for line in stdout:
-            self.lines.put(line)
+    def _read(self, stdout: IO[bytes]) -> None:
+        with stdout:
+            for line in stdout:
+                self.lines.put(line)
         self.lines.put(None)
 
     def line(self) -> bytes | None:
         return self.lines.get(timeout=CHILD_TIMEOUT)
+
+    def expect(self, wanted: bytes) -> None:
+        if (got := self.line()) != wanted:
+            self.process.kill()
+            self.process.wait(timeout=CHILD_TIMEOUT)
+            raise AssertionError(f"expected {wanted!r} from the child, got {got!r}; its stderr:\n{self.stderr()}")
 
     def go(self) -> None:
         assert self.process.stdin is not None
         self.process.stdin.write(b"go\n")
         self.process.stdin.flush()
 
-    def finish(self) -> tuple[list[int], int, bytes]:
-        """Every complete id line still to come, the exit status and stderr."""
+    def finish(self) -> tuple[list[int], int]:
+        """Every complete id line still to come, then the exit status."""
         ids = []
         while (line := self.line()) is not None:
             if line.endswith(b"\n"):  # a line cut short by a kill was never fully reported
                 ids.append(int(line))
-        _, stderr = self.process.communicate(timeout=CHILD_TIMEOUT)
-        return ids, self.process.returncode, stderr
+        return ids, self.process.wait(timeout=CHILD_TIMEOUT)
+
+    def stderr(self) -> str:
+        assert self.process.stderr is not None
+        return "" if self.process.stderr.closed else self.process.stderr.read().decode(errors="replace")
+
+    def stop(self) -> None:
+        """Kill the child if it still runs and close its pipes (idempotent)."""
+        self.process.kill()
+        self.process.wait(timeout=CHILD_TIMEOUT)
+        self._pump.join(timeout=CHILD_TIMEOUT)
+        for pipe in (self.process.stdin, self.process.stderr):
+            if pipe is not None:
+                pipe.close()
 
 
 def test_two_processes_writing_one_log_lose_no_rows_and_never_see_it_locked(db: Path) -> None:
+    # Neither file exists yet: the two also race to create the log and switch it to WAL.
     children = [Child(db, 500, user) for user in ("first", "second")]
     try:
-        assert [child.line() for child in children] == [b"ready\n", b"ready\n"]
+        for child in children:
+            child.expect(b"ready\n")
         # Hold the write lock while both start, so their first writes queue on it for real.
         with raw(db) as holder:
             holder.execute("BEGIN IMMEDIATE")
             for child in children:
                 child.go()
-            assert [child.line() for child in children] == [b"writing\n", b"writing\n"]
+            for child in children:
+                child.expect(b"writing\n")
             holder.execute("COMMIT")
         results = [child.finish() for child in children]
+        for (ids, returncode), child in zip(results, children, strict=True):
+            assert returncode == 0, child.stderr()
+            assert len(ids) == 500
     finally:
         for child in children:
-            child.process.kill()
-            child.process.wait(timeout=CHILD_TIMEOUT)
-    for ids, returncode, stderr in results:
-        assert returncode == 0, stderr.decode()
-        assert len(ids) == 500
+            child.stop()
     with raw(db) as conn:
         counts = dict(conn.execute("SELECT user, COUNT(*) FROM calls GROUP BY user").fetchall())
         all_ids = {row[0] for row in conn.execute("SELECT id FROM calls")}
@@ -522,19 +544,18 @@ def test_two_processes_writing_one_log_lose_no_rows_and_never_see_it_locked(db: 
 def test_every_row_id_reported_before_a_sigkill_is_in_the_log(db: Path) -> None:
     child = Child(db, 10_000_000, "doomed")
     try:
-        assert child.line() == b"ready\n"
+        child.expect(b"ready\n")
         child.go()
-        assert child.line() == b"writing\n"
+        child.expect(b"writing\n")
         reported: list[int] = []
         while len(reported) < 300:
             line = child.line()
-            assert line is not None, "the writer stopped before it was killed"
+            assert line is not None, f"the writer stopped before it was killed: {child.stderr()}"
             reported.append(int(line))
         child.process.send_signal(signal.SIGKILL)  # mid-burst: no close, no checkpoint, no atexit
-        more, returncode, _ = child.finish()
+        more, returncode = child.finish()
     finally:
-        child.process.kill()
-        child.process.wait(timeout=CHILD_TIMEOUT)
+        child.stop()
     reported += more
     assert returncode == -signal.SIGKILL
     assert Path(f"{db}-wal").stat().st_size > 0  # the rows are recovered from the WAL the child left
@@ -542,6 +563,19 @@ def test_every_row_id_reported_before_a_sigkill_is_in_the_log(db: Path) -> None:
         present = {row[0] for row in conn.execute("SELECT id FROM calls")}
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     assert set(reported) <= present
+
+
+def test_a_log_locked_past_the_busy_timeout_fails_clearly_instead_of_hanging(db: Path) -> None:
+    db.parent.mkdir()
+    with raw(db) as holder:
+        holder.execute("CREATE TABLE other (x)")
+        holder.commit()
+        # A reader's shared lock: others may read, but the switch to WAL (exclusive) must wait.
+        holder.execute("BEGIN")
+        holder.execute("SELECT COUNT(*) FROM other").fetchall()
+        with pytest.raises(AuditError, match="database is locked"):
+            AuditLog(db, busy_timeout=0.05)
+        holder.execute("ROLLBACK")
 
 
 # --- the command line ----------------------------------------------------------------------------

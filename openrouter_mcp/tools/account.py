@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any, Literal
 
 from mcp.server.mcpserver import Context
@@ -11,6 +12,8 @@ from pydantic import Field
 from openrouter_mcp.errors import GoneError
 from openrouter_mcp.state import AppState
 from openrouter_mcp.tools.registry import READ_ONLY, ToolInput, ToolOutput, ToolSpec
+
+logger = logging.getLogger(__name__)
 
 #: Creating a charge commits the account to a payment intent: destructive, and never safe to repeat.
 MAKES_A_CHARGE = ToolAnnotations(
@@ -31,15 +34,28 @@ class CreditsOutput(ToolOutput):
     total_credits: float = Field(description="USD ever purchased")
     total_usage: float = Field(description="USD ever spent")
     remaining: float
+    warning: str | None = None
 
 
 async def get_credits(args: NoInput, state: AppState, ctx: Context) -> CreditsOutput:
     credits = await state.client.get_credits()
+    remaining = round(credits.total_credits - credits.total_usage, 10)
     return CreditsOutput(
         total_credits=credits.total_credits,
         total_usage=credits.total_usage,
-        remaining=round(credits.total_credits - credits.total_usage, 10),
+        remaining=remaining,
+        warning=low_balance_warning(state, "the account's remaining credit", remaining),
     )
+
+
+def low_balance_warning(state: AppState, what: str, remaining: float | None) -> str | None:
+    """A warning when OpenRouter reports less than the configured threshold left (None when unlimited)."""
+    threshold = state.settings.low_balance_usd
+    if remaining is None or remaining >= threshold:
+        return None
+    message = f"{what} is ${remaining:.2f}, below ${threshold:g}: paid calls will soon fail with 402"
+    logger.warning("%s", message)
+    return message
 
 
 class KeyOutput(ToolOutput):
@@ -54,11 +70,13 @@ class KeyOutput(ToolOutput):
     is_free_tier: bool | None = None
     is_management_key: bool | None = None
     expires_at: str | None = None
+    warning: str | None = None
 
 
 async def get_current_key(args: NoInput, state: AppState, ctx: Context) -> KeyOutput:
     key = await state.client.get_current_key()
-    return KeyOutput.model_validate(key.model_dump(exclude={"rate_limit"}))
+    warning = low_balance_warning(state, "the key's remaining limit", key.limit_remaining)
+    return KeyOutput.model_validate({**key.model_dump(exclude={"rate_limit"}), "warning": warning})
 
 
 class GenerationInput(ToolInput):

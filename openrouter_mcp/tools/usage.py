@@ -42,7 +42,8 @@ def usage_summary(state: AppState, days: int, persona: str | None) -> dict[str, 
         elif persona not in allowed:
             raise NotAllowedError(f"name one of this client's personas to see its usage: {', '.join(sorted(allowed))}")
     now = state.clock()
-    return state.audit.usage(since=now - days * 86_400, until=now, persona=persona).as_dict()
+    # The window ends just after now: a call that started this very instant belongs in it.
+    return state.audit.usage(since=now - days * 86_400, until=now + 0.001, persona=persona).as_dict()
 
 
 async def get_usage(args: UsageInput, state: AppState, ctx: Context) -> UsageOutput:
@@ -53,7 +54,7 @@ USAGE_TOOLS: list[ToolSpec[Any, Any]] = [
     ToolSpec(
         name="get_usage",
         title="Usage and spend",
-        description="Calls, errors, tokens and USD spent through this server, by persona, model and day.",
+        description="Calls, errors, tokens and USD spent via this server, by persona, model, day.",
         input_model=UsageInput,
         output_model=UsageOutput,
         annotations=LOCAL_READ,
