@@ -8,15 +8,9 @@ as an argument. Logs go to stderr, because on stdio, stdout carries the protocol
 from __future__ import annotations
 
 import argparse
-import contextlib
 import importlib
-import ipaddress
 import logging
-import os
-import signal
 import sys
-import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -28,11 +22,12 @@ import anyio.lowlevel
 from openrouter_mcp import __version__, personas
 from openrouter_mcp.config import Settings
 from openrouter_mcp.errors import ConfigurationError
+from openrouter_mcp.http_server import auth_failure_recorder, exposure_problem, own_url, serve_http
 from openrouter_mcp.personas import DEFAULT_PERSONAS_PATH, PERSONAS_ENV
+from openrouter_mcp.stdio import serve_stdio
 
 if TYPE_CHECKING:
     import httpx
-    from mcp.server.mcpserver import MCPServer
 
     from openrouter_mcp.audit import AuditLog
     from openrouter_mcp.auth import HashedTokenVerifier, TokenEntry
@@ -231,26 +226,6 @@ def open_audit(settings: Settings, *, demo: bool) -> LazyAudit | None:
     return LazyAudit(path, settings.audit_privacy)
 
 
-def exposure_problem(args: argparse.Namespace, *, authenticated: bool) -> str | None:
-    """Why serving as `args` asks would let the network spend the key's credits unchecked; None if it would not."""
-    if args.transport == "stdio" or authenticated or args.insecure_no_auth or _is_loopback(args.host):
-        return None
-    return (
-        f"refusing to listen on {args.host} without authentication: anyone who can reach it could spend your "
-        "OpenRouter credits. Give --auth-tokens PATH (tokens from `openrouter-mcp hash-token`), or "
-        "--insecure-no-auth if a proxy in front authenticates every request."
-    )
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False  # a host name other than localhost may resolve anywhere
-
-
 async def _check_personas(settings: Settings, config: personas.PersonasConfig) -> int:
     """Report persona model ids missing from the catalog (with the closest real ids); 1 if any."""
     from openrouter_mcp.client import OpenRouterClient
@@ -297,9 +272,9 @@ async def _run(
         # protected-resource metadata (a resource_server_url); with neither, our own URL is a truthful
         # placeholder. Without resource_server_url, a 401 carries no metadata link, so OAuth-capable clients
         # do not start a discovery that cannot succeed; they must send the token as a static header.
-        verifier = HashedTokenVerifier(tokens, on_failure=_auth_failure_recorder(audit, args.transport))
+        verifier = HashedTokenVerifier(tokens, on_failure=auth_failure_recorder(audit, args.transport))
         auth_kwargs["token_verifier"] = verifier
-        auth_kwargs["auth"] = AuthSettings(issuer_url=_own_url(args), resource_server_url=None)
+        auth_kwargs["auth"] = AuthSettings(issuer_url=own_url(args), resource_server_url=None)
         logger.info("bearer-token authentication on: %d token(s)", len(tokens))
     server = build_server(
         settings,
@@ -313,9 +288,9 @@ async def _run(
     )
     try:
         if args.transport == "stdio":
-            await _serve_stdio(server)
+            await serve_stdio(server)
         else:
-            await _serve_http(server, args, verifier)
+            await serve_http(server, args, verifier)
     finally:
         if http_client is not None:
             await http_client.aclose()
@@ -339,140 +314,6 @@ def _demo(settings: Settings) -> tuple[Settings, httpx.AsyncClient]:
     )
     transport = httpx.ASGITransport(app=Simulator(stream_chunk_delay=0.05))
     return demo, httpx.AsyncClient(transport=transport, timeout=30.0)
-
-
-async def _serve_stdio(server: MCPServer[Any]) -> None:
-    """Serve on stdin/stdout until stdin closes or SIGTERM/SIGINT arrives, then close cleanly."""
-    async with anyio.create_task_group() as group:
-
-        async def stop_on_signal() -> None:
-            with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-                async for signum in signals:
-                    logger.info("received %s, shutting down", signal.Signals(signum).name)
-                    group.cancel_scope.cancel()
-                    return
-
-        group.start_soon(stop_on_signal)
-        # Not `server.run_stdio_async()`: the SDK reads stdin in a worker thread that no cancellation
-        # interrupts and interpreter exit waits for, so a signal would leave us serving until the host
-        # closes stdin. Ours is read by a daemon thread that a shutdown simply leaves behind.
-        from mcp.server.stdio import stdio_server
-
-        lowlevel = server._lowlevel_server
-        lines = _StdinLines()
-        try:
-            async with stdio_server(stdin=cast("anyio.AsyncFile[str]", lines)) as (read_stream, write_stream):
-                await lowlevel.run(read_stream, write_stream, lowlevel.create_initialization_options())
-        finally:
-            lines.close()
-        group.cancel_scope.cancel()
-
-
-class _StdinLines:
-    """`async for line in _StdinLines()`: the lines of stdin, read by a daemon thread. `close()` when done."""
-
-    def __init__(self) -> None:
-        self._send, self._receive = anyio.create_memory_object_stream[str](16)
-        token = anyio.lowlevel.current_token()
-        threading.Thread(target=self._pump, args=(token,), name="stdin-reader", daemon=True).start()
-
-    def __aiter__(self) -> _StdinLines:
-        return self
-
-    async def __anext__(self) -> str:
-        try:
-            return await self._receive.receive()
-        except anyio.EndOfStream:
-            raise StopAsyncIteration from None
-
-    def close(self) -> None:
-        self._receive.close()
-
-    def _pump(self, token: anyio.lowlevel.EventLoopToken) -> None:
-        # Raw os.read: a buffered reader's lock, held by this thread at exit, would abort the interpreter.
-        buffer = b""
-        try:
-            while chunk := os.read(sys.stdin.fileno(), 65536):
-                *lines, buffer = (buffer + chunk).split(b"\n")
-                for line in lines:
-                    anyio.from_thread.run(self._send.send, line.decode("utf-8", "replace"), token=token)
-            if buffer.strip():
-                anyio.from_thread.run(self._send.send, buffer.decode("utf-8", "replace"), token=token)
-        except OSError as exc:
-            logger.error("reading stdin failed: %s", exc)
-        except (RuntimeError, anyio.BrokenResourceError):
-            return  # the server stopped listening, or its event loop is gone
-        with contextlib.suppress(RuntimeError):
-            anyio.from_thread.run_sync(self._send.close, token=token)
-
-
-def _auth_failure_recorder(audit: LazyAudit | None, transport: str) -> Callable[[str], None]:
-    """Log, and record in the audit log, every refused HTTP request, once (never with the token)."""
-
-    def refused(reason: str) -> None:
-        logger.warning("refused an HTTP request: %s", reason)
-        if audit is not None:
-            from openrouter_mcp.audit import CallRecord
-
-            log = audit.log or audit()
-            record = CallRecord(
-                ts=time.time(), user="(unauthenticated)", tool="(authentication)", outcome="refused",
-                latency_ms=0.0, transport=transport, error=reason,
-            )  # fmt: skip
-            log.record(record)
-
-    return refused
-
-
-def _url_host(host: str) -> str:
-    return f"[{host}]" if ":" in host and not host.startswith("[") else host
-
-
-def _own_url(args: argparse.Namespace) -> str:
-    return f"http://{_url_host(args.host)}:{args.port}"
-
-
-async def _serve_http(
-    server: MCPServer[Any], args: argparse.Namespace, verifier: HashedTokenVerifier | None = None
-) -> None:
-    """Serve streamable HTTP or SSE with uvicorn; `verifier` (also given to `build_server`) means tokens are on."""
-    import uvicorn
-    from mcp.server.transport_security import TransportSecuritySettings
-    from starlette.types import ASGIApp
-
-    from openrouter_mcp.auth import AuthFailureReporter
-
-    if not _is_loopback(args.host) and verifier is None:
-        logger.warning(
-            "listening on %s WITHOUT authentication (--insecure-no-auth): anyone who can reach this address "
-            "can spend your OpenRouter credits",
-            args.host,
-        )
-    hosts = [f"{h}:*" for h in ("127.0.0.1", "localhost", "[::1]")] + [f"{_url_host(args.host)}:*", *args.allowed_host]
-    security = TransportSecuritySettings(
-        enable_dns_rebinding_protection=True,
-        allowed_hosts=hosts,
-        allowed_origins=[f"http://{h}" for h in hosts] + args.allowed_origin,
-    )
-    app: ASGIApp
-    if args.transport == "sse":
-        app = server.sse_app(transport_security=security, host=args.host, max_request_body_size=args.max_request_bytes)
-    else:
-        # Stateless: every POST gets a fresh transport and no session id, so any process behind a load
-        # balancer can answer any request. Responses stay SSE streams (not json_response) so that progress
-        # and heartbeats still reach the caller during a long chat.
-        app = server.streamable_http_app(
-            transport_security=security,
-            host=args.host,
-            max_request_body_size=args.max_request_bytes,
-            stateless_http=args.stateless,
-        )
-    if verifier is not None:
-        # Outside the SDK's middleware, to see the 401s it sends without asking the verifier.
-        app = AuthFailureReporter(app, verifier.on_failure)
-    config = uvicorn.Config(app, host=args.host, port=args.port, log_level=args.log_level.lower(), lifespan="on")
-    # uvicorn handles SIGTERM/SIGINT itself: it stops accepting, finishes in-flight requests, runs shutdown.
-    await uvicorn.Server(config).serve()
 
 
 if __name__ == "__main__":

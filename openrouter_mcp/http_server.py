@@ -1,0 +1,107 @@
+"""Serving MCP over streamable HTTP or SSE: exposure rules, DNS-rebinding protection, tokens, size limits."""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import logging
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mcp.server.mcpserver import MCPServer
+
+    from openrouter_mcp.__main__ import LazyAudit
+    from openrouter_mcp.auth import HashedTokenVerifier
+
+logger = logging.getLogger("openrouter_mcp")
+
+
+def exposure_problem(args: argparse.Namespace, *, authenticated: bool) -> str | None:
+    """Why serving as `args` asks would let the network spend the key's credits unchecked; None if it would not."""
+    if args.transport == "stdio" or authenticated or args.insecure_no_auth or is_loopback(args.host):
+        return None
+    return (
+        f"refusing to listen on {args.host} without authentication: anyone who can reach it could spend your "
+        "OpenRouter credits. Give --auth-tokens PATH (tokens from `openrouter-mcp hash-token`), or "
+        "--insecure-no-auth if a proxy in front authenticates every request."
+    )
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name other than localhost may resolve anywhere
+
+
+def auth_failure_recorder(audit: LazyAudit | None, transport: str) -> Callable[[str], None]:
+    """Log, and record in the audit log, every refused HTTP request, once (never with the token)."""
+
+    def refused(reason: str) -> None:
+        logger.warning("refused an HTTP request: %s", reason)
+        if audit is not None:
+            from openrouter_mcp.audit import CallRecord
+
+            log = audit.log or audit()
+            record = CallRecord(
+                ts=time.time(), user="(unauthenticated)", tool="(authentication)", outcome="refused",
+                latency_ms=0.0, transport=transport, error=reason,
+            )  # fmt: skip
+            log.record(record)
+
+    return refused
+
+
+def url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
+
+
+def own_url(args: argparse.Namespace) -> str:
+    return f"http://{url_host(args.host)}:{args.port}"
+
+
+async def serve_http(
+    server: MCPServer[Any], args: argparse.Namespace, verifier: HashedTokenVerifier | None = None
+) -> None:
+    """Serve streamable HTTP or SSE with uvicorn; `verifier` (also given to `build_server`) means tokens are on."""
+    import uvicorn
+    from mcp.server.transport_security import TransportSecuritySettings
+    from starlette.types import ASGIApp
+
+    from openrouter_mcp.auth import AuthFailureReporter
+
+    if not is_loopback(args.host) and verifier is None:
+        logger.warning(
+            "listening on %s WITHOUT authentication (--insecure-no-auth): anyone who can reach this address "
+            "can spend your OpenRouter credits",
+            args.host,
+        )
+    hosts = [f"{h}:*" for h in ("127.0.0.1", "localhost", "[::1]")] + [f"{url_host(args.host)}:*", *args.allowed_host]
+    security = TransportSecuritySettings(
+        enable_dns_rebinding_protection=True,
+        allowed_hosts=hosts,
+        allowed_origins=[f"http://{h}" for h in hosts] + args.allowed_origin,
+    )
+    app: ASGIApp
+    if args.transport == "sse":
+        app = server.sse_app(transport_security=security, host=args.host, max_request_body_size=args.max_request_bytes)
+    else:
+        # Stateless: every POST gets a fresh transport and no session id, so any process behind a load
+        # balancer can answer any request. Responses stay SSE streams (not json_response) so that progress
+        # and heartbeats still reach the caller during a long chat.
+        app = server.streamable_http_app(
+            transport_security=security,
+            host=args.host,
+            max_request_body_size=args.max_request_bytes,
+            stateless_http=args.stateless,
+        )
+    if verifier is not None:
+        # Outside the SDK's middleware, to see the 401s it sends without asking the verifier.
+        app = AuthFailureReporter(app, verifier.on_failure)
+    config = uvicorn.Config(app, host=args.host, port=args.port, log_level=args.log_level.lower(), lifespan="on")
+    # uvicorn handles SIGTERM/SIGINT itself: it stops accepting, finishes in-flight requests, runs shutdown.
+    await uvicorn.Server(config).serve()
