@@ -20,7 +20,7 @@ import anyio.from_thread
 import anyio.lowlevel
 
 from openrouter_mcp import __version__, personas
-from openrouter_mcp.config import Settings
+from openrouter_mcp.config import AUDIT_DB_ENV, Settings, default_audit_path
 from openrouter_mcp.errors import ConfigurationError
 from openrouter_mcp.http_server import auth_failure_recorder, exposure_problem, own_url, serve_http
 from openrouter_mcp.personas import DEFAULT_PERSONAS_PATH, PERSONAS_ENV
@@ -213,8 +213,6 @@ def open_audit(settings: Settings, *, demo: bool) -> LazyAudit | None:
     """
     if not settings.audit_enabled or (demo and settings.audit_db is None):
         return None
-    from openrouter_mcp.audit import AUDIT_DB_ENV, default_audit_path
-
     path = Path(settings.audit_db).expanduser() if settings.audit_db else default_audit_path()
     try:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)

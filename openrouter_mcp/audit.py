@@ -32,7 +32,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar, Literal, get_args
 
+from openrouter_mcp.config import AUDIT_DB_ENV, default_audit_path
 from openrouter_mcp.errors import ConfigurationError
+from openrouter_mcp.personas import Privacy
 
 __all__ = [
     "PRIVACY_MODES",
@@ -45,10 +47,8 @@ __all__ = [
     "default_audit_path",
 ]
 
-Privacy = Literal["full", "hashes", "metadata"]
 PRIVACY_MODES: tuple[Privacy, ...] = get_args(Privacy)
 
-AUDIT_DB_ENV = "OPENROUTER_MCP_AUDIT_DB"
 
 #: Marks our files (`PRAGMA application_id`), so `--db` pointed at some other SQLite file is refused.
 _APPLICATION_ID = 0x4F524D43  # "ORMC"
@@ -90,11 +90,13 @@ _MIGRATIONS: list[str] = [
     """,
 ]
 
+# Read back under the names CallRecord uses; the JSON columns are decoded by _as_dict.
 _COLUMNS = (
     "id, ts, user, persona, transport, tool, outcome, latency_ms, requested_model, served_model, provider, "
     "generation_id, prompt_tokens, completion_tokens, cost, attempts, error, privacy, "
-    "arguments_json, arguments_sha256, response_json, response_sha256"
+    "arguments_json AS arguments, arguments_sha256, response_json AS response, response_sha256"
 )
+_NAMES = tuple(column.split()[-1] for column in _COLUMNS.split(", "))
 _INSERT = (
     "INSERT INTO calls (ts, user, persona, transport, tool, outcome, latency_ms, requested_model, served_model, "
     "provider, generation_id, prompt_tokens, completion_tokens, cost, attempts, error, privacy, "
@@ -155,17 +157,6 @@ class UsageSummary:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def default_audit_path(environ: Mapping[str, str] | None = None) -> Path:
-    """`$OPENROUTER_MCP_AUDIT_DB`, else `$XDG_DATA_HOME/openrouter-mcp/audit.sqlite3`, else under ~/.local/share."""
-    env = os.environ if environ is None else environ
-    if explicit := env.get(AUDIT_DB_ENV):
-        return Path(explicit).expanduser()
-    data_home = env.get("XDG_DATA_HOME")
-    # The XDG spec says a relative value is invalid and must be ignored.
-    base = Path(data_home) if data_home and Path(data_home).is_absolute() else Path.home() / ".local" / "share"
-    return base / "openrouter-mcp" / "audit.sqlite3"
 
 
 def canonical_json(value: Any) -> str:
@@ -452,55 +443,12 @@ def _sha256_or_none(value: Any) -> str | None:
 
 
 def _as_dict(row: tuple[Any, ...]) -> dict[str, Any]:
-    (
-        rowid,
-        ts,
-        user,
-        persona,
-        transport,
-        tool,
-        outcome,
-        latency_ms,
-        requested_model,
-        served_model,
-        provider,
-        generation_id,
-        prompt_tokens,
-        completion_tokens,
-        cost,
-        attempts,
-        error,
-        privacy,
-        arguments_json,
-        arguments_sha256,
-        response_json,
-        response_sha256,
-    ) = row
-    return {
-        "id": rowid,
-        "ts": ts,
-        "time": datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-        "user": user,
-        "persona": persona,
-        "transport": transport,
-        "tool": tool,
-        "outcome": outcome,
-        "latency_ms": latency_ms,
-        "requested_model": requested_model,
-        "served_model": served_model,
-        "provider": provider,
-        "generation_id": generation_id,
-        "prompt_tokens": prompt_tokens,
-        "completion_tokens": completion_tokens,
-        "cost": cost,
-        "attempts": None if attempts is None else json.loads(attempts),
-        "error": error,
-        "privacy": privacy,
-        "arguments": None if arguments_json is None else json.loads(arguments_json),
-        "arguments_sha256": arguments_sha256,
-        "response": None if response_json is None else json.loads(response_json),
-        "response_sha256": response_sha256,
-    }
+    data = dict(zip(_NAMES, row, strict=True))
+    for key in ("attempts", "arguments", "response"):
+        if data[key] is not None:
+            data[key] = json.loads(data[key])
+    when = datetime.fromtimestamp(data["ts"], UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return {"id": data["id"], "ts": data["ts"], "time": when, **data}
 
 
 def _create_private(path: Path) -> None:

@@ -22,7 +22,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from openrouter_mcp.audit import AUDIT_DB_ENV, AuditError, AuditLog, default_audit_path
+from openrouter_mcp.audit import AuditError, AuditLog
+from openrouter_mcp.config import AUDIT_DB_ENV, default_audit_path
 
 DAY = 86_400.0
 

@@ -20,6 +20,7 @@ from openrouter_mcp.errors import ConfigurationError
 DEFAULT_BASE_URL = "https://openrouter.ai/api/v1"
 DEFAULT_REFERER = "https://github.com/openrouter-mcp/openrouter-mcp"
 DEFAULT_TITLE = "openrouter-mcp"
+AUDIT_DB_ENV = "OPENROUTER_MCP_AUDIT_DB"
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,17 @@ class Settings:
             audit_privacy=_choice(env, "OPENROUTER_MCP_AUDIT_PRIVACY", ("full", "hashes", "metadata")),
             low_balance_usd=_amount(env, "OPENROUTER_LOW_BALANCE_USD", 1.0),
         )
+
+
+def default_audit_path(environ: Mapping[str, str] | None = None) -> Path:
+    """`$OPENROUTER_MCP_AUDIT_DB`, else `$XDG_DATA_HOME/openrouter-mcp/audit.sqlite3`, else under ~/.local/share."""
+    env = os.environ if environ is None else environ
+    if explicit := env.get(AUDIT_DB_ENV):
+        return Path(explicit).expanduser()
+    data_home = env.get("XDG_DATA_HOME")
+    # The XDG spec says a relative value is invalid and must be ignored.
+    base = Path(data_home) if data_home and Path(data_home).is_absolute() else Path.home() / ".local" / "share"
+    return base / "openrouter-mcp" / "audit.sqlite3"
 
 
 def _seconds(env: Mapping[str, str], name: str, default: float) -> float:

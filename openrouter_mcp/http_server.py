@@ -44,14 +44,17 @@ def auth_failure_recorder(audit: LazyAudit | None, transport: str) -> Callable[[
     def refused(reason: str) -> None:
         logger.warning("refused an HTTP request: %s", reason)
         if audit is not None:
-            from openrouter_mcp.audit import CallRecord
+            from openrouter_mcp.audit import AuditError, CallRecord
 
-            log = audit.log or audit()
             record = CallRecord(
                 ts=time.time(), user="(unauthenticated)", tool="(authentication)", outcome="refused",
                 latency_ms=0.0, transport=transport, error=reason,
             )  # fmt: skip
-            log.record(record)
+            try:
+                (audit.log or audit()).record(record)
+            except AuditError as exc:
+                # The refusal stands either way; a log that cannot be written must not turn it into a 500.
+                logger.error("could not record a refused request in the audit log: %s", exc)
 
     return refused
 
