@@ -24,7 +24,7 @@ HELLO = [{"role": "user", "content": "Count me in the audit log."}]
 
 
 @asynccontextmanager
-async def http_server(env: dict[str, str], *args: str) -> AsyncIterator[tuple[str, Process]]:
+async def http_server(env: dict[str, str], *args: str) -> AsyncIterator[tuple[str, Process, bytearray]]:
     """A streamable-HTTP server subprocess on a free loopback port: yields its /mcp URL and the process.
 
     Its stderr is drained for as long as it runs (a full pipe would stall it); ready means uvicorn said so.
@@ -49,7 +49,7 @@ async def http_server(env: dict[str, str], *args: str) -> AsyncIterator[tuple[st
                 with anyio.fail_after(STARTUP_TIMEOUT):
                     await ready.wait()
                 assert process.returncode is None, log.decode(errors="replace")
-                yield f"http://127.0.0.1:{port}/mcp", process
+                yield f"http://127.0.0.1:{port}/mcp", process, log
             finally:
                 with anyio.CancelScope(shield=True):
                     if process.returncode is None:
@@ -72,7 +72,7 @@ async def test_two_stateless_processes_serve_the_same_team_and_write_one_log(
     database = tmp_path / "team.sqlite3"
     env = server_env(upstream_url, OPENROUTER_MCP_AUDIT_DB=str(database))
     answered: set[str] = set()
-    async with http_server(env, "--stateless") as (first, _), http_server(env, "--stateless") as (second, _):
+    async with http_server(env, "--stateless") as (first, *_), http_server(env, "--stateless") as (second, *_):
         for url in (first, second, first, second):
             async with Client(url) as client:
                 result = await client.call_tool("create_chat_completion", {"messages": HELLO})
@@ -101,7 +101,7 @@ async def test_every_call_answered_before_a_sigkill_is_in_the_log(
             if len(answered) >= 40:
                 enough.set()
 
-    async with http_server(env, "--max-concurrent-per-client", "16") as (url, process):
+    async with http_server(env, "--max-concurrent-per-client", "16") as (url, process, log):
         with anyio.fail_after(60):
             try:
                 async with Client(url) as client, anyio.create_task_group() as group:
@@ -112,7 +112,7 @@ async def test_every_call_answered_before_a_sigkill_is_in_the_log(
                     await process.wait()
             except Exception:
                 pass  # the client's own connection errors after the kill; what matters is the log
-    assert process.returncode == -signal.SIGKILL
+    assert process.returncode == -signal.SIGKILL, log.decode(errors="replace")[-3000:]
     recorded = generation_ids(database)
     assert len(answered) >= 40
     assert answered <= recorded, f"{len(answered - recorded)} answered calls missing from the log"

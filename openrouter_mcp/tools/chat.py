@@ -38,7 +38,7 @@ SPENDS_CREDITS = ToolAnnotations(
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
 
 class ProviderPreferences(_Strict):

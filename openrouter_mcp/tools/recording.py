@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from openrouter_mcp.audit import AuditError, CallRecord
 from openrouter_mcp.personas import PersonaError
 from openrouter_mcp.state import AppState
 
@@ -38,6 +37,8 @@ def record_call(
     audit = state.audit
     if audit is None:
         return
+    from openrouter_mcp.audit import AuditError, CallRecord  # with SQLite: loaded once the log is in use
+
     data = data or {}
     routing: dict[str, Any] = data["routing"] if isinstance(data.get("routing"), dict) else {}
     persona_name = routing.get("persona") or arguments.get("persona")

@@ -34,13 +34,14 @@ logger = logging.getLogger(__name__)
 class ToolInput(ArgModelBase):
     """Base of every tool's arguments: unknown fields are errors, not silently dropped."""
 
-    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+    # defer_build: validators are built on first use, not at start-up (schemas ship in schemas.json).
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True, defer_build=True)
 
 
 class ToolOutput(BaseModel):
     """Base of every tool's structured result; open, like the wire models it is built from."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", defer_build=True)
 
 
 def one_line_schema(description: str) -> ConfigDict:
@@ -57,7 +58,7 @@ def one_line_schema(description: str) -> ConfigDict:
         if required:
             schema["required"] = required
 
-    return ConfigDict(extra="allow", json_schema_extra=rewrite)
+    return ConfigDict(extra="allow", json_schema_extra=rewrite, defer_build=True)
 
 
 InT = TypeVar("InT", bound=ToolInput)
