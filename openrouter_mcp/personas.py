@@ -12,6 +12,7 @@ what would be accepted.
 from __future__ import annotations
 
 import difflib
+import functools
 import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -32,7 +33,8 @@ class PersonaError(ValueError):
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # defer_build: validators are built when a personas file is first read, not at every start-up.
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 class Requirements(_Strict):
@@ -160,15 +162,18 @@ class PersonasConfig(_Strict):
         raise PersonaError(f"unknown persona {key!r}; available: {', '.join(sorted(self.personas))}")
 
 
-BUILTIN = PersonasConfig(
-    default="default",
-    personas={
-        "default": Persona(
-            name="default",
-            description="Any model; the catalog ranked by general intelligence; every tool.",
-        )
-    },
-)
+@functools.cache
+def builtin() -> PersonasConfig:
+    """The personas in force without a file: one `default` persona, any model, every tool."""
+    return PersonasConfig(
+        default="default",
+        personas={
+            "default": Persona(
+                name="default",
+                description="Any model; the catalog ranked by general intelligence; every tool.",
+            )
+        },
+    )
 
 
 def resolve_path(cli_path: str | None, environ: Mapping[str, str] | None = None) -> Path | None:
@@ -189,7 +194,7 @@ def load(path: Path | None) -> PersonasConfig:
         PersonaError: unreadable file, bad TOML, or an invalid field (file, persona, field, fix).
     """
     if path is None:
-        return BUILTIN
+        return builtin()
     import tomllib  # only when there is a file: most servers start without one
 
     try:

@@ -12,7 +12,7 @@ from mcp.server.subscriptions import InMemorySubscriptionBus
 
 from openrouter_mcp import __version__
 from openrouter_mcp.config import Settings
-from openrouter_mcp.personas import BUILTIN, PersonasConfig
+from openrouter_mcp.personas import PersonasConfig
 from openrouter_mcp.resources import register_resources
 from openrouter_mcp.scopes import ToolScope, register_persona_prompts
 from openrouter_mcp.state import AppState
@@ -39,7 +39,7 @@ def build_server(
     settings: Settings,
     *,
     http_client: httpx.AsyncClient | None = None,
-    personas: PersonasConfig = BUILTIN,
+    personas: PersonasConfig | None = None,
     bound_persona: str | None = None,
     token_verifier: TokenVerifier | None = None,
     auth: AuthSettings | None = None,
@@ -91,5 +91,5 @@ def build_server(
         auth=auth,
     )
     register_resources(server, bus=bus)
-    register_persona_prompts(server, personas, state.bound_persona)
+    register_persona_prompts(server, state.personas, state.bound_persona)
     return server

@@ -17,7 +17,7 @@ import anyio
 
 from openrouter_mcp.config import Settings
 from openrouter_mcp.errors import ConfigurationError
-from openrouter_mcp.personas import BUILTIN, PersonasConfig
+from openrouter_mcp.personas import PersonasConfig, builtin
 from openrouter_mcp.routing import Cooldowns
 
 if TYPE_CHECKING:
@@ -37,7 +37,7 @@ class AppState:
         settings: Settings,
         *,
         http_client: httpx.AsyncClient | None = None,
-        personas: PersonasConfig = BUILTIN,
+        personas: PersonasConfig | None = None,
         bound_persona: str | None = None,
         audit: AuditLog | Callable[[], AuditLog] | None = None,
         limits: ClientLimits | None = None,
@@ -55,6 +55,7 @@ class AppState:
             ConfigurationError: a persona has a budget but there is no audit log to count spending in.
         """
         self.settings = settings
+        personas = personas or builtin()
         self.personas = personas
         self.bound_persona = personas.get(bound_persona) if bound_persona else None
         # One record of failed models per process: rate limits are per account, whoever is calling.
