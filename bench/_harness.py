@@ -8,6 +8,9 @@ can never pass for a fast call.
 
 from __future__ import annotations
 
+import atexit
+import functools
+import itertools
 import json
 import os
 import platform
@@ -137,14 +140,44 @@ def shuffled(items: Sequence[Any], rng: random.Random) -> list[Any]:
 # --- processes ---------------------------------------------------------------------------------
 
 
-def server_env(base_url: str, key: str = BENCH_KEY) -> dict[str, str]:
-    """Environment for a spawned server: the key comes from the environment only, never argv."""
-    return {
+def server_env(base_url: str, key: str = BENCH_KEY, *, audit: bool = True) -> dict[str, str]:
+    """Environment for a spawned server: the key comes from the environment only, never argv.
+
+    The audit log stays on by default, as users run it, but in a fresh file of this run's scratch
+    directory (`audit_db()`): benchmark calls must never land in the user's real log. `audit=False`
+    turns it off (`OPENROUTER_MCP_AUDIT=off`); a file is named then too, so that even a server
+    ignoring the switch would not write to the real log, and a benchmark can check the file never appears.
+    """
+    env = {
         "OPENROUTER_API_KEY": key,
         "OPENROUTER_BASE_URL": base_url,
         # The checkout, so `-m bench.bare_server` imports and `-m openrouter_mcp` finds the same code.
         "PYTHONPATH": str(REPO),
+        "OPENROUTER_MCP_AUDIT_DB": str(audit_db()),
     }
+    if not audit:
+        env["OPENROUTER_MCP_AUDIT"] = "off"
+    return env
+
+
+@functools.cache
+def scratch_dir() -> Path:
+    """This benchmark run's temporary directory, made on first use and removed when the process exits.
+
+    Each benchmark runs in a process of its own (`run_all`), so this is one directory per benchmark run.
+    Every server has exited by then: they are all spawned inside context managers that stop them.
+    """
+    directory = tempfile.TemporaryDirectory(prefix="openrouter-mcp-bench-")
+    atexit.register(directory.cleanup)
+    return Path(directory.name)
+
+
+_AUDIT_FILES = itertools.count(1)
+
+
+def audit_db() -> Path:
+    """A new audit database path in `scratch_dir()`, one per server, so no server reads another's rows (budgets)."""
+    return scratch_dir() / f"audit-{next(_AUDIT_FILES)}.sqlite3"
 
 
 #: How the benchmarks' client connects: "legacy" is the `initialize` handshake every deployed host speaks

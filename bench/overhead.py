@@ -3,18 +3,20 @@
 `python -m bench.overhead [--calls 200] [--warmup 20] [--latency 0.05] [--mode legacy|auto] [--profile]`
 
 The simulated OpenRouter runs in its own process on loopback and answers after `--latency` seconds.
-Three targets make the same upstream request, interleaved: every round calls each target once, in a
+Four targets make the same upstream request, interleaved: every round calls each target once, in a
 fresh random order, so drift and whatever one call leaves running affect all alike:
 
 - direct: this process calls the upstream with `httpx.AsyncClient`, no MCP;
 - bare: `bench/bare_server.py` over stdio, one tool per scenario, one shared HTTP client, nothing else;
-- ours: `python -m openrouter_mcp` over stdio, key and base URL from the environment.
+- ours: `python -m openrouter_mcp` over stdio, key and base URL from the environment, as users run it:
+  the audit log on (a row committed per tool call before the result returns), in a scratch file;
+- ours, audit off: the same with `OPENROUTER_MCP_AUDIT=off`, so "on − off" is what the audit log costs a call.
 
-Both servers are driven by the real `mcp.Client` (`--mode legacy`, the `initialize` handshake of
+All three servers are driven by the real `mcp.Client` (`--mode legacy`, the `initialize` handshake of
 today's hosts, by default), so a figure includes what a host pays (framing, validation of the
 result against the tool's output schema) as well as what the server does. Floors with no upstream
 request (the protocol's `ping`, and a no-op tool on the bare server) are measured in the same rounds.
-`--profile` then runs both servers in this process under cProfile and diffs their per-call costs.
+`--profile` then runs ours (audit log on) and bare in this process under cProfile and diffs their per-call costs.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ import random  # noqa: E402
 import statistics  # noqa: E402
 import time  # noqa: E402
 import warnings  # noqa: E402
+from collections import Counter  # noqa: E402
 from collections.abc import Awaitable, Callable  # noqa: E402
 from contextlib import AsyncExitStack  # noqa: E402
 from dataclasses import dataclass, field, replace  # noqa: E402
@@ -54,6 +57,7 @@ from bench._harness import (  # noqa: E402
     REPO,
     HarnessError,
     Summary,
+    audit_db,
     checked,
     emit,
     machine_line,
@@ -68,6 +72,7 @@ from bench._harness import (  # noqa: E402
 )
 from bench.bare_server import build as build_bare  # noqa: E402
 from openrouter_mcp import __version__  # noqa: E402
+from openrouter_mcp.audit import AuditLog  # noqa: E402
 from openrouter_mcp.config import Settings  # noqa: E402
 from openrouter_mcp.server import build_server  # noqa: E402
 
@@ -75,6 +80,9 @@ from openrouter_mcp.server import build_server  # noqa: E402
 TARGET_OVER_BARE = 0.0005
 
 CATALOG_LIMIT = 5
+#: Ours as users run it (the audit log on, the default), then with `OPENROUTER_MCP_AUDIT=off`. "ours" is the first.
+OURS_OFF = "ours, audit off"
+OURS_TARGETS = ("ours", OURS_OFF)
 PROMPT = [{"role": "user", "content": "Say hello in five words."}]
 
 
@@ -103,7 +111,8 @@ class Scenario:
 #: and a tool call of the bare server's `ping` tool (adds tool dispatch; ours has no such tool).
 PING_REQUEST = Scenario(label="MCP `ping` request", tool="", arguments={}, method="", path="")
 PING_TOOL = Scenario(label='tool call `ping` → "pong"', tool="ping", arguments={}, method="", path="")
-FLOORS = ((PING_REQUEST, ("bare", "ours")), (PING_TOOL, ("bare",)))
+#: `ping` is no tool call, so neither ours writes an audit row for it: on − off there is the noise level.
+FLOORS = ((PING_REQUEST, ("bare", *OURS_TARGETS)), (PING_TOOL, ("bare",)))
 
 
 def floors(mode: str) -> tuple[tuple[Scenario, tuple[str, ...]], ...]:
@@ -162,6 +171,8 @@ class Targets:
     base_url: str
     http: httpx.AsyncClient
     clients: dict[str, Client]
+    #: Tool calls sent to each target, to check the audit log holds one row per call.
+    tool_calls: Counter[str] = field(default_factory=Counter)
     headers: dict[str, str] = field(
         default_factory=lambda: {
             "HTTP-Referer": "https://github.com/openrouter-mcp/openrouter-mcp",
@@ -185,6 +196,7 @@ class Targets:
 
     async def tool(self, name: str, scenario: Scenario) -> CallToolResult:
         arguments = scenario.bare_arguments if name == "bare" and scenario.bare_arguments else scenario.arguments
+        self.tool_calls[name] += 1
         return checked(await self.clients[name].call_tool(scenario.tool, arguments), f"{name} {scenario.tool}")
 
     def caller(self, target: str, scenario: Scenario) -> Callable[[], Awaitable[Any]]:
@@ -208,7 +220,7 @@ def verify(scenario: Scenario, target: str, answer: Any) -> None:
     elif target == "direct":
         ok = bool(answer) if scenario.limit is None else len(answer) == scenario.limit
     elif scenario.tool == "create_chat_completion":
-        if target == "ours":
+        if target in OURS_TARGETS:
             structured = answer.structured_content or {}
             ok = bool(structured.get("text")) and structured.get("model") == scenario.arguments["model"]
         else:
@@ -239,42 +251,47 @@ class Run:
     protocol: str
     #: What the reader should know about the requests themselves (e.g. ours adding routing fallbacks).
     remarks: list[str]
+    #: Rows in the audit-on server's log: one per tool call it answered (checked).
+    audit_rows: int
 
 
 async def measure(calls: int, warmup: int, latency: float, mode: str) -> Run:
     with upstream(latency) as base_url:
-        env = server_env(base_url)
+        envs = {"bare": server_env(base_url), "ours": server_env(base_url), OURS_OFF: server_env(base_url, audit=False)}
         async with AsyncExitStack() as stack:
             http = await stack.enter_async_context(httpx.AsyncClient(timeout=30.0))
             clients = {
-                "bare": await stack.enter_async_context(stdio_client(BARE, env, mode)),
-                "ours": await stack.enter_async_context(stdio_client(OURS, env, mode)),
+                name: await stack.enter_async_context(stdio_client(BARE if name == "bare" else OURS, env, mode))
+                for name, env in envs.items()
             }
             targets = Targets(base_url, http, clients)
             protocol = clients["ours"].protocol_version
             ours_tools = {tool.name for tool in (await clients["ours"].list_tools()).tools}
-            await clients["bare"].list_tools()
+            for name in ("bare", OURS_OFF):
+                await clients[name].list_tools()
             scenarios = [chat_scenario(await pick_model(targets))]
             catalog = catalog_scenario(ours_tools)
             if catalog is None:
                 note("ours registers no catalog tool yet (list_available_models, get_models_count): chat only")
             else:
                 scenarios.append(catalog)
-            pairs = [(s, t) for s in scenarios for t in ("direct", "bare", "ours")]
+            pairs = [(s, t) for s in scenarios for t in ("direct", "bare", *OURS_TARGETS)]
             pairs += [(floor, target) for floor, targets_ in floors(mode) for target in targets_]
             remarks = []
             # Ours first: when it routes, direct and bare are then made to send the very same upstream request.
             for scenario in [s for s, t in pairs if t == "ours" and s.tool == "create_chat_completion"]:
-                answer = await targets.caller("ours", scenario)()
-                routing = (answer.structured_content or {}).get("routing")
-                if isinstance(routing, dict) and len(routing.get("candidates") or []) > 1:
-                    fallbacks = list(routing["candidates"][1:NATIVE_GROUP])
+                routed = {name: await routed_candidates(targets, name, scenario) for name in OURS_TARGETS}
+                if routed["ours"] != routed[OURS_OFF]:
+                    raise HarnessError(f"ours routes differently with the audit log off: {routed}")
+                if len(routed["ours"]) > 1:
+                    fallbacks = routed["ours"][1:NATIVE_GROUP]
                     same = same_request(scenario, fallbacks)
                     pairs = [(same if s is scenario else s, t) for s, t in pairs]
                     named = ", ".join(f"`{candidate}`" for candidate in fallbacks)
                     remarks.append(
-                        f"Ours routes `{scenario.tool}`: its upstream request names the native fallbacks {named} "
-                        "(`models`) with the `X-OpenRouter-Metadata` header; direct and bare send the same request."
+                        f"Ours (audit on and off alike) routes `{scenario.tool}`: its upstream request names the "
+                        f"native fallbacks {named} (`models`) with the `X-OpenRouter-Metadata` header; direct and "
+                        "bare send the same request."
                     )
             for scenario, target in pairs:
                 verify(scenario, target, await targets.caller(target, scenario)())
@@ -292,23 +309,55 @@ async def measure(calls: int, warmup: int, latency: float, mode: str) -> Run:
     for scenario, target in pairs:
         if not scenario.path:
             continue
-        reaches_upstream = target != "ours" or scenario.ours_calls_upstream
+        reaches_upstream = target not in OURS_TARGETS or scenario.ours_calls_upstream
         fastest = min(samples[(scenario.label, target)])
         if reaches_upstream and fastest < latency:
             raise HarnessError(
                 f"{target} {scenario.tool} took {fastest * 1000:.2f} ms: it cannot have reached upstream"
             )
-    return Run(scenarios, samples, protocol, remarks)
+    # The servers have exited: prove that "on" recorded every call and "off" recorded none.
+    audit_rows = audit_row_count(Path(envs["ours"]["OPENROUTER_MCP_AUDIT_DB"]), targets.tool_calls["ours"])
+    off_db = Path(envs[OURS_OFF]["OPENROUTER_MCP_AUDIT_DB"])
+    if off_db.exists():
+        raise HarnessError(f"ours with OPENROUTER_MCP_AUDIT=off wrote an audit log ({off_db})")
+    return Run(scenarios, samples, protocol, remarks, audit_rows)
+
+
+async def routed_candidates(targets: Targets, name: str, scenario: Scenario) -> list[str]:
+    """The models ours' routing named for one call of `scenario` (empty when it did not route)."""
+    answer = await targets.caller(name, scenario)()
+    routing = (answer.structured_content or {}).get("routing")
+    return list(routing.get("candidates") or []) if isinstance(routing, dict) else []
+
+
+def audit_row_count(path: Path, expected: int) -> int:
+    """The rows in the audit log at `path`, which must be one per tool call the server was sent.
+
+    Raises:
+        HarnessError: the log is missing or does not hold exactly `expected` rows.
+    """
+    if not path.exists():
+        raise HarnessError(f"ours with the audit log on wrote no audit log ({path})")
+    with AuditLog(path) as log:
+        rows = log.usage(since=0.0).calls
+    if rows != expected:
+        raise HarnessError(f"ours' audit log holds {rows} rows for {expected} tool calls ({path})")
+    return rows
 
 
 def report(run: Run, latency: float, mode: str) -> None:
     scenarios, samples = run.scenarios, run.samples
+
+    def paired(label: str, subject: str, baseline: str) -> float:
+        # Rounds pair the calls in time, so the median of per-round differences resists drift best.
+        return statistics.median(
+            s - b for s, b in zip(samples[(label, subject)], samples[(label, baseline)], strict=True)
+        )
+
     rows = []
     for scenario in scenarios:
-        direct, bare, ours = (Summary.of(samples[(scenario.label, t)]) for t in ("direct", "bare", "ours"))
-        # Rounds pair the three calls in time, so the median of per-round differences resists drift best.
-        paired = statistics.median(
-            o - b for o, b in zip(samples[(scenario.label, "ours")], samples[(scenario.label, "bare")], strict=True)
+        direct, bare, ours, off = (
+            Summary.of(samples[(scenario.label, t)]) for t in ("direct", "bare", "ours", OURS_OFF)
         )
         rows.append(
             [
@@ -316,8 +365,9 @@ def report(run: Run, latency: float, mode: str) -> None:
                 f"{ms(direct.p50)} / {ms(direct.p99)}",
                 f"{ms(bare.p50)} / {ms(bare.p99)}",
                 f"{ms(ours.p50)} / {ms(ours.p99)}",
+                f"{ms(off.p50)} / {ms(off.p99)}",
                 f"{(ours.p50 - bare.p50) * 1000:+.2f}",
-                f"{paired * 1000:+.2f}",
+                f"{paired(scenario.label, 'ours', 'bare') * 1000:+.2f}",
                 f"{ours.p50 / direct.p50:.3f}",
             ]
         )
@@ -337,6 +387,7 @@ def report(run: Run, latency: float, mode: str) -> None:
                 "direct p50 / p99 (ms)",
                 "bare MCP p50 / p99 (ms)",
                 "openrouter-mcp p50 / p99 (ms)",
+                "ours, audit off p50 / p99 (ms)",
                 "ours − bare p50 (ms)",
                 "paired Δ p50 (ms)",
                 "ours / direct p50",
@@ -362,6 +413,7 @@ def report(run: Run, latency: float, mode: str) -> None:
     emit()
     emit(
         f"Target: ours − bare ≤ {TARGET_OVER_BARE * 1000:.1f} ms at p50 (for calls that reach the upstream). "
+        "`openrouter-mcp` and `ours` are the server as users run it, with its audit log on. "
         "`paired Δ` is the median of per-round differences (ours − bare), the drift-resistant estimate."
     )
     if any(not s.ours_calls_upstream for s in scenarios):
@@ -372,6 +424,33 @@ def report(run: Run, latency: float, mode: str) -> None:
     for remark in run.remarks:
         emit(remark)
     emit()
+    audit_rows = []
+    for label in [s.label for s in scenarios] + [f.label for f, t in floors(mode) if OURS_OFF in t]:
+        on, off = (Summary.of(samples[(label, t)]) for t in OURS_TARGETS)
+        audit_rows.append(
+            [
+                label if label != PING_REQUEST.label else f"{label} (not audited: the noise level)",
+                ms(on.p50),
+                ms(off.p50),
+                f"{(on.p50 - off.p50) * 1000:+.2f}",
+                f"{paired(label, 'ours', OURS_OFF) * 1000:+.2f}",
+            ]
+        )
+    emit("The audit log's cost per call, in the same rounds (ours with the audit log on against off):")
+    emit()
+    emit(
+        table(
+            ["call", "audit on p50 (ms)", "audit off p50 (ms)", "audit on − audit off p50 (ms)", "paired Δ p50 (ms)"],
+            audit_rows,
+        )
+    )
+    emit()
+    emit(
+        f"Audit on is the default: each tool call commits one SQLite row (WAL, `synchronous=NORMAL`, privacy "
+        f"`full`) before its result returns; this run's log, in a scratch file, holds {run.audit_rows} rows, one "
+        "per tool call sent to that server (checked). Audit off is `OPENROUTER_MCP_AUDIT=off` (checked: no file)."
+    )
+    emit()
 
 
 async def profile(calls: int, top: int) -> None:
@@ -379,11 +458,12 @@ async def profile(calls: int, top: int) -> None:
 
     In-process (the SDK's in-memory JSON-RPC transport, `mode="legacy"`) so one profile holds server and
     client: a per-call cost either side shows up. The upstream answers at once; only CPU time differs.
+    Ours records every call in an audit log (a scratch file), as the server users run does.
     """
     # Before MCPServer configures logging at INFO, which would log every upstream request here.
     logging.basicConfig(stream=sys.stderr, level=logging.WARNING)
-    with upstream(0.0) as base_url:
-        ours_server = build_server(Settings(api_key=SecretStr(BENCH_KEY), base_url=base_url))
+    with upstream(0.0) as base_url, AuditLog(audit_db()) as audit:
+        ours_server = build_server(Settings(api_key=SecretStr(BENCH_KEY), base_url=base_url), audit=audit)
         bare_server = build_bare({"OPENROUTER_API_KEY": BENCH_KEY, "OPENROUTER_BASE_URL": base_url})
         async with (
             Client(ours_server, mode="legacy", cache=None) as ours,
@@ -414,6 +494,7 @@ async def profile(calls: int, top: int) -> None:
     emit(f"## Where ours' extra time goes: `{scenario.tool}`, in-process, cProfile diff against bare")
     emit()
     emit(
+        "Ours with its audit log on (a scratch file), as users run it. "
         f"Without the profiler, in this process ({calls} calls each, upstream answering at once): ours "
         f"{ms(ours_p50)} ms, bare {ms(bare_p50)} ms at p50, ours − bare {(ours_p50 - bare_p50) * 1000:+.2f} ms. "
         "Both servers and the client share one process, so client-side costs (validating ours' structured "

@@ -279,7 +279,8 @@ async def _run(
         http_client=http_client,
         personas=persona_config,
         bound_persona=args.persona,
-        limits=ClientLimits(args.max_concurrent_per_client),
+        # Per-client limits protect a shared HTTP server; stdio has one client, which may run calls in parallel.
+        limits=ClientLimits(args.max_concurrent_per_client) if args.transport != "stdio" else None,
         audit=audit,
         transport=args.transport,
         **auth_kwargs,

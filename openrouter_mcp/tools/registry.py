@@ -129,7 +129,9 @@ def build_tool(spec: ToolSpec[Any, Any], schemas: dict[str, Any] | None = None) 
         error: str | None = "cancelled or crashed"
         try:
             check_tool_allowed(state, spec.name)
-            async with state.limits.slot(user) if state.limits else nullcontext():
+            # Only calls that spend credits count against a client's limit: they hold an upstream request for
+            # seconds, while the catalog and account tools answer from cache or in one quick round trip.
+            async with state.limits.slot(user) if state.limits and spec.paid else nullcontext():
                 result = await spec.handler(args, state, ctx)
             data = result.model_dump(mode="json", by_alias=True, exclude_none=True)
             outcome, error = "ok", None
