@@ -116,3 +116,68 @@ async def test_every_call_answered_before_a_sigkill_is_in_the_log(
     recorded = generation_ids(database)
     assert len(answered) >= 40
     assert answered <= recorded, f"{len(answered - recorded)} answered calls missing from the log"
+
+
+PERSONAS_TOML = """
+default = "team"
+
+[personas.team]
+models = ["openai/gpt-4o"]
+rank_by = []
+
+[personas.frugal]
+models = ["openai/gpt-4o-mini"]
+rank_by = []
+tools = ["create_chat_completion", "route_request"]
+"""
+
+
+async def test_a_token_for_one_persona_cannot_use_another_personas_tools(tmp_path: Path) -> None:
+    import httpx2
+    from mcp.client.streamable_http import streamable_http_client
+
+    from openrouter_mcp.auth import new_token
+
+    frugal_token, frugal_hash = new_token()
+    team_token, team_hash = new_token()
+    tokens = tmp_path / "tokens.toml"
+    tokens.write_text(
+        f'[[tokens]]\nuser = "fran"\nsha256 = "{frugal_hash}"\npersonas = ["frugal"]\n\n'
+        f'[[tokens]]\nuser = "tess"\nsha256 = "{team_hash}"\npersonas = ["team"]\n'
+    )
+    tokens.chmod(0o600)
+    personas_file = tmp_path / "personas.toml"
+    personas_file.write_text(PERSONAS_TOML)
+    database = tmp_path / "scoped.sqlite3"
+    env = server_env(None, OPENROUTER_MCP_AUDIT_DB=str(database))
+    args = ("--demo", "--personas", str(personas_file), "--auth-tokens", str(tokens))
+
+    @asynccontextmanager
+    async def as_user(url: str, token: str) -> AsyncIterator[Client]:
+        async with httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=30.0) as http:
+            async with Client(streamable_http_client(url, http_client=http)) as client:
+                yield client
+
+    def text(result: Any) -> str:
+        return " ".join(block.text for block in result.content if block.type == "text")
+
+    with anyio.fail_after(60):
+        async with http_server(env, *args) as (url, _, _):
+            async with as_user(url, frugal_token) as fran:
+                listed = {tool.name for tool in (await fran.list_tools()).tools}
+                assert listed == {"create_chat_completion", "route_request"}
+                refused = await fran.call_tool("get_credits", {})
+                assert refused.is_error and "get_credits is not available in this session's scope" in text(refused)
+                other = await fran.call_tool("create_chat_completion", {"messages": HELLO, "persona": "team"})
+                assert other.is_error and "bound to persona" not in text(other)
+                assert "persona 'team' is outside this client's scope; it may use: frugal" in text(other)
+                own = await fran.call_tool("create_chat_completion", {"messages": HELLO})
+                assert not own.is_error and (own.structured_content or {})["routing"]["persona"] == "frugal"
+            async with as_user(url, team_token) as tess:
+                assert "get_credits" in {tool.name for tool in (await tess.list_tools()).tools}
+                assert not (await tess.call_tool("get_credits", {})).is_error
+    with AuditLog(database) as log:
+        rows = log.export()
+        who = {(row["user"], row["tool"], row["outcome"]) for row in rows}
+    assert ("fran", "get_credits", "refused") in who and ("tess", "get_credits", "ok") in who
+    assert ("fran", "create_chat_completion", "ok") in who
