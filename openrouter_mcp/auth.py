@@ -28,7 +28,6 @@ import json
 import os
 import re
 import secrets
-import stat
 import sys
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
@@ -39,6 +38,7 @@ from mcp.server.auth.middleware.auth_context import get_access_token
 from mcp.server.auth.provider import AccessToken
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from openrouter_mcp.config import read_private_file
 from openrouter_mcp.errors import ConfigurationError
 
 TOKENS_ENV = "OPENROUTER_MCP_TOKENS"
@@ -92,17 +92,10 @@ def load_tokens(path: Path, *, known_personas: Collection[str] | None = None) ->
     """
     import tomllib  # only servers with a tokens file need it
 
+    # Others must not read or write it: they could add a token of their own, or copy the hashes.
+    text = read_private_file(path, f"tokens file {path}")
     try:
-        mode = path.stat().st_mode
-        # Refuse a file others can read or write: they could add a token of their own, or copy the hashes.
-        if mode & (stat.S_IRWXG | stat.S_IRWXO):
-            raise ConfigurationError(
-                f"tokens file {path} is accessible to other users (mode {stat.S_IMODE(mode):o}); "
-                f"run `chmod 600 {path}` and restart."
-            )
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigurationError(f"tokens file {path} cannot be read: {exc.strerror}") from None
+        raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigurationError(f"tokens file {path}: not valid TOML: {exc}") from None
     return parse_tokens(raw, source=str(path), known_personas=known_personas)

@@ -137,6 +137,24 @@ def _amount(env: Mapping[str, str], name: str, default: float) -> float:
     return value
 
 
+def read_private_file(path: Path, what: str) -> str:
+    """The text of a secret-bearing file, refused unless only its owner can read and write it.
+
+    Raises:
+        ConfigurationError: others can access the file (with the `chmod` that fixes it), or it is unreadable.
+    """
+    try:
+        mode = path.stat().st_mode
+        if mode & (stat.S_IRWXG | stat.S_IRWXO):
+            raise ConfigurationError(
+                f"{what} is accessible to other users (mode {stat.S_IMODE(mode):o}); "
+                f"run `chmod 600 {path}` and restart."
+            )
+        return path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigurationError(f"{what} cannot be read: {exc.strerror}") from None
+
+
 def _read_api_key(env: Mapping[str, str]) -> SecretStr | None:
     key = env.get("OPENROUTER_API_KEY", "").strip()
     if key:
@@ -145,17 +163,8 @@ def _read_api_key(env: Mapping[str, str]) -> SecretStr | None:
     if not key_file:
         return None
     path = Path(key_file).expanduser()
-    try:
-        mode = path.stat().st_mode
-        # Refuse a key others can read: it is as good as leaked, and we should not bless it.
-        if mode & (stat.S_IRWXG | stat.S_IRWXO):
-            raise ConfigurationError(
-                f"OPENROUTER_API_KEY_FILE {path} is readable by other users (mode {stat.S_IMODE(mode):o}); "
-                f"run `chmod 600 {path}` and restart."
-            )
-        key = path.read_text(encoding="utf-8").strip()
-    except OSError as exc:
-        raise ConfigurationError(f"OPENROUTER_API_KEY_FILE {path} cannot be read: {exc.strerror}") from None
+    # A key others can read is as good as leaked: refuse it rather than bless it.
+    key = read_private_file(path, f"OPENROUTER_API_KEY_FILE {path}").strip()
     if not key:
         raise ConfigurationError(f"OPENROUTER_API_KEY_FILE {path} is empty")
     return SecretStr(key)
