@@ -53,14 +53,12 @@ class ChatCompletions(Inference):
                 return bad_request(f"messages[{index}]: invalid message (role must be one of {sorted(roles)})")
         if body.get("tools") is not None and not isinstance(body["tools"], list):
             return bad_request("'tools' must be an array")
-        candidates = self._candidates(body.get("model"), body.get("models"), anthropic=False)
-        if isinstance(candidates, Reply):
-            return candidates
-        routed = await self._route_inference(candidates, body.get("provider"), anthropic=False)
-        if isinstance(routed, Reply):
-            return routed
-        model, endpoint, model_fault, attempts = routed
-        served = Served.merge(model_fault, path_fault)
+        picked = await self._serve_model(
+            body.get("model"), body.get("models"), body.get("provider"), path_fault, anthropic=False
+        )
+        if isinstance(picked, Reply):
+            return picked
+        candidates, model, endpoint, served, attempts = picked
 
         last = messages[-1]
         last_role = str(last.get("role"))

@@ -15,7 +15,7 @@ import anyio
 from .answer import Plan
 from .asgi import API_PREFIX, JSON, Incoming, Reply, json_reply
 from .envelopes import anthropic_error_body, bad_request, error_body
-from .faults import Fault, fault_reply
+from .faults import Fault, Served, fault_reply
 from .state import SimulatorState
 
 DEFAULT_MODEL = "openai/gpt-4o-mini"
@@ -172,6 +172,20 @@ class Inference(SimulatorState):
             "response_cache_source_id": None,
             "provider_responses": responses,
         }
+
+    async def _serve_model(
+        self, primary: Any, extra: Any, prefs: Any, path_fault: Fault | None, *, anthropic: bool
+    ) -> tuple[list[str], JSON, JSON, Served, list[JSON]] | Reply:
+        """The model that will answer, as chat and messages both choose it: (candidates, model, endpoint, faults to
+        apply, failed attempts before it), or the error reply when none can."""
+        candidates = self._candidates(primary, extra, anthropic=anthropic)
+        if isinstance(candidates, Reply):
+            return candidates
+        routed = await self._route_inference(candidates, prefs, anthropic=anthropic)
+        if isinstance(routed, Reply):
+            return routed
+        model, endpoint, model_fault, attempts = routed
+        return candidates, model, endpoint, Served.merge(model_fault, path_fault), attempts
 
     async def _route_inference(
         self, candidates: list[str], prefs: Any, *, anthropic: bool

@@ -10,7 +10,7 @@ import anyio
 from .answer import count_tokens, plan_answer, text_of, wants_reasoning
 from .asgi import JSON, Incoming, Reply, json_reply
 from .envelopes import bad_request
-from .faults import Fault, Served, malformed_reply
+from .faults import Fault, malformed_reply
 from .inference import Inference
 
 
@@ -44,14 +44,10 @@ class Messages(Inference):
             ):
                 return bad_request("Invalid request: 'fallbacks' entries must be {\"model\": ...}", anthropic=True)
             extra = [f["model"] for f in fallbacks]
-        candidates = self._candidates(body["model"], extra, anthropic=True)
-        if isinstance(candidates, Reply):
-            return candidates
-        routed = await self._route_inference(candidates, body.get("provider"), anthropic=True)
-        if isinstance(routed, Reply):
-            return routed
-        model, endpoint, model_fault, attempts = routed
-        served = Served.merge(model_fault, path_fault)
+        picked = await self._serve_model(body["model"], extra, body.get("provider"), path_fault, anthropic=True)
+        if isinstance(picked, Reply):
+            return picked
+        _, model, endpoint, served, attempts = picked
         gen_id = self._new_id()
         headers = [("X-Generation-Id", gen_id)]
         if served.malformed:
