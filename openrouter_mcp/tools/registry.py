@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, TypeVar, cast
 
+import pydantic_core
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.tools import Tool
 from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase, FuncMetadata
@@ -135,7 +136,7 @@ def build_tool(spec: ToolSpec[Any, Any], schemas: dict[str, Any] | None = None) 
                 result = await spec.handler(args, state, ctx)
             data = result.model_dump(mode="json", by_alias=True, exclude_none=True)
             outcome, error = "ok", None
-            text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+            text = pydantic_core.to_json(data).decode()  # compact UTF-8 JSON, as json.dumps but in Rust
             return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=data)
         except OpenRouterError as exc:
             reply = error_result(spec.name, exc)
