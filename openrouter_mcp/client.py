@@ -76,10 +76,6 @@ class OpenRouterClient:
             **settings.extra_headers,
         }
 
-    @property
-    def has_key(self) -> bool:
-        return self._secret is not None
-
     async def aclose(self) -> None:
         if self._owns_http:
             await self._http.aclose()

@@ -34,14 +34,6 @@ def allowed_personas(state: AppState) -> frozenset[str] | None:
     return identity.personas if identity is not None else None
 
 
-def session_persona(state: AppState) -> Persona | None:
-    """The persona the caller is bound to, when its scope allows exactly one."""
-    allowed = allowed_personas(state)
-    if allowed is not None and len(allowed) == 1:
-        return state.personas.get(next(iter(allowed)))
-    return None
-
-
 def persona_for(state: AppState, name: str | None, tool: str) -> Persona:
     """The persona a call runs under: the one it names, within the caller's scope, allowed to use `tool`.
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from pydantic import BaseModel
+
 from openrouter_mcp.personas import PersonaError
 from openrouter_mcp.state import AppState
 
@@ -25,23 +27,25 @@ def record_call(
     started: float,
     latency_ms: float,
     outcome: str,
-    arguments: dict[str, Any],
+    arguments: BaseModel,
     data: dict[str, Any] | None,
     error: str | None,
 ) -> None:
     """Write the audit row of one call (no-op when the audit log is off).
 
     `data` is the structured result, or the error payload; for a `paid` tool (one that spends credits)
-    the model, provider, generation, tokens and cost are read from it.
+    the model, provider, generation, tokens and cost are read from it. `arguments` are dumped only when a
+    log is on, so a server without one pays nothing per call.
     """
     audit = state.audit
     if audit is None:
         return
+    args: dict[str, Any] = arguments.model_dump(mode="json", exclude_none=True)
     from openrouter_mcp.audit import AuditError, CallRecord  # with SQLite: loaded once the log is in use
 
     data = data or {}
     routing: dict[str, Any] = data["routing"] if isinstance(data.get("routing"), dict) else {}
-    persona_name = routing.get("persona") or arguments.get("persona")
+    persona_name = routing.get("persona") or args.get("persona")
     if persona_name is None and state.bound_persona is not None:
         persona_name = state.bound_persona.name
     usage: dict[str, Any] = data["usage"] if paid and isinstance(data.get("usage"), dict) else {}
@@ -53,9 +57,9 @@ def record_call(
         latency_ms=round(latency_ms, 3),
         persona=persona_name,
         transport=state.transport,
-        arguments=arguments,
+        arguments=args,
         response=data,
-        requested_model=arguments.get("model") if paid else None,
+        requested_model=args.get("model") if paid else None,
         served_model=data.get("model") if paid and outcome == "ok" else None,
         provider=data.get("provider") if paid else None,
         generation_id=data.get("generation_id") if paid else None,

@@ -159,7 +159,7 @@ def build_tool(spec: ToolSpec[Any, Any], schemas: dict[str, Any] | None = None) 
                 started=started,
                 latency_ms=(time.perf_counter() - clock) * 1000,
                 outcome=outcome,
-                arguments=args.model_dump(mode="json", exclude_none=True),
+                arguments=args,
                 data=data,
                 error=error,
             )
