@@ -1,13 +1,24 @@
-"""Serving MCP on stdin/stdout, and stopping promptly when stdin closes or SIGTERM/SIGINT arrives."""
+"""Serving MCP on stdin/stdout, and stopping promptly when stdin closes or SIGTERM/SIGINT arrives.
+
+When stdin and stdout are pipes or sockets (how every MCP host spawns a server), they are served by
+the event loop itself: lines are read as epoll reports them and replies are written without
+blocking. The SDK's own stdio transport instead hands every read, write and flush to a worker
+thread, and each of those hops costs a thread switch on every message; a call saves three of them
+here. Anything else (a terminal, a file redirected to stdin) is served the thread-based way.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import collections
 import contextlib
 import logging
 import os
 import signal
+import stat
 import sys
 import threading
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any, cast
 
 import anyio
@@ -18,6 +29,10 @@ if TYPE_CHECKING:
     from mcp.server.mcpserver import MCPServer
 
 logger = logging.getLogger("openrouter_mcp")
+
+STDIN, STDOUT, STDERR = 0, 1, 2
+#: Lines read ahead of the server before the loop stops reading stdin (the host then waits on the pipe).
+READ_AHEAD_LINES = 64
 
 
 async def serve_stdio(server: MCPServer[Any]) -> None:
@@ -34,17 +49,176 @@ async def serve_stdio(server: MCPServer[Any]) -> None:
         group.start_soon(stop_on_signal)
         # Not `server.run_stdio_async()`: the SDK reads stdin in a worker thread that no cancellation
         # interrupts and interpreter exit waits for, so a signal would leave us serving until the host
-        # closes stdin. Ours is read by a daemon thread that a shutdown simply leaves behind.
+        # closes stdin. Ours never blocks a thread that shutdown would have to wait for.
         from mcp.server.stdio import stdio_server
 
         lowlevel = server._lowlevel_server
-        lines = _StdinLines()
-        try:
-            async with stdio_server(stdin=cast("anyio.AsyncFile[str]", lines)) as (read_stream, write_stream):
+        async with _standard_streams() as (lines, replies):
+            # The SDK claims (and diverts) fd 1 itself when `replies` is None.
+            async with stdio_server(stdin=lines, stdout=replies) as (read_stream, write_stream):
                 await lowlevel.run(read_stream, write_stream, lowlevel.create_initialization_options())
-        finally:
-            lines.close()
         group.cancel_scope.cancel()
+
+
+@contextlib.asynccontextmanager
+async def _standard_streams() -> AsyncIterator[tuple[anyio.AsyncFile[str], anyio.AsyncFile[str] | None]]:
+    """stdin as lines and stdout as a writer: event-loop pipes when possible, else threads."""
+    if _servable_by_the_loop():
+        with _claimed(STDIN, os.O_RDONLY) as wire_in, _claimed(STDOUT, os.O_WRONLY) as wire_out:
+            lines = await _PipeLines.open(wire_in)
+            try:
+                replies = await _PipeWriter.open(wire_out)
+                try:
+                    yield cast("anyio.AsyncFile[str]", lines), cast("anyio.AsyncFile[str]", replies)
+                finally:
+                    replies.close()
+            finally:
+                lines.close()
+        return
+    threaded = _StdinLines()
+    try:
+        yield cast("anyio.AsyncFile[str]", threaded), None
+    finally:
+        threaded.close()
+
+
+def _servable_by_the_loop() -> bool:
+    """Whether stdin and stdout can be made non-blocking and watched by the loop without harm.
+
+    Pipes and sockets only: a terminal would stay non-blocking for the shell after we exit, and epoll
+    cannot watch regular files. And stdout must not be stderr's file too (`2>&1` into one pipe), or a
+    non-blocking stdout would make log writes fail when that pipe is full.
+    """
+    try:
+        asyncio.get_running_loop()
+        stdin, stdout, stderr = (os.fstat(fd) for fd in (STDIN, STDOUT, STDERR))
+    except (RuntimeError, OSError):
+        return False
+    streams = all(stat.S_ISFIFO(s.st_mode) or stat.S_ISSOCK(s.st_mode) for s in (stdin, stdout))
+    return streams and (stdout.st_dev, stdout.st_ino) != (stderr.st_dev, stderr.st_ino)
+
+
+@contextlib.contextmanager
+def _claimed(fd: int, flags: int) -> Any:
+    """A private duplicate of the standard stream `fd`, which meanwhile points elsewhere; restored on exit.
+
+    As the SDK's own transport does: stray `print()`s (ours or a library's) go to stderr instead of
+    corrupting the protocol, and nothing else in the process can read the host's requests.
+    """
+    import fcntl
+
+    private = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 3)
+    elsewhere = os.dup(STDERR) if flags == os.O_WRONLY else os.open(os.devnull, flags)
+    os.dup2(elsewhere, fd)
+    os.close(elsewhere)
+    try:
+        yield private
+    finally:
+        # The event loop made the pipe non-blocking; whoever uses it next expects it as it was.
+        os.set_blocking(private, True)
+        os.dup2(private, fd)
+        os.close(private)
+
+
+class _PipeLines(asyncio.Protocol):
+    """`async for line in lines`: stdin's lines as the event loop reads them; reading pauses when far ahead."""
+
+    def __init__(self) -> None:
+        self._lines: collections.deque[str] = collections.deque()
+        self._partial = b""
+        self._arrived = asyncio.Event()
+        self._ended = False
+        self._transport: asyncio.ReadTransport | None = None
+        self._paused = False
+
+    @classmethod
+    async def open(cls, fd: int) -> _PipeLines:
+        loop = asyncio.get_running_loop()
+        # closefd=False: the descriptor is `_claimed`'s to close, after the transport lets go of it.
+        transport, protocol = await loop.connect_read_pipe(cls, os.fdopen(fd, "rb", buffering=0, closefd=False))
+        protocol._transport = transport
+        return protocol
+
+    def data_received(self, data: bytes) -> None:
+        *complete, self._partial = (self._partial + data).split(b"\n")
+        self._lines.extend(line.decode("utf-8", "replace") for line in complete)
+        if self._lines:
+            self._arrived.set()
+            if len(self._lines) >= READ_AHEAD_LINES and self._transport is not None and not self._paused:
+                self._transport.pause_reading()
+                self._paused = True
+
+    def eof_received(self) -> bool:
+        if self._partial.strip():
+            self._lines.append(self._partial.decode("utf-8", "replace"))
+        self._partial = b""
+        self._ended = True
+        self._arrived.set()
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._ended = True
+        self._arrived.set()
+
+    def __aiter__(self) -> _PipeLines:
+        return self
+
+    async def __anext__(self) -> str:
+        while not self._lines:
+            if self._ended:
+                raise StopAsyncIteration
+            self._arrived.clear()
+            await self._arrived.wait()
+        line = self._lines.popleft()
+        if self._paused and len(self._lines) < READ_AHEAD_LINES // 4 and self._transport is not None:
+            self._transport.resume_reading()
+            self._paused = False
+        return line
+
+    def close(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
+
+
+class _PipeWriter(asyncio.Protocol):
+    """stdout written by the event loop: a reply is written at once, or queued while the host catches up."""
+
+    def __init__(self) -> None:
+        self._writable = asyncio.Event()
+        self._writable.set()
+        self._lost: BaseException | None = None
+        self._transport: asyncio.WriteTransport | None = None
+
+    @classmethod
+    async def open(cls, fd: int) -> _PipeWriter:
+        loop = asyncio.get_running_loop()
+        transport, protocol = await loop.connect_write_pipe(cls, os.fdopen(fd, "wb", buffering=0, closefd=False))
+        protocol._transport = transport
+        return protocol
+
+    def pause_writing(self) -> None:
+        self._writable.clear()
+
+    def resume_writing(self) -> None:
+        self._writable.set()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._lost = exc or BrokenPipeError("the host closed stdout")
+        self._writable.set()
+
+    async def write(self, text: str) -> None:
+        if self._lost is not None or self._transport is None:
+            raise BrokenPipeError("stdout is closed") from self._lost
+        self._transport.write(text.encode())
+        # Back-pressure: when the host stops reading, wait for it rather than buffer without bound.
+        await self._writable.wait()
+
+    async def flush(self) -> None:
+        """Nothing to do: `write` hands every byte to the pipe, or to the transport that writes it next."""
+
+    def close(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
 
 
 class _StdinLines:

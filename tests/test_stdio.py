@@ -1,0 +1,225 @@
+"""The stdio transport itself: event-loop pipes when the host gives pipes, threads otherwise.
+
+Every test runs a real server process. What they pin down: which path serves which kind of stdin
+and stdout; stray writes to stdout never reach the protocol; a host that stops reading for a while
+loses nothing (back-pressure on both pipes); stdin as a regular file is still served.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import select
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+from typing import IO, Any
+
+import pytest
+from mcp import Client
+from mcp.client.stdio import StdioServerParameters, stdio_client
+
+from tests.test_transports import EXIT_TIMEOUT, SERVER, server_env
+
+pytestmark = pytest.mark.anyio
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def handshake_lines(*requests: dict[str, Any]) -> bytes:
+    """The legacy `initialize` handshake, then `requests` (ids from 2), as newline-delimited JSON-RPC."""
+    messages: list[dict[str, Any]] = [
+        {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "initialize",
+            "params": {
+                "protocolVersion": "2025-06-18",
+                "capabilities": {},
+                "clientInfo": {"name": "t", "version": "0"},
+            },
+        },
+        {"jsonrpc": "2.0", "method": "notifications/initialized"},
+    ]
+    messages += [{"jsonrpc": "2.0", "id": number, **request} for number, request in enumerate(requests, start=2)]
+    return b"".join(json.dumps(message).encode() + b"\n" for message in messages)
+
+
+def replies(stdout: bytes) -> dict[int, dict[str, Any]]:
+    """The JSON-RPC responses on `stdout` by id; every line must be one JSON message."""
+    found = {}
+    for line in stdout.splitlines():
+        message = json.loads(line)  # a stray or torn line fails here
+        if "id" in message:
+            found[message["id"]] = message
+    return found
+
+
+def read_replies(stdout: IO[bytes], count: int, timeout: float = 60.0) -> dict[int, dict[str, Any]]:
+    """Responses read off a server's stdout until `count` have come, the server stops, or `timeout` passes."""
+    got: dict[int, dict[str, Any]] = {}
+    deadline = time.monotonic() + timeout
+    while len(got) < count and select.select([stdout], [], [], max(0.0, deadline - time.monotonic()))[0]:
+        line = stdout.readline()
+        if not line:
+            break
+        got |= replies(line)
+    return got
+
+
+PROBE = textwrap.dedent(
+    """
+    import asyncio
+    from openrouter_mcp.stdio import _servable_by_the_loop
+    async def main():
+        print(_servable_by_the_loop(), flush=True)
+    asyncio.run(main())
+    """
+)
+
+
+@pytest.mark.parametrize(
+    ("stdin_kind", "stderr_kind", "expected"),
+    [
+        ("pipe", "own pipe", "True"),  # how hosts spawn servers: served by the event loop
+        ("pipe", "same as stdout", "False"),  # `2>&1`: a non-blocking stdout would break log writes
+        ("file", "own pipe", "False"),  # `< requests.jsonl`: epoll cannot watch a regular file
+    ],
+)
+def test_the_event_loop_serves_stdio_only_when_stdin_and_stdout_are_pipes_of_their_own(
+    stdin_kind: str, stderr_kind: str, expected: str, tmp_path: Path
+) -> None:
+    (tmp_path / "in").write_bytes(b"")
+    stderr = subprocess.STDOUT if stderr_kind == "same as stdout" else subprocess.PIPE
+    with (tmp_path / "in").open("rb") as file:
+        done = subprocess.run(
+            [sys.executable, "-c", PROBE],
+            stdin=file if stdin_kind == "file" else subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            cwd=REPO,
+            timeout=30,
+        )
+    assert done.stdout.decode().strip() == expected, done.stderr
+
+
+STRAY_SERVER = textwrap.dedent(
+    """
+    import os, sys, anyio
+    from mcp.server.mcpserver import MCPServer
+    from openrouter_mcp.stdio import serve_stdio
+
+    server = MCPServer("stray")
+
+    @server.tool()
+    def noisy() -> str:
+        print("stray print")
+        sys.stdout.flush()
+        os.write(1, b"stray write to fd 1\\n")
+        return "clean"
+
+    anyio.run(serve_stdio, server)
+    """
+)
+
+
+async def test_stray_writes_to_stdout_go_to_stderr_and_never_corrupt_the_protocol(tmp_path: Path) -> None:
+    script = tmp_path / "stray_server.py"
+    script.write_text(STRAY_SERVER)
+    errors = tmp_path / "stderr"
+    params = StdioServerParameters(command=sys.executable, args=[str(script)], cwd=str(REPO))
+    with errors.open("w") as errlog:
+        async with Client(stdio_client(params, errlog=errlog)) as client:
+            first = await client.call_tool("noisy", {})
+            second = await client.call_tool("noisy", {})
+    assert [first.structured_content, second.structured_content] == [{"result": "clean"}] * 2
+    log = errors.read_text()
+    assert log.count("stray print") == 2
+    assert log.count("stray write to fd 1") == 2
+
+
+def test_a_host_that_stops_reading_for_a_while_loses_no_reply(upstream_url: str) -> None:
+    """300 `tools/list` requests (about 4.7 MB of replies) sent at once, and stdout left unread meanwhile.
+
+    The server's read-ahead fills, it stops reading stdin; its stdout pipe fills, it waits for the host.
+    Once the host reads, every reply arrives whole, each once.
+    """
+    requests = [{"method": "tools/list"}] * 300
+    process = subprocess.Popen(
+        SERVER,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        env=server_env(upstream_url),
+        cwd=REPO,
+    )
+    got: dict[int, dict[str, Any]] = {}
+    try:
+        assert process.stdin is not None and process.stdout is not None
+        process.stdin.write(handshake_lines(*requests))
+        process.stdin.flush()
+        time.sleep(1.0)  # not a timing assertion: just long enough for the server to fill its stdout pipe
+        assert process.poll() is None
+        got = read_replies(process.stdout, 301)
+        # Closing stdin is how a host stops a stdio server (it abandons whatever is still in flight).
+        process.stdin.close()
+        assert process.wait(timeout=EXIT_TIMEOUT) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.__exit__(None, None, None)  # waits, and closes the pipes
+    assert sorted(got) == list(range(1, 302))
+    assert all(len(got[number]["result"]["tools"]) == 15 for number in range(2, 302))
+
+
+def test_a_terminal_on_stdin_is_served_by_the_threaded_reader(upstream_url: str) -> None:
+    """Someone typing requests into a terminal: the terminal is never made non-blocking, and it works."""
+    controller, terminal = pty.openpty()
+    process = subprocess.Popen(
+        SERVER,
+        stdin=terminal,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        env=server_env(upstream_url),
+        cwd=REPO,
+    )
+    os.close(terminal)
+    got: dict[int, dict[str, Any]] = {}
+    try:
+        assert process.stdout is not None
+        os.write(controller, handshake_lines({"method": "tools/list"}, {"method": "ping"}))
+        got = read_replies(process.stdout, 3)
+        os.write(controller, b"\x04")  # Ctrl-D at the start of a line: end of input
+        assert process.wait(timeout=EXIT_TIMEOUT) == 0
+    finally:
+        os.close(controller)
+        if process.poll() is None:
+            process.kill()
+        process.__exit__(None, None, None)
+    assert sorted(got) == [1, 2, 3]
+    assert len(got[2]["result"]["tools"]) == 15
+    assert got[3]["result"] == {}
+
+
+def test_the_standard_descriptors_are_given_back_after_serving(tmp_path: Path) -> None:
+    """After `serve_stdio` returns, fd 0 and fd 1 are the host's pipes again and blocking, as they were."""
+    script = tmp_path / "after.py"
+    script.write_text(
+        textwrap.dedent(
+            """
+            import os, anyio
+            from mcp.server.mcpserver import MCPServer
+            from openrouter_mcp.stdio import serve_stdio
+            anyio.run(serve_stdio, MCPServer("after"))
+            os.write(1, b"after serving: blocking=%d\\n" % os.get_blocking(1))
+            """
+        )
+    )
+    done = subprocess.run(
+        [sys.executable, str(script)], input=handshake_lines(), capture_output=True, cwd=REPO, timeout=60
+    )
+    assert done.returncode == 0, done.stderr.decode(errors="replace")
+    assert done.stdout.splitlines()[-1] == b"after serving: blocking=1"
