@@ -1,6 +1,6 @@
 """The audit log: one SQLite row per tool call, written before the caller sees the result.
 
-Standard library only. The file is private to its owner (directory 0700, database and its `-wal`
+SQLite from the standard library. The file is private to its owner (directory 0700, database and its `-wal`
 and `-shm` files 0600) because rows can hold prompts and answers. WAL mode with
 `synchronous=NORMAL`: a commit is a `write()` into the WAL, not an `fsync`, so a row survives a
 crash or SIGKILL of the process (the OS page cache keeps it) but may be lost with the machine's
@@ -9,8 +9,8 @@ power; that is the price of a write fast enough to sit on every call's path. Sev
 timeout.
 
 Privacy applies to the call's arguments and structured response only: "full" stores them as
-canonical JSON, "hashes" stores the sha256 of that JSON (enough to prove what was sent without
-keeping it), "metadata" stores neither. Tokens, cost, models and routing attempts are always kept,
+JSON, "hashes" stores the sha256 of their canonical JSON (sorted keys: enough to prove what was sent
+without keeping it), "metadata" stores neither. Tokens, cost, models and routing attempts are always kept,
 because budgets and usage reports are computed from them.
 
 The schema version lives in `PRAGMA user_version`; `_MIGRATIONS[i]` takes a file from version `i`
@@ -31,6 +31,8 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar, Literal, get_args
+
+import pydantic_core
 
 from openrouter_mcp.config import AUDIT_DB_ENV, default_audit_path
 from openrouter_mcp.errors import ConfigurationError
@@ -298,7 +300,7 @@ class AuditLog:
             record.prompt_tokens,
             record.completion_tokens,
             record.cost,
-            None if record.attempts is None else canonical_json(list(record.attempts)),
+            _json_or_none(None if record.attempts is None else list(record.attempts)),
             record.error,
             mode,
             arguments_json,
@@ -435,7 +437,8 @@ def _checked_privacy(mode: str) -> Privacy:
 
 
 def _json_or_none(value: Any) -> str | None:
-    return None if value is None else canonical_json(value)
+    # pydantic-core's encoder (Rust): several times faster than json.dumps, and this runs on every call's path.
+    return None if value is None else pydantic_core.to_json(value, fallback=str).decode()
 
 
 def _sha256_or_none(value: Any) -> str | None:

@@ -195,9 +195,14 @@ def test_an_unknown_privacy_mode_is_refused(log: AuditLog, tmp_path: Path) -> No
         AuditLog(tmp_path / "other.sqlite3", privacy="all")  # type: ignore[arg-type]
 
 
+class Opaque:
+    def __str__(self) -> str:
+        return "opaque value"
+
+
 def test_values_json_cannot_encode_are_stored_as_text_instead_of_failing_the_call(log: AuditLog) -> None:
-    log.record(chat_call(arguments={"when": datetime(2025, 3, 1, tzinfo=UTC)}))
-    assert log.tail(1)[0]["arguments"] == {"when": "2025-03-01 00:00:00+00:00"}
+    log.record(chat_call(arguments={"when": datetime(2025, 3, 1, tzinfo=UTC), "what": Opaque()}))
+    assert log.tail(1)[0]["arguments"] == {"when": "2025-03-01T00:00:00Z", "what": "opaque value"}
 
 
 def test_no_api_key_reaches_the_database_files(db: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -119,9 +119,7 @@ def build_tool(spec: ToolSpec[Any, Any], schemas: dict[str, Any] | None = None) 
     """
     schemas = schemas or tool_schemas(spec)
 
-    async def run(ctx: Context, **fields: Any) -> CallToolResult:
-        # The SDK validated `fields` against `input_model` and hands them over one level deep: reassemble.
-        args = spec.input_model.model_validate(fields)
+    async def run(ctx: Context, args: ToolInput) -> CallToolResult:
         state = cast(AppState, ctx.request_context.lifespan_context)
         started, clock = state.clock(), time.perf_counter()
         user = caller(state)
@@ -172,11 +170,22 @@ def build_tool(spec: ToolSpec[Any, Any], schemas: dict[str, Any] | None = None) 
         parameters=schemas["input"],
         # No `output_model`: the handler already returns a validated `output_model` instance, and the SDK
         # would validate its dump a second time on every call. The schema is still published.
-        fn_metadata=FuncMetadata(arg_model=spec.input_model, output_schema=schemas["output"]),
+        fn_metadata=_WholeArguments(arg_model=spec.input_model, output_schema=schemas["output"]),
         is_async=True,
         context_kwarg="ctx",
         annotations=spec.annotations,
     )
+
+
+class _WholeArguments(FuncMetadata):
+    """Hands the tool its validated input model whole (`args=`), where the SDK would pass its fields as kwargs.
+
+    The handler wants the model itself, and rebuilding it from the kwargs would validate every call twice.
+    """
+
+    def validate_arguments(self, arguments_to_validate: dict[str, Any]) -> dict[str, Any]:
+        # pre_parse_json: as the SDK does, accept a list or object sent as a JSON string (some hosts do).
+        return {"args": self.arg_model.model_validate(self.pre_parse_json(arguments_to_validate))}
 
 
 def lean_schema(schema: Any, *, result: bool = False) -> Any:
