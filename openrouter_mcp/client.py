@@ -316,6 +316,15 @@ class OpenRouterClient:
             ) from None
 
     def _parse(self, response: httpx.Response, model: type[_M]) -> _M:
+        # The common case in one pass: bytes straight into the model, no intermediate dict.
+        try:
+            parsed = model.model_validate_json(response.content)
+        except ValidationError:
+            pass  # invalid JSON, an error envelope, or a wrong shape: the checks below say which
+        else:
+            extra = parsed.__pydantic_extra__
+            if not (extra and isinstance(extra.get("error"), dict)):
+                return parsed
         body = self._json(response)
         if isinstance(body, dict) and isinstance(body.get("error"), dict):
             # OpenRouter sometimes answers 200 with an error envelope instead of a result.

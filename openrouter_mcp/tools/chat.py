@@ -6,9 +6,9 @@ OpenRouter reports: served model and provider, generation id, tokens and `usage.
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
+import pydantic_core
 from mcp.server.mcpserver import Context
 from mcp.types import ToolAnnotations
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_serializer
@@ -255,7 +255,7 @@ def _chat_route_request(args: ChatCompletionInput) -> RouteRequest:
         needs_tools=bool(args.tools) and args.tool_choice != "none",
         needs_structured_output=response_type in ("json_object", "json_schema"),
         has_images=any(_is_image(part) for m in args.messages if isinstance(m.content, list) for part in m.content),
-        prompt_tokens=_estimate_tokens([m.model_dump(exclude_none=True) for m in args.messages], args.tools),
+        prompt_tokens=_estimate_tokens(args.messages, args.tools),
         max_tokens=args.max_tokens,
     )
 
@@ -266,7 +266,7 @@ def _is_image(part: dict[str, Any]) -> bool:
 
 def _estimate_tokens(*parts: Any) -> int:
     # About four characters a token: only used to rule out models whose context is clearly too small.
-    return len(json.dumps(parts, default=str)) // 4
+    return len(pydantic_core.to_json(parts, exclude_none=True, fallback=str)) // 4
 
 
 class AnthropicMessage(_Strict):
@@ -370,7 +370,7 @@ def _message_route_request(args: MessageInput) -> RouteRequest:
         needs_tools=bool(args.tools) and (args.tool_choice or {}).get("type") != "none",
         needs_structured_output=False,
         has_images=any(_is_image(b) for m in args.messages if isinstance(m.content, list) for b in m.content),
-        prompt_tokens=_estimate_tokens(args.system, [m.model_dump() for m in args.messages], args.tools),
+        prompt_tokens=_estimate_tokens(args.system, args.messages, args.tools),
         max_tokens=args.max_tokens,
     )
 
