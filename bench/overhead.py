@@ -10,7 +10,10 @@ fresh random order, so drift and whatever one call leaves running affect all ali
 - bare: `bench/bare_server.py` over stdio, one tool per scenario, one shared HTTP client, nothing else;
 - ours: `python -m openrouter_mcp` over stdio, key and base URL from the environment, as users run it:
   the audit log on (a row committed per tool call before the result returns), in a scratch file;
-- ours, audit off: the same with `OPENROUTER_MCP_AUDIT=off`, so "on − off" is what the audit log costs a call.
+- ours, audit off: the same with `OPENROUTER_MCP_AUDIT=off`, so "on − off" is what the audit log costs a call;
+- bare on ours' stdio (chat and `ping` only): the bare server served by openrouter-mcp's own stdio transport,
+  which reads and writes the host's pipes from the event loop where the SDK's hops to a worker thread. Against
+  bare it is what the transport saves; against ours, what ours' tool layer costs on equal transports.
 
 All three servers are driven by the real `mcp.Client` (`--mode legacy`, the `initialize` handshake of
 today's hosts, by default), so a figure includes what a host pays (framing, validation of the
@@ -51,6 +54,7 @@ from pydantic import SecretStr  # noqa: E402
 
 from bench._harness import (  # noqa: E402
     BARE,
+    BARE_OURS_STDIO,
     BENCH_KEY,
     MODES,
     OURS,
@@ -83,6 +87,10 @@ CATALOG_LIMIT = 5
 #: Ours as users run it (the audit log on, the default), then with `OPENROUTER_MCP_AUDIT=off`. "ours" is the first.
 OURS_OFF = "ours, audit off"
 OURS_TARGETS = ("ours", OURS_OFF)
+#: The bare server on openrouter-mcp's stdio transport: splits ours − bare into transport and tool layer.
+BARE_OURS = "bare, ours' stdio"
+BARE_TARGETS = ("bare", BARE_OURS)
+ARGV = {"bare": BARE, BARE_OURS: BARE_OURS_STDIO}
 PROMPT = [{"role": "user", "content": "Say hello in five words."}]
 
 
@@ -112,7 +120,7 @@ class Scenario:
 PING_REQUEST = Scenario(label="MCP `ping` request", tool="", arguments={}, method="", path="")
 PING_TOOL = Scenario(label='tool call `ping` → "pong"', tool="ping", arguments={}, method="", path="")
 #: `ping` is no tool call, so neither ours writes an audit row for it: on − off there is the noise level.
-FLOORS = ((PING_REQUEST, ("bare", *OURS_TARGETS)), (PING_TOOL, ("bare",)))
+FLOORS = ((PING_REQUEST, (*BARE_TARGETS, *OURS_TARGETS)), (PING_TOOL, ("bare",)))
 
 
 def floors(mode: str) -> tuple[tuple[Scenario, tuple[str, ...]], ...]:
@@ -195,7 +203,7 @@ class Targets:
         return data["data"][: scenario.limit] if scenario.limit is not None else data
 
     async def tool(self, name: str, scenario: Scenario) -> CallToolResult:
-        arguments = scenario.bare_arguments if name == "bare" and scenario.bare_arguments else scenario.arguments
+        arguments = scenario.bare_arguments if name in BARE_TARGETS and scenario.bare_arguments else scenario.arguments
         self.tool_calls[name] += 1
         return checked(await self.clients[name].call_tool(scenario.tool, arguments), f"{name} {scenario.tool}")
 
@@ -225,7 +233,7 @@ def verify(scenario: Scenario, target: str, answer: Any) -> None:
             ok = bool(structured.get("text")) and structured.get("model") == scenario.arguments["model"]
         else:
             ok = bool(json.loads(result_text(answer))["choices"][0]["message"]["content"])
-    elif scenario.limit is not None and target == "bare":
+    elif scenario.limit is not None and target in BARE_TARGETS:
         ok = len(json.loads(result_text(answer))) == scenario.limit
     else:
         ok = bool(result_text(answer))
@@ -257,17 +265,18 @@ class Run:
 
 async def measure(calls: int, warmup: int, latency: float, mode: str) -> Run:
     with upstream(latency) as base_url:
-        envs = {"bare": server_env(base_url), "ours": server_env(base_url), OURS_OFF: server_env(base_url, audit=False)}
+        envs = {name: server_env(base_url) for name in (*BARE_TARGETS, "ours")}
+        envs[OURS_OFF] = server_env(base_url, audit=False)
         async with AsyncExitStack() as stack:
             http = await stack.enter_async_context(httpx.AsyncClient(timeout=30.0))
             clients = {
-                name: await stack.enter_async_context(stdio_client(BARE if name == "bare" else OURS, env, mode))
+                name: await stack.enter_async_context(stdio_client(ARGV.get(name, OURS), env, mode))
                 for name, env in envs.items()
             }
             targets = Targets(base_url, http, clients)
             protocol = clients["ours"].protocol_version
             ours_tools = {tool.name for tool in (await clients["ours"].list_tools()).tools}
-            for name in ("bare", OURS_OFF):
+            for name in (*BARE_TARGETS, OURS_OFF):
                 await clients[name].list_tools()
             scenarios = [chat_scenario(await pick_model(targets))]
             catalog = catalog_scenario(ours_tools)
@@ -276,6 +285,7 @@ async def measure(calls: int, warmup: int, latency: float, mode: str) -> Run:
             else:
                 scenarios.append(catalog)
             pairs = [(s, t) for s in scenarios for t in ("direct", "bare", *OURS_TARGETS)]
+            pairs += [(s, BARE_OURS) for s in scenarios if s.tool == "create_chat_completion"]
             pairs += [(floor, target) for floor, targets_ in floors(mode) for target in targets_]
             remarks = []
             # Ours first: when it routes, direct and bare are then made to send the very same upstream request.
@@ -423,6 +433,43 @@ def report(run: Run, latency: float, mode: str) -> None:
         )
     for remark in run.remarks:
         emit(remark)
+    emit()
+    split_rows = []
+    for label in [s.label for s in scenarios] + [f.label for f, _ in floors(mode)]:
+        if (label, BARE_OURS) not in samples:
+            continue
+        bare, bare_ours, ours = (Summary.of(samples[(label, t)]) for t in ("bare", BARE_OURS, "ours"))
+        split_rows.append(
+            [
+                label,
+                ms(bare.p50),
+                ms(bare_ours.p50),
+                ms(ours.p50),
+                f"{paired(label, BARE_OURS, 'bare') * 1000:+.2f}",
+                f"{paired(label, 'ours', BARE_OURS) * 1000:+.2f}",
+            ]
+        )
+    emit("Transport and tool layer, in the same rounds (the bare server also served by ours' stdio transport):")
+    emit()
+    emit(
+        table(
+            [
+                "call",
+                "bare, SDK stdio p50 (ms)",
+                "bare, ours' stdio p50 (ms)",
+                "openrouter-mcp p50 (ms)",
+                "transport: ours' − SDK's stdio, paired Δ (ms)",
+                "tool layer: ours − bare on ours' stdio, paired Δ (ms)",
+            ],
+            split_rows,
+        )
+    )
+    emit()
+    emit(
+        "The SDK's stdio transport hands each read, write and flush to a worker thread; ours reads and writes the "
+        "host's pipes from the event loop. The first Δ is what that saves a call, the second what ours' tool layer "
+        "(persona, routing, fallback, typed parsing and results, audit row) costs on equal transports."
+    )
     emit()
     audit_rows = []
     for label in [s.label for s in scenarios] + [f.label for f, t in floors(mode) if OURS_OFF in t]:
