@@ -36,28 +36,32 @@ READ_AHEAD_LINES = 64
 
 
 async def serve_stdio(server: MCPServer[Any]) -> None:
-    """Serve on stdin/stdout until stdin closes or SIGTERM/SIGINT arrives, then close cleanly."""
-    async with anyio.create_task_group() as group:
+    """Serve on stdin/stdout until stdin or stdout closes or SIGTERM/SIGINT arrives, then close cleanly."""
+    try:
+        async with anyio.create_task_group() as group:
 
-        async def stop_on_signal() -> None:
-            with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-                async for signum in signals:
-                    logger.info("received %s, shutting down", signal.Signals(signum).name)
-                    group.cancel_scope.cancel()
-                    return
+            async def stop_on_signal() -> None:
+                with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+                    async for signum in signals:
+                        logger.info("received %s, shutting down", signal.Signals(signum).name)
+                        group.cancel_scope.cancel()
+                        return
 
-        group.start_soon(stop_on_signal)
-        # Not `server.run_stdio_async()`: the SDK reads stdin in a worker thread that no cancellation
-        # interrupts and interpreter exit waits for, so a signal would leave us serving until the host
-        # closes stdin. Ours never blocks a thread that shutdown would have to wait for.
-        from mcp.server.stdio import stdio_server
+            group.start_soon(stop_on_signal)
+            # Not `server.run_stdio_async()`: the SDK reads stdin in a worker thread that no cancellation
+            # interrupts and interpreter exit waits for, so a signal would leave us serving until the host
+            # closes stdin. Ours never blocks a thread that shutdown would have to wait for.
+            from mcp.server.stdio import stdio_server
 
-        lowlevel = server._lowlevel_server
-        async with _standard_streams() as (lines, replies):
-            # The SDK claims (and diverts) fd 1 itself when `replies` is None.
-            async with stdio_server(stdin=lines, stdout=replies) as (read_stream, write_stream):
-                await lowlevel.run(read_stream, write_stream, lowlevel.create_initialization_options())
-        group.cancel_scope.cancel()
+            lowlevel = server._lowlevel_server
+            async with _standard_streams() as (lines, replies):
+                # The SDK claims (and diverts) fd 1 itself when `replies` is None.
+                async with stdio_server(stdin=lines, stdout=replies) as (read_stream, write_stream):
+                    await lowlevel.run(read_stream, write_stream, lowlevel.create_initialization_options())
+            group.cancel_scope.cancel()
+    except* BrokenPipeError:
+        # Nobody is left to answer: the host went away without closing stdin first.
+        logger.info("the host closed stdout, shutting down")
 
 
 @contextlib.asynccontextmanager
@@ -125,7 +129,8 @@ class _PipeLines(asyncio.Protocol):
 
     def __init__(self) -> None:
         self._lines: collections.deque[str] = collections.deque()
-        self._partial = b""
+        #: The pieces of a line not yet ended: joined once its newline comes, so a long line costs O(n).
+        self._partial: list[bytes] = []
         self._arrived = asyncio.Event()
         self._ended = False
         self._transport: asyncio.ReadTransport | None = None
@@ -140,18 +145,28 @@ class _PipeLines(asyncio.Protocol):
         return protocol
 
     def data_received(self, data: bytes) -> None:
-        *complete, self._partial = (self._partial + data).split(b"\n")
-        self._lines.extend(line.decode("utf-8", "replace") for line in complete)
+        start = 0
+        while (end := data.find(b"\n", start)) != -1:
+            self._partial.append(data[start:end])
+            self._add(b"".join(self._partial))
+            self._partial.clear()
+            start = end + 1
+        if start < len(data):
+            self._partial.append(data[start:])
         if self._lines:
             self._arrived.set()
             if len(self._lines) >= READ_AHEAD_LINES and self._transport is not None and not self._paused:
                 self._transport.pause_reading()
                 self._paused = True
 
+    def _add(self, line: bytes) -> None:
+        # A blank line is no message: skipped rather than answered with a parse error.
+        if line.strip():
+            self._lines.append(line.decode("utf-8", "replace"))
+
     def eof_received(self) -> bool:
-        if self._partial.strip():
-            self._lines.append(self._partial.decode("utf-8", "replace"))
-        self._partial = b""
+        self._add(b"".join(self._partial))  # a last message without its newline still counts
+        self._partial.clear()
         self._ended = True
         self._arrived.set()
         return False

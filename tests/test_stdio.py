@@ -7,6 +7,7 @@ loses nothing (back-pressure on both pipes); stdin as a regular file is still se
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pty
@@ -223,3 +224,60 @@ def test_the_standard_descriptors_are_given_back_after_serving(tmp_path: Path) -
     )
     assert done.returncode == 0, done.stderr.decode(errors="replace")
     assert done.stdout.splitlines()[-1] == b"after serving: blocking=1"
+
+
+def test_a_request_written_in_pieces_is_read_whole_and_blank_lines_are_no_messages(upstream_url: str) -> None:
+    first, ping = handshake_lines().split(b"\n", 1)[0] + b"\n", b'{"jsonrpc":"2.0","id":2,"method":"ping"}\n'
+    process = subprocess.Popen(
+        SERVER, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=server_env(upstream_url)
+    )
+    got: dict[int, dict[str, Any]] = {}
+    try:
+        assert process.stdin is not None and process.stdout is not None
+        for piece in (first[:7], first[7:50], first[50:]):  # one message over three reads
+            process.stdin.write(piece)
+            process.stdin.flush()
+            time.sleep(0.05)
+        process.stdin.write(b"\n  \n" + ping)
+        process.stdin.flush()
+        got = read_replies(process.stdout, 2)
+        process.stdin.close()
+        assert process.wait(timeout=EXIT_TIMEOUT) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.__exit__(None, None, None)
+    assert sorted(got, key=str) == [1, 2]  # and no error reply (id null) for the blank lines
+    assert got[1]["result"]["serverInfo"]["name"] == "openrouter"
+
+
+def test_a_host_that_closes_stdout_ends_the_server_cleanly(upstream_url: str) -> None:
+    """No reader left for the replies: the server stops with status 0 and no traceback, instead of crashing."""
+    process = subprocess.Popen(
+        [*SERVER, "--log-level", "INFO"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=server_env(upstream_url),
+    )
+    try:
+        assert process.stdin is not None and process.stdout is not None and process.stderr is not None
+        process.stdin.write(handshake_lines().split(b"\n", 1)[0] + b"\n")
+        process.stdin.flush()
+        assert read_replies(process.stdout, 1)
+        process.stdout.close()
+        with contextlib.suppress(BrokenPipeError):  # the server may be gone before the second ping
+            for number in (2, 3):
+                process.stdin.write(b'{"jsonrpc":"2.0","id":%d,"method":"ping"}\n' % number)
+                process.stdin.flush()
+                time.sleep(0.2)
+        status = process.wait(timeout=EXIT_TIMEOUT)
+        stderr = process.stderr.read().decode(errors="replace")
+    finally:
+        if process.poll() is None:
+            process.kill()
+        with contextlib.suppress(BrokenPipeError):
+            process.__exit__(None, None, None)
+    assert status == 0, stderr
+    assert "Traceback" not in stderr
+    assert "the host closed stdout" in stderr
