@@ -16,8 +16,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 import anyio
-import anyio.from_thread
-import anyio.lowlevel
 
 from openrouter_mcp import __version__, personas
 from openrouter_mcp.config import AUDIT_DB_ENV, Settings, default_audit_path

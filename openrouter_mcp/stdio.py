@@ -22,10 +22,9 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any, cast
 
 import anyio
-import anyio.from_thread
-import anyio.lowlevel
 
 if TYPE_CHECKING:
+    import anyio.lowlevel
     from mcp.server.mcpserver import MCPServer
 
 logger = logging.getLogger("openrouter_mcp")
@@ -240,6 +239,10 @@ class _StdinLines:
     """`async for line in _StdinLines()`: the lines of stdin, read by a daemon thread. `close()` when done."""
 
     def __init__(self) -> None:
+        # Imported here: only terminals and files on stdin need threads, and start-up time counts.
+        import anyio.from_thread
+        import anyio.lowlevel
+
         self._send, self._receive = anyio.create_memory_object_stream[str](16)
         token = anyio.lowlevel.current_token()
         threading.Thread(target=self._pump, args=(token,), name="stdin-reader", daemon=True).start()
