@@ -15,6 +15,8 @@ from pydantic import SecretStr
 from openrouter_mcp.config import Settings
 from openrouter_mcp.server import build_server
 from openrouter_mcp.simulator import Fault, Simulator
+from openrouter_mcp.tools.chat import ChatCompletionOutput, MessageOutput
+from openrouter_mcp.tools.registry import ToolOutput
 from tests.conftest import TEST_KEY
 from tests.openapi_contract import validate_request
 
@@ -90,18 +92,20 @@ async def test_every_chat_parameter_reaches_openrouter_in_its_wire_shape(client:
     validate_request("post", "/chat/completions", body)
 
 
+WEATHER_TOOL = [
+    {
+        "type": "function",
+        "function": {
+            "name": "get_weather",
+            "description": "Weather for a city",
+            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+        },
+    }
+]
+
+
 async def test_tool_calls_come_back_with_their_arguments(client: Client) -> None:
-    tools = [
-        {
-            "type": "function",
-            "function": {
-                "name": "get_weather",
-                "description": "Weather for a city",
-                "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
-            },
-        }
-    ]
-    args = {"model": "openai/gpt-4o", "messages": HELLO, "tools": tools, "tool_choice": "required"}
+    args = {"model": "openai/gpt-4o", "messages": HELLO, "tools": WEATHER_TOOL, "tool_choice": "required"}
     for stream in (False, True):
         result = await call(client, "create_chat_completion", {**args, "stream": stream})
         out = result.structured_content
@@ -192,6 +196,28 @@ async def test_bad_arguments_are_rejected_before_any_upstream_call(client: Clien
         text = error_text(await call(client, "create_chat_completion", args))
         assert "validation error" in text
     assert sim.count("/chat/completions") == 0
+
+
+async def test_paid_results_built_as_dicts_are_exactly_what_their_output_models_dump(client: Client) -> None:
+    """The paid tools build their result dict directly (hot path); it must be the output model's own dump."""
+    streamed_tool_call = {"stream": True, "tools": WEATHER_TOOL, "tool_choice": "required"}
+    cases: list[tuple[str, type[ToolOutput], dict[str, Any]]] = [
+        ("create_chat_completion", ChatCompletionOutput, {"model": "openai/gpt-4o-mini", "messages": HELLO}),
+        (
+            "create_chat_completion",
+            ChatCompletionOutput,
+            {"model": "openai/gpt-4o", "messages": HELLO, **streamed_tool_call},
+        ),
+        ("create_message", MessageOutput, {"model": "anthropic/claude-sonnet-4", "messages": HELLO, "max_tokens": 50}),
+    ]
+    for tool, model, arguments in cases:
+        result = await call(client, tool, arguments)
+        out = result.structured_content
+        assert out is not None and not result.is_error
+        assert model.model_validate(out).model_dump(mode="json", by_alias=True, exclude_none=True) == out
+        assert json.loads(result.content[0].text) == out  # type: ignore[union-attr]
+        assert out["usage"]["cost"] > 0
+        assert bool(out.get("tool_calls")) == ("tools" in arguments)
 
 
 async def test_create_message_speaks_anthropic_format(client: Client, sim: Simulator) -> None:

@@ -177,7 +177,8 @@ class ChatCompletionOutput(ToolOutput):
     routing: dict[str, Any] | None = None
 
 
-def _chat_output(completion: ChatCompletion, *, streamed: bool, record: RoutingRecord) -> ChatCompletionOutput:
+def _chat_output(completion: ChatCompletion, *, streamed: bool, record: RoutingRecord) -> dict[str, Any]:
+    """The result as `ChatCompletionOutput` would dump it, built directly (see `registry.Handler`)."""
     choice = completion.choices[0] if completion.choices else None
     message = choice.message if choice else None
     content = message.content if message else None
@@ -185,10 +186,10 @@ def _chat_output(completion: ChatCompletion, *, streamed: bool, record: RoutingR
         content = "".join(str(part.get("text", "")) for part in content if isinstance(part, dict))
     usage = completion.usage
     calls = [
-        ToolCallOut(id=call.id, name=call.function.name, arguments=call.function.arguments)
+        {"id": call.id, "name": call.function.name, "arguments": call.function.arguments}
         for call in ((message.tool_calls if message else None) or [])
     ]
-    return ChatCompletionOutput(
+    return _without_none(
         text=content or "",
         reasoning=message.reasoning if message else None,
         refusal=message.refusal if message else None,
@@ -197,13 +198,18 @@ def _chat_output(completion: ChatCompletion, *, streamed: bool, record: RoutingR
         model=completion.model,
         provider=completion.provider,
         generation_id=completion.id,
-        usage=UsageOut.model_validate(usage.model_dump()) if usage else None,
+        usage=usage.model_dump(mode="json", exclude_none=True) if usage else None,
         streamed=streamed,
         routing=record.as_dict(),
     )
 
 
-async def create_chat_completion(args: ChatCompletionInput, state: AppState, ctx: Context) -> ChatCompletionOutput:
+def _without_none(**fields: Any) -> dict[str, Any]:
+    # As the output models dump (exclude_none): an absent field is left out, not sent as null.
+    return {name: value for name, value in fields.items() if value is not None}
+
+
+async def create_chat_completion(args: ChatCompletionInput, state: AppState, ctx: Context) -> dict[str, Any]:
     persona = persona_for(state, args.persona, "create_chat_completion")
     enforce_budget(state, persona)
     body = args.model_dump(mode="json", exclude_none=True, exclude={"stream", "persona", "task"})
@@ -327,21 +333,22 @@ class MessageOutput(ToolOutput):
     routing: dict[str, Any] | None = None
 
 
-def _message_output(result: MessagesResult, record: RoutingRecord) -> MessageOutput:
+def _message_output(result: MessagesResult, record: RoutingRecord) -> dict[str, Any]:
+    """The result as `MessageOutput` would dump it, built directly (see `registry.Handler`)."""
     text = "".join(str(block.get("text", "")) for block in result.content if block.get("type") == "text")
-    return MessageOutput(
+    return _without_none(
         text=text,
         content=result.content,
         stop_reason=result.stop_reason,
         model=result.model,
         provider=result.provider,
         generation_id=result.id,
-        usage=MessageUsageOut.model_validate(result.usage) if result.usage else None,
+        usage=_without_none(**result.usage) if result.usage else None,
         routing=record.as_dict(),
     )
 
 
-async def create_message(args: MessageInput, state: AppState, ctx: Context) -> MessageOutput:
+async def create_message(args: MessageInput, state: AppState, ctx: Context) -> dict[str, Any]:
     persona = persona_for(state, args.persona, "create_message")
     enforce_budget(state, persona)
     body = args.model_dump(mode="json", exclude_none=True, exclude={"persona", "task"})

@@ -65,7 +65,10 @@ def one_line_schema(description: str) -> ConfigDict:
 InT = TypeVar("InT", bound=ToolInput)
 OutT = TypeVar("OutT", bound=ToolOutput)
 
-Handler = Callable[[InT, AppState, Context], Awaitable[OutT]]
+#: A handler returns its output model, or, on a hot path (the paid tools), the dict that model would dump to,
+#: built directly: validating values that came from validated wire models, then dumping them, costs every call.
+#: Either way the SDK client checks the result against the published schema, as every end-to-end test does.
+Handler = Callable[[InT, AppState, Context], Awaitable[OutT | dict[str, Any]]]
 
 # destructiveHint is left out: the spec gives it meaning only for tools that are not read-only.
 READ_ONLY = ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=True)
@@ -132,7 +135,9 @@ def build_tool(spec: ToolSpec[Any, Any], schemas: dict[str, Any] | None = None) 
             # seconds, while the catalog and account tools answer from cache or in one quick round trip.
             async with state.limits.slot(user) if state.limits and spec.paid else nullcontext():
                 result = await spec.handler(args, state, ctx)
-            data = result.model_dump(mode="json", by_alias=True, exclude_none=True)
+            data = (
+                result if isinstance(result, dict) else result.model_dump(mode="json", by_alias=True, exclude_none=True)
+            )
             outcome, error = "ok", None
             text = pydantic_core.to_json(data).decode()  # compact UTF-8 JSON, as json.dumps but in Rust
             return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=data)
