@@ -80,6 +80,9 @@ class ModelEntry:
     """One model with everything filters and projections need, computed once per fetch."""
 
     model: Model
+    #: `model.id` and `model.context_length`, copied: routing reads them for many models on every call.
+    id: str
+    context_length: int | None
     author: str
     slug: str
     prompt_per_m: float | None
@@ -90,14 +93,6 @@ class ModelEntry:
     search_text: str
     #: The compact JSON projection (read-only: it is shared by every caller).
     compact: Mapping[str, Any]
-
-    @property
-    def id(self) -> str:
-        return self.model.id
-
-    @property
-    def context_length(self) -> int | None:
-        return self.model.context_length
 
     @classmethod
     def from_model(cls, model: Model) -> ModelEntry:
@@ -119,6 +114,8 @@ class ModelEntry:
         compact["supports"] = [name for name in KEY_CAPABILITIES if name in parameters]
         return cls(
             model=model,
+            id=model.id,
+            context_length=model.context_length,
             author=author if slug else "",
             slug=slug,
             prompt_per_m=prompt,
