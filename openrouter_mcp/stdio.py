@@ -90,8 +90,11 @@ def _servable_by_the_loop() -> bool:
 
     Pipes and sockets only: a terminal would stay non-blocking for the shell after we exit, and epoll
     cannot watch regular files. And stdout must not be stderr's file too (`2>&1` into one pipe), or a
-    non-blocking stdout would make log writes fail when that pipe is full.
+    non-blocking stdout would make log writes fail when that pipe is full. POSIX only: Windows event
+    loops take pipes another way.
     """
+    if os.name != "posix":
+        return False
     try:
         asyncio.get_running_loop()
         stdin, stdout, stderr = (os.fstat(fd) for fd in (STDIN, STDOUT, STDERR))
