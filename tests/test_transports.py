@@ -28,7 +28,7 @@ from mcp.client.sse import sse_client
 from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp.server.mcpserver import MCPServer
 from mcp.shared.exceptions import MCPError
-from mcp.types import CallToolResult, TextContent, TextResourceContents
+from mcp.types import CallToolResult, ResourceTemplateReference, TextContent, TextResourceContents
 
 from openrouter_mcp.simulator import Fault, Simulator
 from openrouter_mcp.state import AppState
@@ -248,7 +248,8 @@ def slow_stream(sim: Simulator) -> Iterator[Callable[[float], None]]:
 
 
 async def exercise(client: Client, sim: Simulator, seen: list[str]) -> None:
-    """List the tools; chat plainly and streamed; read credits; provoke a 429; list and read a resource.
+    """List the tools; chat plainly and streamed; read credits; provoke a 429; list and read a resource;
+    read a template and complete its argument; then call every other tool once.
 
     Runs the same against any connected client, so every transport is held to the same behaviour.
     """
@@ -296,9 +297,51 @@ async def exercise(client: Client, sim: Simulator, seen: list[str]) -> None:
     seen.extend(texts)
     assert "openai/gpt-4o" in {model["id"] for model in json.loads(texts[0])["models"]}
 
+    # A template and argument completion: the catalog's model card and an author by prefix.
+    card = await client.read_resource("openrouter://models/openai/gpt-4o")
+    card_texts = [content.text for content in card.contents if isinstance(content, TextResourceContents)]
+    assert json.loads(card_texts[0])["id"] == "openai/gpt-4o"
+    reference = ResourceTemplateReference(type="ref/resource", uri="openrouter://models/{author}/{slug}")
+    authors = await client.complete(reference, {"name": "author", "value": "open"})
+    assert "openai" in authors.completion.values
+
+    await every_other_tool(client, sim, seen, generation_id=plain["generation_id"])
+
     # The key came from the server's environment, and went where it belongs: to OpenRouter.
     authorizations = {r.headers.get("authorization") for r in sim.requests if r.path == "/credits"}
     assert authorizations == {f"Bearer {TEST_KEY}"}
+
+
+async def every_other_tool(client: Client, sim: Simulator, seen: list[str], *, generation_id: str) -> None:
+    """The tools `exercise` has not called yet, one call each, checked for the part of the answer that matters."""
+    message = structured(
+        await call(
+            client,
+            seen,
+            "create_message",
+            {"model": "anthropic/claude-sonnet-4", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 20},
+        )
+    )
+    assert message["text"] and message["usage"]["cost"] > 0
+    assert structured(await call(client, seen, "get_current_key", {}))["label"]
+    assert structured(await call(client, seen, "get_generation", {"id": generation_id}))["id"] == generation_id
+    assert structured(await call(client, seen, "get_models_count", {}))["count"] > 100
+    for tool, arguments, listed in [
+        ("list_available_models", {"limit": 3}, "models"),
+        ("list_user_models", {"limit": 3}, "models"),
+        ("list_embedding_models", {}, "models"),
+        ("list_model_endpoints", {"model": "openai/gpt-4o"}, "endpoints"),
+        ("list_providers", {"limit": 3}, "providers"),
+        ("list_zdr_endpoints", {"limit": 3}, "endpoints"),
+    ]:
+        assert structured(await call(client, seen, tool, arguments))[listed], tool
+    route = structured(await call(client, seen, "route_request", {"model": "openai/gpt-4o"}))
+    assert route["candidates"][0]["model"] == "openai/gpt-4o"
+    assert structured(await call(client, seen, "get_usage", {}))["calls"] > 0  # this session's calls, audited
+    charge = await call(
+        client, seen, "create_coinbase_charge", {"amount": 10, "sender": "0x" + "ab" * 20, "chain_id": 8453}
+    )
+    assert charge.is_error and "410" in text_of(charge)  # retired upstream: said so, with what to do instead
 
 
 @pytest.mark.parametrize("transport", SUBPROCESS_TRANSPORTS)
