@@ -19,7 +19,7 @@ import stat
 import sys
 import threading
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Self, TypeVar, cast
 
 import anyio
 
@@ -126,8 +126,34 @@ def _claimed(fd: int, flags: int) -> Any:
         os.close(private)
 
 
-class _PipeLines(asyncio.Protocol):
+_Transport = TypeVar("_Transport", asyncio.ReadTransport, asyncio.WriteTransport)
+
+
+class _LoopPipe(asyncio.Protocol, Generic[_Transport]):
+    """One end of a host pipe served by the event loop: `await Subclass.open(fd)`, then `close()`."""
+
+    _mode: ClassVar[str]  # "rb" reads the pipe, "wb" writes it
+    _transport: _Transport | None = None
+
+    @classmethod
+    async def open(cls, fd: int) -> Self:
+        loop = asyncio.get_running_loop()
+        # closefd=False: the descriptor is `_claimed`'s to close, after the transport lets go of it.
+        pipe = os.fdopen(fd, cls._mode, buffering=0, closefd=False)
+        connect = loop.connect_read_pipe if cls._mode == "rb" else loop.connect_write_pipe
+        transport, protocol = await connect(cls, pipe)
+        protocol._transport = cast(_Transport, transport)
+        return protocol
+
+    def close(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
+
+
+class _PipeLines(_LoopPipe[asyncio.ReadTransport]):
     """`async for line in lines`: stdin's lines as the event loop reads them; reading pauses when far ahead."""
+
+    _mode = "rb"
 
     def __init__(self) -> None:
         self._lines: collections.deque[str] = collections.deque()
@@ -135,16 +161,7 @@ class _PipeLines(asyncio.Protocol):
         self._partial: list[bytes] = []
         self._arrived = asyncio.Event()
         self._ended = False
-        self._transport: asyncio.ReadTransport | None = None
         self._paused = False
-
-    @classmethod
-    async def open(cls, fd: int) -> _PipeLines:
-        loop = asyncio.get_running_loop()
-        # closefd=False: the descriptor is `_claimed`'s to close, after the transport lets go of it.
-        transport, protocol = await loop.connect_read_pipe(cls, os.fdopen(fd, "rb", buffering=0, closefd=False))
-        protocol._transport = transport
-        return protocol
 
     def data_received(self, data: bytes) -> None:
         start = 0
@@ -192,26 +209,16 @@ class _PipeLines(asyncio.Protocol):
             self._paused = False
         return line
 
-    def close(self) -> None:
-        if self._transport is not None:
-            self._transport.close()
 
-
-class _PipeWriter(asyncio.Protocol):
+class _PipeWriter(_LoopPipe[asyncio.WriteTransport]):
     """stdout written by the event loop: a reply is written at once, or queued while the host catches up."""
+
+    _mode = "wb"
 
     def __init__(self) -> None:
         self._writable = asyncio.Event()
         self._writable.set()
         self._lost: BaseException | None = None
-        self._transport: asyncio.WriteTransport | None = None
-
-    @classmethod
-    async def open(cls, fd: int) -> _PipeWriter:
-        loop = asyncio.get_running_loop()
-        transport, protocol = await loop.connect_write_pipe(cls, os.fdopen(fd, "wb", buffering=0, closefd=False))
-        protocol._transport = transport
-        return protocol
 
     def pause_writing(self) -> None:
         self._writable.clear()
@@ -232,10 +239,6 @@ class _PipeWriter(asyncio.Protocol):
 
     async def flush(self) -> None:
         """Nothing to do: `write` hands every byte to the pipe, or to the transport that writes it next."""
-
-    def close(self) -> None:
-        if self._transport is not None:
-            self._transport.close()
 
 
 class _StdinLines:

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -69,6 +70,28 @@ def read_replies(stdout: IO[bytes], count: int, timeout: float = 60.0) -> dict[i
             break
         got |= replies(line)
     return got
+
+
+@contextlib.contextmanager
+def server_process(
+    upstream_url: str, *extra_args: str, stdin: Any = subprocess.PIPE, stderr: Any = subprocess.DEVNULL
+) -> Iterator[subprocess.Popen[bytes]]:
+    """`python -m openrouter_mcp` with stdout a pipe; killed if still running at the end, its pipes closed."""
+    process = subprocess.Popen(
+        [*SERVER, *extra_args],
+        stdin=stdin,
+        stdout=subprocess.PIPE,
+        stderr=stderr,
+        env=server_env(upstream_url),
+        cwd=REPO,
+    )
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+        with contextlib.suppress(BrokenPipeError):  # a server gone early leaves unflushed stdin behind
+            process.__exit__(None, None, None)  # waits, and closes the pipes
 
 
 PROBE = textwrap.dedent(
@@ -149,16 +172,7 @@ def test_a_host_that_stops_reading_for_a_while_loses_no_reply(upstream_url: str)
     Once the host reads, every reply arrives whole, each once.
     """
     requests = [{"method": "tools/list"}] * 300
-    process = subprocess.Popen(
-        SERVER,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        env=server_env(upstream_url),
-        cwd=REPO,
-    )
-    got: dict[int, dict[str, Any]] = {}
-    try:
+    with server_process(upstream_url) as process:
         assert process.stdin is not None and process.stdout is not None
         process.stdin.write(handshake_lines(*requests))
         process.stdin.flush()
@@ -168,10 +182,6 @@ def test_a_host_that_stops_reading_for_a_while_loses_no_reply(upstream_url: str)
         # Closing stdin is how a host stops a stdio server (it abandons whatever is still in flight).
         process.stdin.close()
         assert process.wait(timeout=EXIT_TIMEOUT) == 0
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.__exit__(None, None, None)  # waits, and closes the pipes
     assert sorted(got) == list(range(1, 302))
     assert all(len(got[number]["result"]["tools"]) == 15 for number in range(2, 302))
 
@@ -179,27 +189,16 @@ def test_a_host_that_stops_reading_for_a_while_loses_no_reply(upstream_url: str)
 def test_a_terminal_on_stdin_is_served_by_the_threaded_reader(upstream_url: str) -> None:
     """Someone typing requests into a terminal: the terminal is never made non-blocking, and it works."""
     controller, terminal = pty.openpty()
-    process = subprocess.Popen(
-        SERVER,
-        stdin=terminal,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        env=server_env(upstream_url),
-        cwd=REPO,
-    )
-    os.close(terminal)
-    got: dict[int, dict[str, Any]] = {}
     try:
-        assert process.stdout is not None
-        os.write(controller, handshake_lines({"method": "tools/list"}, {"method": "ping"}))
-        got = read_replies(process.stdout, 3)
-        os.write(controller, b"\x04")  # Ctrl-D at the start of a line: end of input
-        assert process.wait(timeout=EXIT_TIMEOUT) == 0
+        with server_process(upstream_url, stdin=terminal) as process:
+            os.close(terminal)
+            assert process.stdout is not None
+            os.write(controller, handshake_lines({"method": "tools/list"}, {"method": "ping"}))
+            got = read_replies(process.stdout, 3)
+            os.write(controller, b"\x04")  # Ctrl-D at the start of a line: end of input
+            assert process.wait(timeout=EXIT_TIMEOUT) == 0
     finally:
         os.close(controller)
-        if process.poll() is None:
-            process.kill()
-        process.__exit__(None, None, None)
     assert sorted(got) == [1, 2, 3]
     assert len(got[2]["result"]["tools"]) == 15
     assert got[3]["result"] == {}
@@ -228,11 +227,7 @@ def test_the_standard_descriptors_are_given_back_after_serving(tmp_path: Path) -
 
 def test_a_request_written_in_pieces_is_read_whole_and_blank_lines_are_no_messages(upstream_url: str) -> None:
     first, ping = handshake_lines().split(b"\n", 1)[0] + b"\n", b'{"jsonrpc":"2.0","id":2,"method":"ping"}\n'
-    process = subprocess.Popen(
-        SERVER, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=server_env(upstream_url)
-    )
-    got: dict[int, dict[str, Any]] = {}
-    try:
+    with server_process(upstream_url) as process:
         assert process.stdin is not None and process.stdout is not None
         for piece in (first[:7], first[7:50], first[50:]):  # one message over three reads
             process.stdin.write(piece)
@@ -243,24 +238,13 @@ def test_a_request_written_in_pieces_is_read_whole_and_blank_lines_are_no_messag
         got = read_replies(process.stdout, 2)
         process.stdin.close()
         assert process.wait(timeout=EXIT_TIMEOUT) == 0
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.__exit__(None, None, None)
     assert sorted(got, key=str) == [1, 2]  # and no error reply (id null) for the blank lines
     assert got[1]["result"]["serverInfo"]["name"] == "openrouter"
 
 
 def test_a_host_that_closes_stdout_ends_the_server_cleanly(upstream_url: str) -> None:
     """No reader left for the replies: the server stops with status 0 and no traceback, instead of crashing."""
-    process = subprocess.Popen(
-        [*SERVER, "--log-level", "INFO"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=server_env(upstream_url),
-    )
-    try:
+    with server_process(upstream_url, "--log-level", "INFO", stderr=subprocess.PIPE) as process:
         assert process.stdin is not None and process.stdout is not None and process.stderr is not None
         process.stdin.write(handshake_lines().split(b"\n", 1)[0] + b"\n")
         process.stdin.flush()
@@ -273,11 +257,6 @@ def test_a_host_that_closes_stdout_ends_the_server_cleanly(upstream_url: str) ->
                 time.sleep(0.2)
         status = process.wait(timeout=EXIT_TIMEOUT)
         stderr = process.stderr.read().decode(errors="replace")
-    finally:
-        if process.poll() is None:
-            process.kill()
-        with contextlib.suppress(BrokenPipeError):
-            process.__exit__(None, None, None)
     assert status == 0, stderr
     assert "Traceback" not in stderr
     assert "the host closed stdout" in stderr
