@@ -3,7 +3,8 @@
 ```
 OpenRouterError
 ├── ConfigurationError              our own set-up is wrong (no key, unreadable key file)
-│   └── MissingApiKeyError
+│   ├── MissingApiKeyError
+│   └── AuditError                  the audit log cannot be opened or written
 ├── NotAllowedError                 our policy refuses the call (outside the persona's scope)
 │   └── BudgetExceededError         the persona's daily or monthly budget is spent
 ├── TransportError                  no HTTP answer at all
@@ -40,6 +41,7 @@ from typing import Any
 
 __all__ = [
     "APIStatusError",
+    "AuditError",
     "AuthenticationError",
     "BadGatewayError",
     "BadRequestError",
@@ -103,6 +105,12 @@ class ConfigurationError(OpenRouterError):
     """The server's own configuration prevents the call."""
 
     kind = "configuration"
+
+
+class AuditError(ConfigurationError):
+    """The audit log cannot be opened or written (bad path, newer schema, disk full, locked too long)."""
+
+    kind = "audit"
 
 
 class MissingApiKeyError(ConfigurationError):

@@ -22,8 +22,6 @@ import pytest
 
 from openrouter_mcp import audit_cli
 from openrouter_mcp.audit import (
-    _MIGRATIONS,
-    _SPENT_BY_PERSONA,
     PRIVACY_MODES,
     AuditError,
     AuditLog,
@@ -31,6 +29,7 @@ from openrouter_mcp.audit import (
     canonical_json,
     default_audit_path,
 )
+from openrouter_mcp.audit.schema import MIGRATIONS, SPENT_BY_PERSONA
 from openrouter_mcp.errors import AuthenticationError, ConfigurationError
 
 FAKE_KEY = "sk-or-v1-audit-test-0123456789abcdef0123456789abcdef"
@@ -52,7 +51,7 @@ RESPONSE = {
     "usage": {"prompt_tokens": 21, "completion_tokens": 11, "cost": 0.00042},
 }
 
-# The v1 schema exactly as it shipped: a frozen copy, so that editing _MIGRATIONS[0] (history) shows up.
+# The v1 schema exactly as it shipped: a frozen copy, so that editing MIGRATIONS[0] (history) shows up.
 V1_DDL = [
     """CREATE TABLE calls (
         id INTEGER PRIMARY KEY,
@@ -316,7 +315,7 @@ def test_the_first_migration_still_creates_exactly_the_shipped_v1_schema(tmp_pat
             rows = conn.execute("SELECT name, sql FROM sqlite_master ORDER BY name").fetchall()
             return [(name, " ".join(sql.split())) for name, sql in rows]
 
-    first = [s for s in _MIGRATIONS[0].split(";") if s.strip()]
+    first = [s for s in MIGRATIONS[0].split(";") if s.strip()]
     assert schema(first) == schema(V1_DDL)
 
 
@@ -349,7 +348,7 @@ def test_spent_counts_answered_and_failed_calls_from_since_inclusive(log: AuditL
 
 
 def test_spent_for_a_persona_reads_the_persona_time_index(log: AuditLog) -> None:
-    plan = " ".join(row[3] for row in log._db.execute(f"EXPLAIN QUERY PLAN {_SPENT_BY_PERSONA}", (0.0, "coder")))
+    plan = " ".join(row[3] for row in log._db.execute(f"EXPLAIN QUERY PLAN {SPENT_BY_PERSONA}", (0.0, "coder")))
     assert "calls_persona_ts" in plan
 
 

@@ -1,41 +1,31 @@
-"""The audit log: one SQLite row per tool call, written before the caller sees the result.
-
-SQLite from the standard library. The file is private to its owner (directory 0700, database and its `-wal`
-and `-shm` files 0600) because rows can hold prompts and answers. WAL mode with
-`synchronous=NORMAL`: a commit is a `write()` into the WAL, not an `fsync`, so a row survives a
-crash or SIGKILL of the process (the OS page cache keeps it) but may be lost with the machine's
-power; that is the price of a write fast enough to sit on every call's path. Several processes
-(one per stdio session, the CLI) share one file: writers queue on SQLite's lock for up to the busy
-timeout.
-
-Privacy applies to the call's arguments and structured response only: "full" stores them as
-JSON, "hashes" stores the sha256 of their canonical JSON (sorted keys: enough to prove what was sent
-without keeping it), "metadata" stores neither. Tokens, cost, models and routing attempts are always kept,
-because budgets and usage reports are computed from them.
-
-The schema version lives in `PRAGMA user_version`; `_MIGRATIONS[i]` takes a file from version `i`
-to `i + 1`, all pending ones in one transaction. A file from a newer version is refused rather
-than guessed at.
-"""
+"""AuditLog: writing one row per call (committed before the result returns) and the queries over them."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar, Literal, get_args
 
 import pydantic_core
 
+from openrouter_mcp.audit.files import create_private, tighten
+from openrouter_mcp.audit.schema import (
+    APPLICATION_ID,
+    COLUMNS,
+    INSERT,
+    MIGRATIONS,
+    SPENT_ALL,
+    SPENT_BY_PERSONA,
+    row_as_dict,
+)
 from openrouter_mcp.config import AUDIT_DB_ENV, default_audit_path
-from openrouter_mcp.errors import ConfigurationError
+from openrouter_mcp.errors import AuditError
 from openrouter_mcp.personas import Privacy
 
 __all__ = [
@@ -50,71 +40,7 @@ __all__ = [
 ]
 
 PRIVACY_MODES: tuple[Privacy, ...] = get_args(Privacy)
-
-
-#: Marks our files (`PRAGMA application_id`), so `--db` pointed at some other SQLite file is refused.
-_APPLICATION_ID = 0x4F524D43  # "ORMC"
-
-#: One script per version step; statements are split on ";", so none may contain one.
-_MIGRATIONS: list[str] = [
-    # v1: the base table, and the time index that usage reports and exports scan.
-    f"""
-    CREATE TABLE calls (
-        id INTEGER PRIMARY KEY,
-        ts REAL NOT NULL,
-        user TEXT NOT NULL,
-        persona TEXT,
-        tool TEXT NOT NULL,
-        outcome TEXT NOT NULL,
-        latency_ms REAL NOT NULL,
-        requested_model TEXT,
-        served_model TEXT,
-        provider TEXT,
-        generation_id TEXT,
-        prompt_tokens INTEGER,
-        completion_tokens INTEGER,
-        cost REAL,
-        attempts TEXT,
-        error TEXT,
-        privacy TEXT NOT NULL,
-        arguments_json TEXT,
-        arguments_sha256 TEXT,
-        response_json TEXT,
-        response_sha256 TEXT
-    );
-    CREATE INDEX calls_ts ON calls (ts);
-    PRAGMA application_id = {_APPLICATION_ID}
-    """,
-    # v2: which transport carried the call, and the index a persona's budget check reads.
-    """
-    ALTER TABLE calls ADD COLUMN transport TEXT;
-    CREATE INDEX calls_persona_ts ON calls (persona, ts)
-    """,
-]
-
-# Read back under the names CallRecord uses; the JSON columns are decoded by _as_dict.
-_COLUMNS = (
-    "id, ts, user, persona, transport, tool, outcome, latency_ms, requested_model, served_model, provider, "
-    "generation_id, prompt_tokens, completion_tokens, cost, attempts, error, privacy, "
-    "arguments_json AS arguments, arguments_sha256, response_json AS response, response_sha256"
-)
-_NAMES = tuple(column.split()[-1] for column in _COLUMNS.split(", "))
-_INSERT = (
-    "INSERT INTO calls (ts, user, persona, transport, tool, outcome, latency_ms, requested_model, served_model, "
-    "provider, generation_id, prompt_tokens, completion_tokens, cost, attempts, error, privacy, "
-    "arguments_json, arguments_sha256, response_json, response_sha256) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
-# Refused calls never reached OpenRouter; failed ones may still have been charged (a stream cut short).
-_SPENT_ALL = "SELECT COALESCE(SUM(cost), 0.0) FROM calls WHERE ts >= ? AND outcome IN ('ok', 'error')"
-_SPENT_BY_PERSONA = _SPENT_ALL + " AND persona = ?"
 _EXPORT_BATCH = 500
-
-
-class AuditError(ConfigurationError):
-    """The audit log cannot be opened or written (bad path, newer schema, disk full, locked too long)."""
-
-    kind = "audit"
 
 
 @dataclass(frozen=True)
@@ -172,7 +98,7 @@ def canonical_json(value: Any) -> str:
 class AuditLog:
     """An append-only SQLite log of tool calls; safe to share between threads and processes."""
 
-    SCHEMA_VERSION: ClassVar[int] = len(_MIGRATIONS)
+    SCHEMA_VERSION: ClassVar[int] = len(MIGRATIONS)
 
     def __init__(
         self,
@@ -194,7 +120,7 @@ class AuditLog:
         self.privacy: Privacy = _checked_privacy(privacy)
         self._clock = clock
         self._lock = threading.Lock()
-        _create_private(self.path)
+        create_private(self.path)
         try:
             # Autocommit (isolation_level=None): each INSERT is its own transaction, committed when
             # execute() returns. Shared across threads, serialised by self._lock.
@@ -206,7 +132,7 @@ class AuditLog:
             self._enable_wal(busy_timeout)
             self._db.execute("PRAGMA synchronous = NORMAL")
             self._migrate()
-            _tighten(self.path)  # -wal and -shm exist now
+            tighten(self.path)  # -wal and -shm exist now
         except sqlite3.Error as exc:
             self._db.close()
             raise AuditError(f"cannot use the audit log {self.path}: {exc}") from None
@@ -245,7 +171,7 @@ class AuditLog:
         self._db.execute("BEGIN IMMEDIATE")
         try:
             version = self._version()
-            for script in _MIGRATIONS[version:]:
+            for script in MIGRATIONS[version:]:
                 for statement in script.split(";"):
                     if statement.strip():
                         self._db.execute(statement)
@@ -257,7 +183,7 @@ class AuditLog:
 
     def _version(self) -> int:
         application_id = int(self._db.execute("PRAGMA application_id").fetchone()[0])
-        if application_id not in (0, _APPLICATION_ID):
+        if application_id not in (0, APPLICATION_ID):
             raise AuditError(f"{self.path} is an SQLite database but not an openrouter-mcp audit log")
         version = int(self._db.execute("PRAGMA user_version").fetchone()[0])
         if version > self.SCHEMA_VERSION:
@@ -310,7 +236,7 @@ class AuditLog:
         )
         try:
             with self._lock:
-                rowid = self._db.execute(_INSERT, row).lastrowid
+                rowid = self._db.execute(INSERT, row).lastrowid
         except sqlite3.Error as exc:
             raise AuditError(f"could not write to the audit log {self.path}: {exc}") from None
         assert rowid is not None  # an INSERT always sets it
@@ -323,8 +249,8 @@ class AuditLog:
             AuditError: the log cannot be read.
         """
         if persona is None:
-            return float(self._query(_SPENT_ALL, (since,))[0][0])
-        return float(self._query(_SPENT_BY_PERSONA, (since, persona))[0][0])
+            return float(self._query(SPENT_ALL, (since,))[0][0])
+        return float(self._query(SPENT_BY_PERSONA, (since, persona))[0][0])
 
     def usage(self, *, since: float, until: float | None = None, persona: str | None = None) -> UsageSummary:
         """Totals and groupings for calls with `since <= ts < until` (`until` defaults to now).
@@ -376,8 +302,8 @@ class AuditLog:
         Raises:
             AuditError: the log cannot be read.
         """
-        rows = self._query(f"SELECT {_COLUMNS} FROM calls ORDER BY id DESC LIMIT ?", (max(n, 0),))
-        return [_as_dict(row) for row in reversed(rows)]
+        rows = self._query(f"SELECT {COLUMNS} FROM calls ORDER BY id DESC LIMIT ?", (max(n, 0),))
+        return [row_as_dict(row) for row in reversed(rows)]
 
     def export(self, *, since: float | None = None) -> Iterator[dict[str, Any]]:
         """Every row (that started at or after `since`), oldest first, as JSON-ready dicts.
@@ -391,11 +317,11 @@ class AuditLog:
         last_id = 0
         while True:
             rows = self._query(
-                f"SELECT {_COLUMNS} FROM calls WHERE id > ? AND ts >= ? ORDER BY id LIMIT ?",
+                f"SELECT {COLUMNS} FROM calls WHERE id > ? AND ts >= ? ORDER BY id LIMIT ?",
                 (last_id, float("-inf") if since is None else since, _EXPORT_BATCH),
             )
             for row in rows:
-                yield _as_dict(row)
+                yield row_as_dict(row)
             if len(rows) < _EXPORT_BATCH:
                 return
             last_id = rows[-1][0]
@@ -443,55 +369,3 @@ def _json_or_none(value: Any) -> str | None:
 
 def _sha256_or_none(value: Any) -> str | None:
     return None if value is None else hashlib.sha256(canonical_json(value).encode()).hexdigest()
-
-
-def _as_dict(row: tuple[Any, ...]) -> dict[str, Any]:
-    data = dict(zip(_NAMES, row, strict=True))
-    for key in ("attempts", "arguments", "response"):
-        if data[key] is not None:
-            data[key] = json.loads(data[key])
-    when = datetime.fromtimestamp(data["ts"], UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    return {"id": data["id"], "ts": data["ts"], "time": when, **data}
-
-
-def _create_private(path: Path) -> None:
-    """Make the directory (0700) and an empty database file (0600) before SQLite creates them with the umask's.
-
-    SQLite gives a new `-wal` and `-shm` the database file's own mode, so they follow.
-    """
-    try:
-        try:
-            path.parent.mkdir(parents=True, mode=0o700)
-        except FileExistsError:
-            pass  # ours from before, another process's that just won the race, or a shared dir like /tmp
-        else:
-            path.parent.chmod(0o700)  # mkdir's mode is filtered by the umask
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            pass
-        else:
-            try:
-                os.fchmod(fd, 0o600)
-            finally:
-                os.close(fd)
-        _tighten(path)
-    except OSError as exc:
-        raise AuditError(f"cannot create the audit log {path}: {exc.strerror or exc}") from None
-
-
-def _tighten(path: Path) -> None:
-    """Take group and other permissions off the database and its companions, where an older file has them.
-
-    Raises:
-        AuditError: a file is not ours to change.
-    """
-    for companion in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
-        try:
-            mode = companion.stat().st_mode & 0o777
-            if mode & 0o077:
-                companion.chmod(mode & 0o700)
-        except FileNotFoundError:
-            continue
-        except OSError as exc:
-            raise AuditError(f"cannot make the audit log {companion} private: {exc.strerror or exc}") from None

@@ -1,0 +1,41 @@
+"""The audit log: one SQLite row per tool call, written before the caller sees the result.
+
+SQLite from the standard library. The file is private to its owner (directory 0700, database and its `-wal`
+and `-shm` files 0600) because rows can hold prompts and answers. WAL mode with
+`synchronous=NORMAL`: a commit is a `write()` into the WAL, not an `fsync`, so a row survives a
+crash or SIGKILL of the process (the OS page cache keeps it) but may be lost with the machine's
+power; that is the price of a write fast enough to sit on every call's path. Several processes
+(one per stdio session, the CLI) share one file: writers queue on SQLite's lock for up to the busy
+timeout.
+
+Privacy applies to the call's arguments and structured response only: "full" stores them as
+JSON, "hashes" stores the sha256 of their canonical JSON (sorted keys: enough to prove what was sent
+without keeping it), "metadata" stores neither. Tokens, cost, models and routing attempts are always kept,
+because budgets and usage reports are computed from them.
+
+The schema version lives in `PRAGMA user_version`; `schema.MIGRATIONS[i]` takes a file from version `i`
+to `i + 1`, all pending ones in one transaction. A file from a newer version is refused rather
+than guessed at.
+"""
+
+from openrouter_mcp.audit.log import (
+    PRIVACY_MODES,
+    AuditError,
+    AuditLog,
+    CallRecord,
+    Privacy,
+    UsageSummary,
+    canonical_json,
+    default_audit_path,
+)
+
+__all__ = [
+    "PRIVACY_MODES",
+    "AuditError",
+    "AuditLog",
+    "CallRecord",
+    "Privacy",
+    "UsageSummary",
+    "canonical_json",
+    "default_audit_path",
+]

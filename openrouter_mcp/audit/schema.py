@@ -1,0 +1,77 @@
+"""The audit log's SQLite schema: its migrations, the columns rows are read back under, and its statements.
+
+`PRAGMA user_version` holds the schema version; `MIGRATIONS[i]` takes a file from version `i` to `i + 1`.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+#: Marks our files (`PRAGMA application_id`), so `--db` pointed at some other SQLite file is refused.
+APPLICATION_ID = 0x4F524D43  # "ORMC"
+
+#: One script per version step; statements are split on ";", so none may contain one.
+MIGRATIONS: list[str] = [
+    # v1: the base table, and the time index that usage reports and exports scan.
+    f"""
+    CREATE TABLE calls (
+        id INTEGER PRIMARY KEY,
+        ts REAL NOT NULL,
+        user TEXT NOT NULL,
+        persona TEXT,
+        tool TEXT NOT NULL,
+        outcome TEXT NOT NULL,
+        latency_ms REAL NOT NULL,
+        requested_model TEXT,
+        served_model TEXT,
+        provider TEXT,
+        generation_id TEXT,
+        prompt_tokens INTEGER,
+        completion_tokens INTEGER,
+        cost REAL,
+        attempts TEXT,
+        error TEXT,
+        privacy TEXT NOT NULL,
+        arguments_json TEXT,
+        arguments_sha256 TEXT,
+        response_json TEXT,
+        response_sha256 TEXT
+    );
+    CREATE INDEX calls_ts ON calls (ts);
+    PRAGMA application_id = {APPLICATION_ID}
+    """,
+    # v2: which transport carried the call, and the index a persona's budget check reads.
+    """
+    ALTER TABLE calls ADD COLUMN transport TEXT;
+    CREATE INDEX calls_persona_ts ON calls (persona, ts)
+    """,
+]
+
+# Read back under the names CallRecord uses; the JSON columns are decoded by row_as_dict.
+COLUMNS = (
+    "id, ts, user, persona, transport, tool, outcome, latency_ms, requested_model, served_model, provider, "
+    "generation_id, prompt_tokens, completion_tokens, cost, attempts, error, privacy, "
+    "arguments_json AS arguments, arguments_sha256, response_json AS response, response_sha256"
+)
+NAMES = tuple(column.split()[-1] for column in COLUMNS.split(", "))
+INSERT = (
+    "INSERT INTO calls (ts, user, persona, transport, tool, outcome, latency_ms, requested_model, served_model, "
+    "provider, generation_id, prompt_tokens, completion_tokens, cost, attempts, error, privacy, "
+    "arguments_json, arguments_sha256, response_json, response_sha256) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+# Refused calls never reached OpenRouter; failed ones may still have been charged (a stream cut short).
+SPENT_ALL = "SELECT COALESCE(SUM(cost), 0.0) FROM calls WHERE ts >= ? AND outcome IN ('ok', 'error')"
+SPENT_BY_PERSONA = SPENT_ALL + " AND persona = ?"
+
+
+def row_as_dict(row: tuple[Any, ...]) -> dict[str, Any]:
+    """One row of `SELECT {COLUMNS}` as a record: JSON columns decoded, the time also in ISO 8601 (UTC)."""
+    data = dict(zip(NAMES, row, strict=True))
+    for key in ("attempts", "arguments", "response"):
+        if data[key] is not None:
+            data[key] = json.loads(data[key])
+    when = datetime.fromtimestamp(data["ts"], UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return {"id": data["id"], "ts": data["ts"], "time": when, **data}
