@@ -6,9 +6,6 @@ with the API key scrubbed from whatever text we pass on.
 
 from __future__ import annotations
 
-import email.utils
-import json
-import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any, Literal, TypeVar
@@ -19,6 +16,7 @@ from pydantic import BaseModel, ValidationError
 
 from openrouter_mcp import __version__
 from openrouter_mcp.config import Settings
+from openrouter_mcp.error_envelope import error_from_body, rate_limit_headers, retry_after_seconds
 from openrouter_mcp.errors import (
     APIStatusError,
     ErrorInResponseError,
@@ -46,9 +44,6 @@ from openrouter_mcp.models import (
 )
 
 _M = TypeVar("_M", bound=BaseModel)
-
-#: Longest Retry-After we pass on as-is; a larger value is almost certainly a daily cap.
-MAX_RETRY_AFTER = 24 * 3600.0
 
 
 def build_http_client(settings: Settings, **kwargs: Any) -> httpx.AsyncClient:
@@ -98,7 +93,7 @@ class OpenRouterClient:
         completion = self._parse(response, ChatCompletion)
         for choice in completion.choices:
             if choice.finish_reason == "error" or choice.error:
-                raise _error_from_body(
+                raise error_from_body(
                     choice.error or {},
                     ErrorInResponseError,
                     status_code=response.status_code,
@@ -144,7 +139,7 @@ class OpenRouterClient:
                 except ValidationError as exc:
                     raise MalformedResponseError(f"OpenRouter sent an unreadable stream event: {_short(exc)}") from None
                 if chunk.error is not None:
-                    raise _error_from_body(
+                    raise error_from_body(
                         chunk.error,
                         MidStreamError,
                         status_code=response.status_code,
@@ -303,12 +298,12 @@ class OpenRouterClient:
         if not isinstance(envelope, dict):
             text = response.text[:300] if response.text else response.reason_phrase
             envelope = {"message": f"HTTP {response.status_code}: {text}"}
-        return _error_from_body(
+        return error_from_body(
             envelope,
             status_error_class(response.status_code),
             status_code=response.status_code,
-            retry_after=_retry_after(response.headers),
-            rate_limit=_rate_limit_headers(response.headers),
+            retry_after=retry_after_seconds(response.headers),
+            rate_limit=rate_limit_headers(response.headers),
             generation_id=response.headers.get("x-generation-id")
             or (body.get("request_id") if isinstance(body, dict) else None),
             redact=self._redact,
@@ -337,7 +332,7 @@ class OpenRouterClient:
         body = self._json(response)
         if isinstance(body, dict) and isinstance(body.get("error"), dict):
             # OpenRouter sometimes answers 200 with an error envelope instead of a result.
-            raise _error_from_body(
+            raise error_from_body(
                 body["error"], ErrorInResponseError, status_code=response.status_code, redact=self._redact
             )
         try:
@@ -351,7 +346,7 @@ class OpenRouterClient:
         body = self._json(response)
         if not isinstance(body, dict) or "data" not in body:
             if isinstance(body, dict) and isinstance(body.get("error"), dict):
-                raise _error_from_body(
+                raise error_from_body(
                     body["error"], ErrorInResponseError, status_code=response.status_code, redact=self._redact
                 )
             raise MalformedResponseError(f"OpenRouter's answer to {response.request.url.path} has no `data` field")
@@ -395,63 +390,6 @@ class _TransportErrors:
         if isinstance(exc, httpx.DecodingError):
             raise MalformedResponseError(f"OpenRouter's answer could not be decoded: {message}") from None
         raise TransportError(f"HTTP transport error talking to OpenRouter: {message}") from None
-
-
-def _error_from_body(
-    envelope: Mapping[str, Any],
-    cls: type[APIStatusError],
-    *,
-    status_code: int,
-    redact: Callable[[str], str],
-    retry_after: float | None = None,
-    rate_limit: dict[str, str] | None = None,
-    generation_id: str | None = None,
-) -> APIStatusError:
-    """Build an error from OpenRouter's envelope, tolerating its documented variants.
-
-    `error_type` may sit under `error.metadata` (spec) or directly under `error` (docs examples);
-    Anthropic-format errors put a `type` there instead; `code` may be an int or a string.
-    """
-    metadata = envelope.get("metadata") if isinstance(envelope.get("metadata"), dict) else None
-    error_type = (metadata or {}).get("error_type") or envelope.get("error_type") or envelope.get("type")
-    provider_code = (metadata or {}).get("provider_code")
-    code = envelope.get("code")
-    if cls in (MidStreamError, ErrorInResponseError) and isinstance(code, int) and code >= 400:
-        status_code = code
-    message = redact(str(envelope.get("message") or f"OpenRouter returned an error (HTTP {status_code})"))
-    availability = envelope.get("availability") if isinstance(envelope.get("availability"), dict) else None
-    safe_metadata = json.loads(redact(json.dumps(metadata))) if metadata else None
-    return cls(
-        message,
-        status_code=status_code,
-        error_type=str(error_type) if error_type else None,
-        provider_code=provider_code if isinstance(provider_code, int | str) else None,
-        availability=availability,
-        metadata=safe_metadata,
-        retry_after=retry_after,
-        rate_limit=rate_limit,
-        generation_id=generation_id,
-    )
-
-
-def _retry_after(headers: httpx.Headers) -> float | None:
-    """Seconds from `Retry-After` (delta-seconds or HTTP-date), bounded; None when absent or junk."""
-    raw = headers.get("retry-after")
-    if not raw:
-        return None
-    try:
-        seconds = float(raw)
-    except ValueError:
-        try:
-            seconds = email.utils.parsedate_to_datetime(raw).timestamp() - time.time()
-        except (ValueError, TypeError):
-            return None
-    return min(max(seconds, 0.0), MAX_RETRY_AFTER)
-
-
-def _rate_limit_headers(headers: httpx.Headers) -> dict[str, str] | None:
-    found = {name[len("x-ratelimit-") :]: value for name, value in headers.items() if name.startswith("x-ratelimit-")}
-    return found or None
 
 
 async def _sse_data(lines: AsyncIterator[str]) -> AsyncIterator[str]:

@@ -18,16 +18,10 @@ to `i + 1`, all pending ones in one transaction. A file from a newer version is 
 than guessed at.
 """
 
-from openrouter_mcp.audit.log import (
-    PRIVACY_MODES,
-    AuditError,
-    AuditLog,
-    CallRecord,
-    Privacy,
-    UsageSummary,
-    canonical_json,
-    default_audit_path,
-)
+from openrouter_mcp.audit.log import PRIVACY_MODES, AuditLog, CallRecord, UsageSummary, canonical_json
+from openrouter_mcp.config import default_audit_path
+from openrouter_mcp.errors import AuditError
+from openrouter_mcp.personas import Privacy
 
 __all__ = [
     "PRIVACY_MODES",

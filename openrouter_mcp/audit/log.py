@@ -24,20 +24,9 @@ from openrouter_mcp.audit.schema import (
     SPENT_BY_PERSONA,
     row_as_dict,
 )
-from openrouter_mcp.config import AUDIT_DB_ENV, default_audit_path
+from openrouter_mcp.config import AUDIT_DB_ENV
 from openrouter_mcp.errors import AuditError
 from openrouter_mcp.personas import Privacy
-
-__all__ = [
-    "PRIVACY_MODES",
-    "AuditError",
-    "AuditLog",
-    "CallRecord",
-    "Privacy",
-    "UsageSummary",
-    "canonical_json",
-    "default_audit_path",
-]
 
 PRIVACY_MODES: tuple[Privacy, ...] = get_args(Privacy)
 _EXPORT_BATCH = 500
