@@ -26,6 +26,8 @@ def progress_requested(ctx: Context) -> bool:
     meta = ctx.request_context.meta
     if meta and meta.get("progress_token") is not None:
         return True
+    if getattr(ctx.request_context.lifespan_context, "transport", "memory") != "memory":
+        return False  # over stdio and HTTP a caller that wants progress always sends a token
     # The SDK's in-process transport sends no token: it calls the caller's progress callback directly. Its
     # dispatch context (possibly wrapped) holds that callback; the public API does not say, so look, boundedly.
     outbound = getattr(ctx.request_context.session, "_request_outbound", None)
