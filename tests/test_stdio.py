@@ -8,15 +8,18 @@ loses nothing (back-pressure on both pipes); stdin as a regular file is still se
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import pty
 import select
+import struct
 import subprocess
 import sys
+import termios
 import textwrap
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -92,6 +95,21 @@ def server_process(
             process.kill()
         with contextlib.suppress(BrokenPipeError):  # a server gone early leaves unflushed stdin behind
             process.__exit__(None, None, None)  # waits, and closes the pipes
+
+
+def unread(pipe: IO[bytes]) -> int:
+    """Bytes waiting in `pipe` (either end): what its reader has not taken yet."""
+    return int(struct.unpack("i", fcntl.ioctl(pipe.fileno(), termios.FIONREAD, b"\0\0\0\0"))[0])
+
+
+def until(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
+    """Whether `condition` came true within `timeout` seconds (checked every 10 ms): a bounded wait, no guess."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
 
 
 PROBE = textwrap.dedent(
@@ -176,7 +194,10 @@ def test_a_host_that_stops_reading_for_a_while_loses_no_reply(upstream_url: str)
         assert process.stdin is not None and process.stdout is not None
         process.stdin.write(handshake_lines(*requests))
         process.stdin.flush()
-        time.sleep(1.0)  # not a timing assertion: just long enough for the server to fill its stdout pipe
+        # Unread, the replies back up in the stdout pipe (64 KiB, less what partly filled pages waste) and
+        # the server, with 4.7 MB to send, has to wait for us.
+        stdout = process.stdout
+        assert until(lambda: unread(stdout) >= 32768), "the replies never backed up in the stdout pipe"
         assert process.poll() is None
         got = read_replies(process.stdout, 301)
         # Closing stdin is how a host stops a stdio server (it abandons whatever is still in flight).
@@ -228,15 +249,16 @@ def test_the_standard_descriptors_are_given_back_after_serving(tmp_path: Path) -
 def test_a_request_written_in_pieces_is_read_whole_and_blank_lines_are_no_messages(upstream_url: str) -> None:
     first, ping = handshake_lines().split(b"\n", 1)[0] + b"\n", b'{"jsonrpc":"2.0","id":2,"method":"ping"}\n'
     with server_process(upstream_url) as process:
-        assert process.stdin is not None and process.stdout is not None
+        stdin = process.stdin
+        assert stdin is not None and process.stdout is not None
         for piece in (first[:7], first[7:50], first[50:]):  # one message over three reads
-            process.stdin.write(piece)
-            process.stdin.flush()
-            time.sleep(0.05)
-        process.stdin.write(b"\n  \n" + ping)
-        process.stdin.flush()
+            stdin.write(piece)
+            stdin.flush()
+            assert until(lambda: unread(stdin) == 0), "the server did not read the piece"
+        stdin.write(b"\n  \n" + ping)
+        stdin.flush()
         got = read_replies(process.stdout, 2)
-        process.stdin.close()
+        stdin.close()
         assert process.wait(timeout=EXIT_TIMEOUT) == 0
     assert sorted(got, key=str) == [1, 2]  # and no error reply (id null) for the blank lines
     assert got[1]["result"]["serverInfo"]["name"] == "openrouter"
@@ -254,7 +276,6 @@ def test_a_host_that_closes_stdout_ends_the_server_cleanly(upstream_url: str) ->
             for number in (2, 3):
                 process.stdin.write(b'{"jsonrpc":"2.0","id":%d,"method":"ping"}\n' % number)
                 process.stdin.flush()
-                time.sleep(0.2)
         status = process.wait(timeout=EXIT_TIMEOUT)
         stderr = process.stderr.read().decode(errors="replace")
     assert status == 0, stderr
