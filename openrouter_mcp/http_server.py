@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from mcp.server.mcpserver import MCPServer
+    from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
     from openrouter_mcp.__main__ import LazyAudit
     from openrouter_mcp.auth import HashedTokenVerifier
@@ -73,7 +74,6 @@ async def serve_http(
     """Serve streamable HTTP or SSE with uvicorn; `verifier` (also given to `build_server`) means tokens are on."""
     import uvicorn
     from mcp.server.transport_security import TransportSecuritySettings
-    from starlette.types import ASGIApp
 
     from openrouter_mcp.auth import AuthFailureReporter
 
@@ -91,7 +91,8 @@ async def serve_http(
     )
     app: ASGIApp
     if args.transport == "sse":
-        app = server.sse_app(transport_security=security, host=args.host, max_request_body_size=args.max_request_bytes)
+        sse = server.sse_app(transport_security=security, host=args.host, max_request_body_size=args.max_request_bytes)
+        app = OneResponsePerRequest(sse)
     else:
         # Stateless: every POST gets a fresh transport and no session id, so any process behind a load
         # balancer can answer any request. Responses stay SSE streams (not json_response) so that progress
@@ -108,3 +109,36 @@ async def serve_http(
     config = uvicorn.Config(app, host=args.host, port=args.port, log_level=args.log_level.lower(), lifespan="on")
     # uvicorn handles SIGTERM/SIGINT itself: it stops accepting, finishes in-flight requests, runs shutdown.
     await uvicorn.Server(config).serve()
+
+
+class OneResponsePerRequest:
+    """ASGI middleware: drops whatever an app sends after its response to a request is started and ended.
+
+    The SDK's SSE endpoint returns an empty `Response()` once its event stream ends. When the stream
+    ends because the server is shutting down with a client still connected, that second response
+    reaches uvicorn, which logs a RuntimeError traceback for every open connection. The stream itself
+    is complete by then, so nothing the client would see is lost.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = ended = False
+
+        async def send_once(message: Message) -> None:
+            nonlocal started, ended
+            if message["type"] == "http.response.start":
+                if started:
+                    return
+                started = True
+            elif message["type"] == "http.response.body":
+                if ended:
+                    return
+                ended = not message.get("more_body", False)
+            await send(message)
+
+        await self.app(scope, receive, send_once)

@@ -21,6 +21,7 @@ from typing import Any
 
 import anyio
 import anyio.to_thread
+import httpx
 import pytest
 from anyio.streams.buffered import BufferedByteReceiveStream
 from mcp import Client
@@ -458,6 +459,36 @@ async def test_a_serving_stdio_server_exits_with_status_0_and_no_traceback_withi
     seen.append(stderr)
     assert status == 0, stderr
     assert "Traceback" not in stderr
+
+
+async def test_an_sse_server_stopped_while_a_client_is_connected_exits_without_a_traceback(
+    upstream_url: str, seen: list[str]
+) -> None:
+    """SIGTERM with an SSE stream open: the SDK's endpoint would answer twice on the way out (a traceback)."""
+    port = free_port()
+    command = [*SERVER, "--transport", "sse", "--port", str(port), "--log-level", "INFO"]
+    process = await anyio.open_process(command, env=server_env(upstream_url), stdin=DEVNULL, stdout=DEVNULL)
+    assert process.stderr is not None
+    log = BufferedByteReceiveStream(process.stderr)
+    try:
+        with anyio.fail_after(STARTUP_TIMEOUT):
+            await log.receive_until(b"Uvicorn running on", 1 << 20)
+        async with httpx.AsyncClient() as http, http.stream("GET", f"http://127.0.0.1:{port}/sse") as stream:
+            lines = stream.aiter_lines()
+            with anyio.fail_after(STARTUP_TIMEOUT):
+                assert await anext(lines) == "event: endpoint"
+            process.send_signal(signal.SIGTERM)  # the stream is still open
+            with anyio.fail_after(EXIT_TIMEOUT):
+                status = await process.wait()
+        stderr = b"".join([chunk async for chunk in process.stderr]).decode(errors="replace")
+    finally:
+        with anyio.CancelScope(shield=True):
+            if process.returncode is None:
+                process.kill()
+            await process.aclose()
+    seen.append(stderr)
+    assert status in (0, -signal.SIGTERM), stderr
+    assert "Traceback" not in stderr and "Exception in ASGI application" not in stderr
 
 
 async def test_the_demo_answers_chat_and_catalog_calls_over_stdio_with_no_key_and_no_upstream(
