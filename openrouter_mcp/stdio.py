@@ -89,9 +89,10 @@ def _servable_by_the_loop() -> bool:
     """Whether stdin and stdout can be made non-blocking and watched by the loop without harm.
 
     Pipes and sockets only: a terminal would stay non-blocking for the shell after we exit, and epoll
-    cannot watch regular files. And stdout must not be stderr's file too (`2>&1` into one pipe), or a
-    non-blocking stdout would make log writes fail when that pipe is full. POSIX only: Windows event
-    loops take pipes another way.
+    cannot watch regular files. stdout must not be stderr's file too (`2>&1` into one pipe), or a
+    non-blocking stdout would make log writes fail when that pipe is full, nor stdin's (one socket for
+    both). Separate sockets, as Node-based hosts give, are fine. POSIX only: Windows event loops take
+    pipes another way.
     """
     if os.name != "posix":
         return False
@@ -101,7 +102,10 @@ def _servable_by_the_loop() -> bool:
     except (RuntimeError, OSError):
         return False
     streams = all(stat.S_ISFIFO(s.st_mode) or stat.S_ISSOCK(s.st_mode) for s in (stdin, stdout))
-    return streams and (stdout.st_dev, stdout.st_ino) != (stderr.st_dev, stderr.st_ino)
+    file = {name: (s.st_dev, s.st_ino) for name, s in (("in", stdin), ("out", stdout), ("err", stderr))}
+    # One socket as both stdin and stdout: the loop takes a readable stdout for a host gone away, so every
+    # request would look like a hang-up.
+    return streams and file["out"] != file["err"] and file["in"] != file["out"]
 
 
 @contextlib.contextmanager

@@ -13,6 +13,7 @@ import json
 import os
 import pty
 import select
+import socket
 import struct
 import subprocess
 import sys
@@ -77,13 +78,17 @@ def read_replies(stdout: IO[bytes], count: int, timeout: float = 60.0) -> dict[i
 
 @contextlib.contextmanager
 def server_process(
-    upstream_url: str, *extra_args: str, stdin: Any = subprocess.PIPE, stderr: Any = subprocess.DEVNULL
+    upstream_url: str,
+    *extra_args: str,
+    stdin: Any = subprocess.PIPE,
+    stdout: Any = subprocess.PIPE,
+    stderr: Any = subprocess.DEVNULL,
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """`python -m openrouter_mcp` with stdout a pipe; killed if still running at the end, its pipes closed."""
+    """`python -m openrouter_mcp`, stdout a pipe unless said; killed if still running at the end, pipes closed."""
     process = subprocess.Popen(
         [*SERVER, *extra_args],
         stdin=stdin,
-        stdout=subprocess.PIPE,
+        stdout=stdout,
         stderr=stderr,
         env=server_env(upstream_url),
         cwd=REPO,
@@ -146,6 +151,36 @@ def test_the_event_loop_serves_stdio_only_when_stdin_and_stdout_are_pipes_of_the
             timeout=30,
         )
     assert done.stdout.decode().strip() == expected, done.stderr
+
+
+@pytest.mark.parametrize(("layout", "expected"), [("a socket each", "True"), ("one socket for both", "False")])
+def test_sockets_are_served_by_the_event_loop_unless_one_socket_is_both_stdin_and_stdout(
+    layout: str, expected: str
+) -> None:
+    """Node-based hosts give a child one socket per standard stream; some give one socket for both."""
+    host_in, child_in = socket.socketpair()
+    host_out, child_out = socket.socketpair() if layout == "a socket each" else (host_in, child_in)
+    with host_in, child_in, host_out, child_out:
+        probe = [sys.executable, "-c", PROBE]
+        done = subprocess.run(probe, stdin=child_in, stdout=child_out, stderr=subprocess.PIPE, cwd=REPO, timeout=30)
+        host_out.settimeout(10)
+        assert done.returncode == 0, done.stderr
+        assert host_out.recv(100).decode().strip() == expected
+
+
+def test_one_socket_as_stdin_and_stdout_keeps_serving_request_after_request(upstream_url: str) -> None:
+    """Each request arrives on a socket the server also writes to: it must not take that for a hang-up."""
+    host, child = socket.socketpair()
+    with host, server_process(upstream_url, stdin=child, stdout=child) as process:
+        child.close()
+        host.settimeout(10)
+        first, _ = handshake_lines().split(b"\n", 1)
+        for number, request in enumerate([first, b'{"jsonrpc":"2.0","id":2,"method":"ping"}'], start=1):
+            host.sendall(request + b"\n")
+            reply = json.loads(host.makefile("rb").readline())  # one request answered before the next is sent
+            assert reply["id"] == number and "result" in reply
+        host.shutdown(socket.SHUT_WR)
+        assert process.wait(timeout=EXIT_TIMEOUT) == 0
 
 
 STRAY_SERVER = textwrap.dedent(
