@@ -23,6 +23,7 @@ import anyio
 import anyio.to_thread
 import httpx
 import pytest
+from anyio.abc import Process
 from anyio.streams.buffered import BufferedByteReceiveStream
 from mcp import Client
 from mcp.client.sse import sse_client
@@ -431,15 +432,27 @@ INITIALIZE = {
 }
 
 
+@asynccontextmanager
+async def spawned(command: list[str], **options: Any) -> AsyncIterator[Process]:
+    """A server process; killed at the end if it has not stopped by itself, and always reaped."""
+    process = await anyio.open_process(command, **options)
+    try:
+        yield process
+    finally:
+        with anyio.CancelScope(shield=True):
+            if process.returncode is None:
+                process.kill()
+            await process.aclose()
+
+
 @pytest.mark.parametrize("stop", ["stdin closes", "SIGTERM", "SIGINT"])
 async def test_a_serving_stdio_server_exits_with_status_0_and_no_traceback_within_5_s_when(
     stop: str, upstream_url: str, seen: list[str]
 ) -> None:
     """Hosts stop stdio servers by closing stdin, then SIGTERM; a terminal sends SIGINT. Each must end the
     process promptly and cleanly, even though stdin is still open for the two signals."""
-    process = await anyio.open_process([*SERVER, "--log-level", "DEBUG"], env=server_env(upstream_url))
-    assert process.stdin is not None and process.stdout is not None and process.stderr is not None
-    try:
+    async with spawned([*SERVER, "--log-level", "DEBUG"], env=server_env(upstream_url)) as process:
+        assert process.stdin is not None and process.stdout is not None and process.stderr is not None
         with anyio.fail_after(STARTUP_TIMEOUT):
             await process.stdin.send(json.dumps(INITIALIZE).encode() + b"\n")
             reply = await BufferedByteReceiveStream(process.stdout).receive_until(b"\n", 1 << 20)
@@ -451,11 +464,6 @@ async def test_a_serving_stdio_server_exits_with_status_0_and_no_traceback_withi
                 process.send_signal(signal.SIGTERM if stop == "SIGTERM" else signal.SIGINT)
             status = await process.wait()
             stderr = b"".join([chunk async for chunk in process.stderr]).decode(errors="replace")
-    finally:
-        with anyio.CancelScope(shield=True):
-            if process.returncode is None:
-                process.kill()
-            await process.aclose()
     seen.append(stderr)
     assert status == 0, stderr
     assert "Traceback" not in stderr
@@ -467,12 +475,11 @@ async def test_an_sse_server_stopped_while_a_client_is_connected_exits_without_a
     """SIGTERM with an SSE stream open: the SDK's endpoint would answer twice on the way out (a traceback)."""
     port = free_port()
     command = [*SERVER, "--transport", "sse", "--port", str(port), "--log-level", "INFO"]
-    process = await anyio.open_process(command, env=server_env(upstream_url), stdin=DEVNULL, stdout=DEVNULL)
-    assert process.stderr is not None
-    log = BufferedByteReceiveStream(process.stderr)
-    try:
+    async with spawned(command, env=server_env(upstream_url), stdin=DEVNULL, stdout=DEVNULL) as process:
+        assert process.stderr is not None
+        log = BufferedByteReceiveStream(process.stderr)
         with anyio.fail_after(STARTUP_TIMEOUT):
-            await log.receive_until(b"Uvicorn running on", 1 << 20)
+            started = await log.receive_until(b"Uvicorn running on", 1 << 20)
         async with httpx.AsyncClient() as http, http.stream("GET", f"http://127.0.0.1:{port}/sse") as stream:
             lines = stream.aiter_lines()
             with anyio.fail_after(STARTUP_TIMEOUT):
@@ -480,12 +487,8 @@ async def test_an_sse_server_stopped_while_a_client_is_connected_exits_without_a
             process.send_signal(signal.SIGTERM)  # the stream is still open
             with anyio.fail_after(EXIT_TIMEOUT):
                 status = await process.wait()
-        stderr = b"".join([chunk async for chunk in process.stderr]).decode(errors="replace")
-    finally:
-        with anyio.CancelScope(shield=True):
-            if process.returncode is None:
-                process.kill()
-            await process.aclose()
+        rest = b"".join([chunk async for chunk in log])
+        stderr = (started + rest).decode(errors="replace")
     seen.append(stderr)
     assert status in (0, -signal.SIGTERM), stderr
     assert "Traceback" not in stderr and "Exception in ASGI application" not in stderr
