@@ -18,7 +18,7 @@ import signal
 import stat
 import sys
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Self, TypeVar, cast
 
 import anyio
@@ -109,7 +109,7 @@ def _servable_by_the_loop() -> bool:
 
 
 @contextlib.contextmanager
-def _claimed(fd: int, flags: int) -> Any:
+def _claimed(fd: int, flags: int) -> Iterator[int]:
     """A private duplicate of the standard stream `fd`, which meanwhile points elsewhere; restored on exit.
 
     As the SDK's own transport does: stray `print()`s (ours or a library's) go to stderr instead of
