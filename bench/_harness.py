@@ -215,9 +215,20 @@ def upstream(latency: float, key: str = BENCH_KEY) -> Iterator[str]:
     Raises:
         HarnessError: it did not come up within STARTUP_TIMEOUT.
     """
+    with upstream_process(["-m", "bench._upstream", "--latency", str(latency)], key) as base_url:
+        yield base_url
+
+
+@contextmanager
+def upstream_process(args: Sequence[str], key: str = BENCH_KEY) -> Iterator[str]:
+    """`python ARGS`, a simulator that prints its base URL on one line and serves until stdin closes; yields the URL.
+
+    Raises:
+        HarnessError: it did not come up within STARTUP_TIMEOUT.
+    """
     env = {**os.environ, "OPENROUTER_API_KEY": key, "PYTHONPATH": str(REPO)}
     process = subprocess.Popen(
-        [sys.executable, "-m", "bench._upstream", "--latency", str(latency)],
+        [sys.executable, *args],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         env=env,
@@ -232,6 +243,7 @@ def upstream(latency: float, key: str = BENCH_KEY) -> Iterator[str]:
         yield line
     finally:
         _stop(process)
+        process.stdout.close()
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:

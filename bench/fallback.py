@@ -31,9 +31,7 @@ import argparse  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
 import random  # noqa: E402
-import select  # noqa: E402
 import statistics  # noqa: E402
-import subprocess  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Awaitable, Callable, Iterator, MutableMapping, Sequence  # noqa: E402
@@ -50,8 +48,6 @@ from bench._harness import (  # noqa: E402
     BENCH_KEY,
     CALL_TIMEOUT,
     OURS,
-    REPO,
-    STARTUP_TIMEOUT,
     HarnessError,
     Summary,
     emit,
@@ -63,6 +59,7 @@ from bench._harness import (  # noqa: E402
     shuffled,
     stdio_client,
     table,
+    upstream_process,
 )
 from openrouter_mcp import fallback, personas  # noqa: E402
 from openrouter_mcp.errors import status_error_class  # noqa: E402
@@ -137,28 +134,10 @@ def faulty_upstream(latency: float, faults: dict[str, Fault]) -> Iterator[str]:
         HarnessError: it did not come up within STARTUP_TIMEOUT.
     """
     specs = json.dumps({model: asdict(fault) for model, fault in faults.items()})
-    process = subprocess.Popen(
-        [sys.executable, "-m", "bench.fallback", "--serve-upstream", "--latency", str(latency), "--faults", specs],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        env={**os.environ, "OPENROUTER_API_KEY": BENCH_KEY, "PYTHONPATH": str(REPO)},
-        cwd=REPO,
-    )
-    assert process.stdin is not None and process.stdout is not None
-    try:
-        ready, _, _ = select.select([process.stdout], [], [], STARTUP_TIMEOUT)
-        line = process.stdout.readline().decode().strip() if ready else ""
-        if not line.startswith("http://127.0.0.1:"):
-            raise HarnessError(f"the upstream simulator did not start (exit code {process.poll()}, said {line!r})")
-        yield line
-    finally:
-        process.stdin.close()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
-        process.stdout.close()
+    with upstream_process(
+        ["-m", "bench.fallback", "--serve-upstream", "--latency", str(latency), "--faults", specs]
+    ) as url:
+        yield url
 
 
 async def chat_models_sent(http: httpx.AsyncClient, base_url: str) -> list[list[str]]:
