@@ -155,9 +155,8 @@ class ChatCompletions(Inference):
         )  # fmt: skip
         return json_reply(200, result, headers)
 
-    @staticmethod
     def _chat_usage(
-        plan: Plan, completion_tokens: int, cost: float, prompt_cost: float, completion_cost: float
+        self, plan: Plan, completion_tokens: int, cost: float, prompt_cost: float, completion_cost: float
     ) -> JSON:
         return {
             "prompt_tokens": plan.prompt_tokens,
@@ -165,13 +164,7 @@ class ChatCompletions(Inference):
             "total_tokens": plan.prompt_tokens + completion_tokens,
             "prompt_tokens_details": {"cached_tokens": 0},
             "completion_tokens_details": {"reasoning_tokens": plan.reasoning_tokens},
-            "cost": cost,
-            "is_byok": False,
-            "cost_details": {
-                "upstream_inference_cost": None,
-                "upstream_inference_prompt_cost": prompt_cost,
-                "upstream_inference_completions_cost": completion_cost,
-            },
+            **self._billing(cost, prompt_cost, completion_cost),
         }
 
     def _router_metadata(self, candidates: list[str], model: JSON, endpoint: JSON, attempts: list[JSON]) -> JSON:

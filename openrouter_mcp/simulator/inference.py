@@ -96,6 +96,19 @@ class Inference(SimulatorState):
         request_cost = Decimal(str(pricing.get("request", "0")))
         return float(prompt_cost + completion_cost + request_cost), float(prompt_cost), float(completion_cost)
 
+    @staticmethod
+    def _billing(cost: float, prompt_cost: float, completion_cost: float) -> JSON:
+        """The cost fields both usage objects end with (chat's and messages')."""
+        return {
+            "cost": cost,
+            "is_byok": False,
+            "cost_details": {
+                "upstream_inference_cost": None,
+                "upstream_inference_prompt_cost": prompt_cost,
+                "upstream_inference_completions_cost": completion_cost,
+            },
+        }
+
     def _record_generation(
         self,
         *,

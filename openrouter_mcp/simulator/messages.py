@@ -134,13 +134,7 @@ class Messages(Inference):
                 "inference_geo": None,
                 "server_tool_use": None,
                 "service_tier": "standard",
-                "cost": cost,
-                "is_byok": False,
-                "cost_details": {
-                    "upstream_inference_cost": None,
-                    "upstream_inference_prompt_cost": prompt_cost,
-                    "upstream_inference_completions_cost": completion_cost,
-                },
+                **self._billing(cost, prompt_cost, completion_cost),
             },
         }
         self._record_generation(
