@@ -130,6 +130,37 @@ def _claimed(fd: int, flags: int) -> Iterator[int]:
         os.close(private)
 
 
+class _LineSplitter:
+    """Newline-delimited messages out of the chunks a reader gets, for both readers below.
+
+    A line's pieces are joined once its newline comes, so a long line costs O(n); a blank line is no
+    message and is skipped rather than answered with a parse error.
+    """
+
+    def __init__(self) -> None:
+        self._partial: list[bytes] = []
+
+    def feed(self, data: bytes) -> list[str]:
+        lines = []
+        start = 0
+        while (end := data.find(b"\n", start)) != -1:
+            self._partial.append(data[start:end])
+            lines += self._complete()
+            start = end + 1
+        if start < len(data):
+            self._partial.append(data[start:])
+        return lines
+
+    def end(self) -> list[str]:
+        """What is left at end of input: a last message without its newline still counts."""
+        return self._complete()
+
+    def _complete(self) -> list[str]:
+        line = b"".join(self._partial)
+        self._partial.clear()
+        return [line.decode("utf-8", "replace")] if line.strip() else []
+
+
 _Transport = TypeVar("_Transport", asyncio.ReadTransport, asyncio.WriteTransport)
 
 
@@ -161,35 +192,21 @@ class _PipeLines(_LoopPipe[asyncio.ReadTransport]):
 
     def __init__(self) -> None:
         self._lines: collections.deque[str] = collections.deque()
-        #: The pieces of a line not yet ended: joined once its newline comes, so a long line costs O(n).
-        self._partial: list[bytes] = []
+        self._splitter = _LineSplitter()
         self._arrived = asyncio.Event()
         self._ended = False
         self._paused = False
 
     def data_received(self, data: bytes) -> None:
-        start = 0
-        while (end := data.find(b"\n", start)) != -1:
-            self._partial.append(data[start:end])
-            self._add(b"".join(self._partial))
-            self._partial.clear()
-            start = end + 1
-        if start < len(data):
-            self._partial.append(data[start:])
+        self._lines.extend(self._splitter.feed(data))
         if self._lines:
             self._arrived.set()
             if len(self._lines) >= READ_AHEAD_LINES and self._transport is not None and not self._paused:
                 self._transport.pause_reading()
                 self._paused = True
 
-    def _add(self, line: bytes) -> None:
-        # A blank line is no message: skipped rather than answered with a parse error.
-        if line.strip():
-            self._lines.append(line.decode("utf-8", "replace"))
-
     def eof_received(self) -> bool:
-        self._add(b"".join(self._partial))  # a last message without its newline still counts
-        self._partial.clear()
+        self._lines.extend(self._splitter.end())
         self._ended = True
         self._arrived.set()
         return False
@@ -271,14 +288,13 @@ class _StdinLines:
 
     def _pump(self, token: anyio.lowlevel.EventLoopToken) -> None:
         # Raw os.read: a buffered reader's lock, held by this thread at exit, would abort the interpreter.
-        buffer = b""
+        splitter = _LineSplitter()
         try:
             while chunk := os.read(sys.stdin.fileno(), 65536):
-                *lines, buffer = (buffer + chunk).split(b"\n")
-                for line in lines:
-                    anyio.from_thread.run(self._send.send, line.decode("utf-8", "replace"), token=token)
-            if buffer.strip():
-                anyio.from_thread.run(self._send.send, buffer.decode("utf-8", "replace"), token=token)
+                for line in splitter.feed(chunk):
+                    anyio.from_thread.run(self._send.send, line, token=token)
+            for line in splitter.end():
+                anyio.from_thread.run(self._send.send, line, token=token)
         except OSError as exc:
             logger.error("reading stdin failed: %s", exc)
         except (RuntimeError, anyio.BrokenResourceError):

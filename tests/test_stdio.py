@@ -28,6 +28,7 @@ import pytest
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters, stdio_client
 
+from openrouter_mcp.stdio import _LineSplitter
 from tests.test_transports import EXIT_TIMEOUT, SERVER, server_env
 
 pytestmark = pytest.mark.anyio
@@ -316,3 +317,13 @@ def test_a_host_that_closes_stdout_ends_the_server_cleanly(upstream_url: str) ->
     assert status == 0, stderr
     assert "Traceback" not in stderr
     assert "the host closed stdout" in stderr
+
+
+def test_both_readers_split_lines_alike_joining_pieces_and_skipping_blank_lines() -> None:
+    """The line splitting the event-loop reader and the threaded reader share."""
+    splitter = _LineSplitter()
+    assert splitter.feed(b'{"a"') == []
+    assert splitter.feed(b":1}\n\n  \r\n") == ['{"a":1}']
+    assert splitter.feed(b'{"b":2}\n{"c"') == ['{"b":2}']
+    assert splitter.end() == ['{"c"']
+    assert splitter.end() == []
