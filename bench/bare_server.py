@@ -13,7 +13,7 @@ and keep-alive as ours), and returns the answer as text, without models, validat
 
 `--minimal` serves one trivial tool and no HTTP client at all: the cold-start baseline, the least
 any MCPServer can do. `--ours-stdio` serves the same tools over openrouter-mcp's own stdio transport
-(`openrouter_mcp.stdio`) instead of the SDK's, so that the overhead benchmark can tell what ours
+(`openrouter_mcp.serving.stdio`) instead of the SDK's, so that the overhead benchmark can tell what ours
 gains in the transport from what its tool layer costs. Settings come from the environment as for
 ours: OPENROUTER_API_KEY and OPENROUTER_BASE_URL.
 """
@@ -141,7 +141,7 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(stream=sys.stderr, level=logging.WARNING)
     server = build_minimal() if args.minimal else build()
     if args.ours_stdio:
-        from openrouter_mcp.stdio import serve_stdio
+        from openrouter_mcp.serving.stdio import serve_stdio
 
         anyio.run(serve_stdio, server)
     else:

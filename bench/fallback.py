@@ -61,10 +61,13 @@ from bench._harness import (  # noqa: E402
     table,
     upstream_process,
 )
-from openrouter_mcp import fallback, personas  # noqa: E402
 from openrouter_mcp.errors import status_error_class  # noqa: E402
-from openrouter_mcp.personas import FallbackPolicy, Persona  # noqa: E402
-from openrouter_mcp.routing import Candidate, Cooldowns, Route  # noqa: E402
+from openrouter_mcp.routing import (
+    fallback,
+    personas,  # noqa: E402
+)
+from openrouter_mcp.routing.personas import FallbackPolicy, Persona  # noqa: E402
+from openrouter_mcp.routing.plan import Candidate, Cooldowns, Route  # noqa: E402
 from openrouter_mcp.simulator import Fault, Simulator, serve_in_thread  # noqa: E402
 
 PROMPT = [{"role": "user", "content": "Say hello to the fallback benchmark."}]

@@ -17,19 +17,20 @@ from typing import TYPE_CHECKING, Any, cast
 
 import anyio
 
-from openrouter_mcp import __version__, personas
+from openrouter_mcp import __version__
 from openrouter_mcp.config import AUDIT_DB_ENV, Settings, default_audit_path
 from openrouter_mcp.errors import ConfigurationError
-from openrouter_mcp.http_server import auth_failure_recorder, exposure_problem, own_url, serve_http
-from openrouter_mcp.personas import DEFAULT_PERSONAS_PATH, PERSONAS_ENV
-from openrouter_mcp.stdio import serve_stdio
+from openrouter_mcp.routing import personas
+from openrouter_mcp.routing.personas import DEFAULT_PERSONAS_PATH, PERSONAS_ENV
+from openrouter_mcp.serving.http import auth_failure_recorder, exposure_problem, own_url, serve_http
+from openrouter_mcp.serving.stdio import serve_stdio
 
 if TYPE_CHECKING:
     import httpx
 
     from openrouter_mcp.audit import AuditLog
-    from openrouter_mcp.auth import HashedTokenVerifier, TokenEntry
-    from openrouter_mcp.personas import Privacy
+    from openrouter_mcp.routing.personas import Privacy
+    from openrouter_mcp.serving.auth import HashedTokenVerifier, TokenEntry
 
 logger = logging.getLogger("openrouter_mcp")
 
@@ -40,8 +41,8 @@ DEFAULT_MAX_CONCURRENT_PER_CLIENT = 4
 #: `openrouter-mcp NAME ...` runs "module:function"(remaining argv) and exits with its return value.
 #: Imported only when chosen, so the server's start-up pays for none of them.
 SUBCOMMANDS: dict[str, str] = {
-    "hash-token": "openrouter_mcp.auth:main_hash_token",
-    "audit": "openrouter_mcp.audit_cli:main",
+    "hash-token": "openrouter_mcp.serving.auth:main_hash_token",
+    "audit": "openrouter_mcp.audit.cli:main",
 }
 
 
@@ -156,7 +157,7 @@ def main(argv: list[str] | None = None) -> None:
         if args.persona:
             persona_config.get(args.persona)
         if http:
-            from openrouter_mcp import auth
+            from openrouter_mcp.serving import auth
 
             tokens_path = auth.resolve_tokens_path(args.auth_tokens)
             if tokens_path is not None:
@@ -224,8 +225,8 @@ def open_audit(settings: Settings, *, demo: bool) -> LazyAudit | None:
 
 async def _check_personas(settings: Settings, config: personas.PersonasConfig) -> int:
     """Report persona model ids missing from the catalog (with the closest real ids); 1 if any."""
-    from openrouter_mcp.client import OpenRouterClient
     from openrouter_mcp.errors import OpenRouterError
+    from openrouter_mcp.upstream.client import OpenRouterClient
 
     client = OpenRouterClient(settings)
     try:
@@ -250,8 +251,8 @@ async def _run(
     tokens: list[TokenEntry] | None = None,
     audit: LazyAudit | None = None,
 ) -> None:
-    from openrouter_mcp.limits import ClientLimits
     from openrouter_mcp.server import build_server
+    from openrouter_mcp.serving.limits import ClientLimits
 
     http_client: httpx.AsyncClient | None = None
     if args.demo:
@@ -261,7 +262,7 @@ async def _run(
     if tokens is not None:
         from mcp.server.auth.settings import AuthSettings
 
-        from openrouter_mcp.auth import HashedTokenVerifier
+        from openrouter_mcp.serving.auth import HashedTokenVerifier
 
         # A resource server with a static token list: no OAuth authorization server exists, so none is
         # advertised. The SDK requires an issuer URL but uses it only for OAuth routes (an auth provider) and

@@ -46,13 +46,13 @@ from mcp.types import (
     ResourceTemplateReference,
 )
 
-from openrouter_mcp.catalog import ModelEntry
 from openrouter_mcp.errors import NotFoundError, OpenRouterError
 from openrouter_mcp.state import AppState
 from openrouter_mcp.tools.usage import usage_summary
+from openrouter_mcp.upstream.catalog import ModelEntry
 
 if TYPE_CHECKING:
-    from openrouter_mcp.models import Provider
+    from openrouter_mcp.upstream.models import Provider
 
 logger = logging.getLogger(__name__)
 

@@ -12,9 +12,9 @@ from mcp.server.subscriptions import InMemorySubscriptionBus
 
 from openrouter_mcp import __version__
 from openrouter_mcp.config import Settings
-from openrouter_mcp.personas import PersonasConfig
 from openrouter_mcp.resources import register_resources
-from openrouter_mcp.scopes import ToolScope, register_persona_prompts
+from openrouter_mcp.routing.personas import PersonasConfig
+from openrouter_mcp.serving.scopes import ToolScope, register_persona_prompts
 from openrouter_mcp.state import AppState
 from openrouter_mcp.tools import ALL_TOOLS
 from openrouter_mcp.tools.registry import build_tool, load_schemas
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from mcp.server.auth.settings import AuthSettings
 
     from openrouter_mcp.audit import AuditLog
-    from openrouter_mcp.limits import ClientLimits
+    from openrouter_mcp.serving.limits import ClientLimits
 
 INSTRUCTIONS = (
     "Tools for the OpenRouter API: chat with any of hundreds of models (create_chat_completion, "

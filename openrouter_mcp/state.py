@@ -17,16 +17,16 @@ import anyio
 
 from openrouter_mcp.config import Settings
 from openrouter_mcp.errors import ConfigurationError
-from openrouter_mcp.personas import PersonasConfig, builtin
-from openrouter_mcp.routing import Cooldowns
+from openrouter_mcp.routing.personas import PersonasConfig, builtin
+from openrouter_mcp.routing.plan import Cooldowns
 
 if TYPE_CHECKING:
     import httpx
 
     from openrouter_mcp.audit import AuditLog
-    from openrouter_mcp.catalog import Catalog
-    from openrouter_mcp.client import OpenRouterClient
-    from openrouter_mcp.limits import ClientLimits
+    from openrouter_mcp.serving.limits import ClientLimits
+    from openrouter_mcp.upstream.catalog import Catalog
+    from openrouter_mcp.upstream.client import OpenRouterClient
 
 
 class AppState:
@@ -95,7 +95,7 @@ class AppState:
         if self._users == 0:
             raise RuntimeError("AppState is not running: use it inside `async with state.running()`")
         if self._client is None:
-            from openrouter_mcp.client import OpenRouterClient
+            from openrouter_mcp.upstream.client import OpenRouterClient
 
             self._client = OpenRouterClient(self.settings, self._injected_http)
         return self._client
@@ -104,7 +104,7 @@ class AppState:
     def catalog(self) -> Catalog:
         """The shared model catalog cache, created on first use."""
         if self._catalog is None:
-            from openrouter_mcp.catalog import Catalog
+            from openrouter_mcp.upstream.catalog import Catalog
 
             self._catalog = Catalog(self.client, ttl=self.settings.catalog_ttl)
         return self._catalog

@@ -20,7 +20,6 @@ from typing import IO, Any
 
 import pytest
 
-from openrouter_mcp import audit_cli
 from openrouter_mcp.audit import (
     PRIVACY_MODES,
     AuditError,
@@ -29,6 +28,7 @@ from openrouter_mcp.audit import (
     canonical_json,
     default_audit_path,
 )
+from openrouter_mcp.audit import cli as audit_cli
 from openrouter_mcp.audit.schema import MIGRATIONS, SPENT_BY_PERSONA
 from openrouter_mcp.errors import AuthenticationError, ConfigurationError
 

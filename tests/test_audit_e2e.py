@@ -13,11 +13,11 @@ import pytest
 from mcp import Client
 from mcp.types import CallToolResult, TextResourceContents
 
-from openrouter_mcp import personas
 from openrouter_mcp.audit import AuditLog
 from openrouter_mcp.config import Settings
-from openrouter_mcp.limits import ClientLimits
+from openrouter_mcp.routing import personas
 from openrouter_mcp.server import build_server
+from openrouter_mcp.serving.limits import ClientLimits
 from openrouter_mcp.simulator import Fault, Simulator
 from tests.conftest import TEST_KEY
 

@@ -6,9 +6,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from openrouter_mcp.budgets import check_budget, day_start, month_start, next_month_start
 from openrouter_mcp.errors import BudgetExceededError
-from openrouter_mcp.personas import Budget, Persona
+from openrouter_mcp.routing.budgets import check_budget, day_start, month_start, next_month_start
+from openrouter_mcp.routing.personas import Budget, Persona
 
 
 def at(text: str) -> float:

@@ -8,9 +8,9 @@ from typing import Any
 import anyio
 import pytest
 
-from openrouter_mcp.catalog import Catalog, ModelEntry, per_million
 from openrouter_mcp.errors import OpenRouterError, ServiceUnavailableError
-from openrouter_mcp.models import Model, ModelsPage, Provider
+from openrouter_mcp.upstream.catalog import Catalog, ModelEntry, per_million
+from openrouter_mcp.upstream.models import Model, ModelsPage, Provider
 
 pytestmark = pytest.mark.anyio
 

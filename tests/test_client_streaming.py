@@ -7,9 +7,9 @@ import pytest
 from pydantic import SecretStr
 
 from openrouter_mcp import errors
-from openrouter_mcp.client import OpenRouterClient
 from openrouter_mcp.config import Settings
-from openrouter_mcp.streaming import ChatStreamAggregator
+from openrouter_mcp.upstream.client import OpenRouterClient
+from openrouter_mcp.upstream.streaming import ChatStreamAggregator
 from tests.shared_files import shared_openrouter_dir
 
 

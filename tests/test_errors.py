@@ -10,8 +10,8 @@ import pytest
 from pydantic import SecretStr
 
 from openrouter_mcp import errors
-from openrouter_mcp.client import OpenRouterClient
 from openrouter_mcp.config import Settings
+from openrouter_mcp.upstream.client import OpenRouterClient
 
 KEY = "sk-or-v1-unit-test-key-0123456789"
 

@@ -11,8 +11,8 @@ import pytest
 from mcp import Client
 from mcp.types import CallToolResult
 
-from openrouter_mcp import personas
 from openrouter_mcp.config import Settings
+from openrouter_mcp.routing import personas
 from openrouter_mcp.server import build_server
 from openrouter_mcp.simulator import Fault, Simulator
 

@@ -34,7 +34,10 @@ from mcp.server.mcpserver import MCPServer
 from mcp.types import TextContent
 
 from openrouter_mcp.__main__ import exposure_problem, parse_args
-from openrouter_mcp.auth import (
+from openrouter_mcp.config import Settings
+from openrouter_mcp.errors import ConfigurationError
+from openrouter_mcp.server import build_server
+from openrouter_mcp.serving.auth import (
     AuthFailureReporter,
     HashedTokenVerifier,
     Identity,
@@ -46,9 +49,6 @@ from openrouter_mcp.auth import (
     new_token,
     parse_tokens,
 )
-from openrouter_mcp.config import Settings
-from openrouter_mcp.errors import ConfigurationError
-from openrouter_mcp.server import build_server
 from tests.test_transports import EXIT_TIMEOUT, SERVER, STARTUP_TIMEOUT, free_port, server_env
 
 pytestmark = pytest.mark.anyio

@@ -6,7 +6,7 @@ import anyio
 import pytest
 
 from openrouter_mcp.errors import NotAllowedError
-from openrouter_mcp.limits import ClientLimits, TooBusyError
+from openrouter_mcp.serving.limits import ClientLimits, TooBusyError
 
 pytestmark = pytest.mark.anyio
 

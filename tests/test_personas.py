@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from openrouter_mcp import personas
+from openrouter_mcp.routing import personas
 
 
 def test_the_shipped_example_file_loads() -> None:

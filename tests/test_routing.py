@@ -7,10 +7,8 @@ from typing import Any
 import pytest
 
 from openrouter_mcp import errors
-from openrouter_mcp.catalog import ModelEntry
-from openrouter_mcp.models import Model
-from openrouter_mcp.personas import FallbackPolicy, Persona, PriceCeiling, ProviderSettings, Requirements
-from openrouter_mcp.routing import (
+from openrouter_mcp.routing.personas import FallbackPolicy, Persona, PriceCeiling, ProviderSettings, Requirements
+from openrouter_mcp.routing.plan import (
     ACCOUNT,
     FREE_TIER,
     Action,
@@ -20,6 +18,8 @@ from openrouter_mcp.routing import (
     native_groups,
     plan_route,
 )
+from openrouter_mcp.upstream.catalog import ModelEntry
+from openrouter_mcp.upstream.models import Model
 
 
 def entry(

@@ -28,7 +28,7 @@ import pytest
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters, stdio_client
 
-from openrouter_mcp.stdio import _LineSplitter
+from openrouter_mcp.serving.stdio import _LineSplitter
 from tests.test_transports import EXIT_TIMEOUT, SERVER, server_env
 
 pytestmark = pytest.mark.anyio
@@ -121,7 +121,7 @@ def until(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
 PROBE = textwrap.dedent(
     """
     import asyncio
-    from openrouter_mcp.stdio import _servable_by_the_loop
+    from openrouter_mcp.serving.stdio import _servable_by_the_loop
     async def main():
         print(_servable_by_the_loop(), flush=True)
     asyncio.run(main())
@@ -188,7 +188,7 @@ STRAY_SERVER = textwrap.dedent(
     """
     import os, sys, anyio
     from mcp.server.mcpserver import MCPServer
-    from openrouter_mcp.stdio import serve_stdio
+    from openrouter_mcp.serving.stdio import serve_stdio
 
     server = MCPServer("stray")
 
@@ -269,7 +269,7 @@ def test_the_standard_descriptors_are_given_back_after_serving(tmp_path: Path) -
             """
             import os, anyio
             from mcp.server.mcpserver import MCPServer
-            from openrouter_mcp.stdio import serve_stdio
+            from openrouter_mcp.serving.stdio import serve_stdio
             anyio.run(serve_stdio, MCPServer("after"))
             os.write(1, b"after serving: blocking=%d\\n" % os.get_blocking(1))
             """

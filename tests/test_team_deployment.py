@@ -141,7 +141,7 @@ async def test_a_token_for_one_persona_cannot_use_another_personas_tools(tmp_pat
     import httpx2
     from mcp.client.streamable_http import streamable_http_client
 
-    from openrouter_mcp.auth import new_token
+    from openrouter_mcp.serving.auth import new_token
 
     frugal_token, frugal_hash = new_token()
     team_token, team_hash = new_token()

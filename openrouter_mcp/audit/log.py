@@ -26,7 +26,7 @@ from openrouter_mcp.audit.schema import (
 )
 from openrouter_mcp.config import AUDIT_DB_ENV
 from openrouter_mcp.errors import AuditError
-from openrouter_mcp.personas import Privacy
+from openrouter_mcp.routing.personas import Privacy
 
 PRIVACY_MODES: tuple[Privacy, ...] = get_args(Privacy)
 _EXPORT_BATCH = 500

@@ -23,13 +23,13 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from mcp.server.mcpserver import Context
 from pydantic import Field, ValidationError, field_validator
 
-from openrouter_mcp.catalog import ModelEntry, per_million
 from openrouter_mcp.errors import MalformedResponseError, NotFoundError
 from openrouter_mcp.state import AppState
 from openrouter_mcp.tools.registry import READ_ONLY, ToolInput, ToolOutput, ToolSpec, one_line_schema
+from openrouter_mcp.upstream.catalog import ModelEntry, per_million
 
 if TYPE_CHECKING:
-    from openrouter_mcp.models import Endpoint, Model
+    from openrouter_mcp.upstream.models import Endpoint, Model
 
 _T = TypeVar("_T")
 
@@ -265,7 +265,7 @@ async def list_zdr_endpoints(args: ZdrEndpointsInput, state: AppState, ctx: Cont
     if args.detail == "full":
         return EndpointsOutput(endpoints=chunk, **fields)
     try:
-        from openrouter_mcp.models import Endpoint
+        from openrouter_mcp.upstream.models import Endpoint
 
         endpoints = [_compact_endpoint(Endpoint.model_validate(item), with_model=True) for item in chunk]
     except ValidationError as exc:

@@ -14,13 +14,13 @@ from mcp.types import ToolAnnotations
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_serializer
 
 from openrouter_mcp.errors import MidStreamError
-from openrouter_mcp.fallback import RoutingRecord
-from openrouter_mcp.routing import RouteRequest
-from openrouter_mcp.scopes import persona_for
+from openrouter_mcp.routing.fallback import RoutingRecord
+from openrouter_mcp.routing.plan import RouteRequest
+from openrouter_mcp.serving.scopes import persona_for
 from openrouter_mcp.state import AppState
 from openrouter_mcp.tools.progress import ProgressReporter
 from openrouter_mcp.tools.registry import ToolInput, ToolOutput, ToolSpec
-from openrouter_mcp.tools.routing import (
+from openrouter_mcp.tools.route import (
     PERSONA_FIELD,
     TASK_FIELD,
     enforce_budget,
@@ -30,7 +30,7 @@ from openrouter_mcp.tools.routing import (
 )
 
 if TYPE_CHECKING:
-    from openrouter_mcp.models import ChatCompletion, MessagesResult
+    from openrouter_mcp.upstream.models import ChatCompletion, MessagesResult
 
 SPENDS_CREDITS = ToolAnnotations(
     read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=True
@@ -231,7 +231,7 @@ async def create_chat_completion(args: ChatCompletionInput, state: AppState, ctx
 
 
 async def _streamed(state: AppState, body: dict[str, Any], progress: ProgressReporter) -> ChatCompletion:
-    from openrouter_mcp.streaming import ChatStreamAggregator  # with the wire models: not needed at start-up
+    from openrouter_mcp.upstream.streaming import ChatStreamAggregator  # with the wire models: not needed at start-up
 
     aggregator = ChatStreamAggregator()
     try:

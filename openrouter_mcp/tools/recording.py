@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from openrouter_mcp.personas import PersonaError
+from openrouter_mcp.routing.personas import PersonaError
 from openrouter_mcp.state import AppState
 
 logger = logging.getLogger(__name__)

@@ -25,7 +25,7 @@ from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, ConfigDict
 
 from openrouter_mcp.errors import NotAllowedError, OpenRouterError
-from openrouter_mcp.scopes import caller, check_tool_allowed
+from openrouter_mcp.serving.scopes import caller, check_tool_allowed
 from openrouter_mcp.state import AppState
 from openrouter_mcp.tools.recording import record_call
 

@@ -9,7 +9,7 @@ from mcp.types import ToolAnnotations
 from pydantic import Field
 
 from openrouter_mcp.errors import ConfigurationError, NotAllowedError
-from openrouter_mcp.scopes import allowed_personas
+from openrouter_mcp.serving.scopes import allowed_personas
 from openrouter_mcp.state import AppState
 from openrouter_mcp.tools.registry import ToolInput, ToolOutput, ToolSpec, one_line_schema
 

@@ -14,9 +14,9 @@ from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.prompts.base import Prompt, UserMessage
 
-from openrouter_mcp.auth import current_identity
 from openrouter_mcp.errors import NotAllowedError
-from openrouter_mcp.personas import Persona, PersonasConfig
+from openrouter_mcp.routing.personas import Persona, PersonasConfig
+from openrouter_mcp.serving.auth import current_identity
 from openrouter_mcp.state import AppState
 
 

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
     from openrouter_mcp.__main__ import LazyAudit
-    from openrouter_mcp.auth import HashedTokenVerifier
+    from openrouter_mcp.serving.auth import HashedTokenVerifier
 
 logger = logging.getLogger("openrouter_mcp")
 
@@ -75,7 +75,7 @@ async def serve_http(
     import uvicorn
     from mcp.server.transport_security import TransportSecuritySettings
 
-    from openrouter_mcp.auth import AuthFailureReporter
+    from openrouter_mcp.serving.auth import AuthFailureReporter
 
     if not is_loopback(args.host) and verifier is None:
         logger.warning(

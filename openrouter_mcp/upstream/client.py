@@ -16,7 +16,6 @@ from pydantic import BaseModel, ValidationError
 
 from openrouter_mcp import __version__
 from openrouter_mcp.config import Settings
-from openrouter_mcp.error_envelope import error_from_body, rate_limit_headers, retry_after_seconds
 from openrouter_mcp.errors import (
     APIStatusError,
     ErrorInResponseError,
@@ -29,7 +28,8 @@ from openrouter_mcp.errors import (
     UpstreamTimeout,
     status_error_class,
 )
-from openrouter_mcp.models import (
+from openrouter_mcp.upstream.envelope import error_from_body, rate_limit_headers, retry_after_seconds
+from openrouter_mcp.upstream.models import (
     ChatChunk,
     ChatCompletion,
     CoinbaseCharge,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from openrouter_mcp.models import (
+from openrouter_mcp.upstream.models import (
     AssistantMessage,
     ChatChoice,
     ChatChunk,

@@ -36,7 +36,7 @@ from openrouter_mcp.errors import OpenRouterError
 
 if TYPE_CHECKING:
     # Type-only: the wire models are the heaviest import of the package, and start-up never needs them.
-    from openrouter_mcp.models import Model, ModelsPage, Provider
+    from openrouter_mcp.upstream.models import Model, ModelsPage, Provider
 
 logger = logging.getLogger(__name__)
 

@@ -13,11 +13,11 @@ from typing import Any, TypeVar
 from mcp.server.mcpserver import Context
 from pydantic import Field
 
-from openrouter_mcp import fallback
-from openrouter_mcp.budgets import check_budget
-from openrouter_mcp.personas import Persona
-from openrouter_mcp.routing import Route, RouteRequest, plan_route
-from openrouter_mcp.scopes import persona_for
+from openrouter_mcp.routing import fallback
+from openrouter_mcp.routing.budgets import check_budget
+from openrouter_mcp.routing.personas import Persona
+from openrouter_mcp.routing.plan import Route, RouteRequest, plan_route
+from openrouter_mcp.serving.scopes import persona_for
 from openrouter_mcp.state import AppState
 from openrouter_mcp.tools.registry import READ_ONLY, ToolInput, ToolOutput, ToolSpec, one_line_schema
 

@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Literal
 
-from openrouter_mcp.catalog import ModelEntry
 from openrouter_mcp.errors import (
     APIStatusError,
     BadRequestError,
@@ -32,7 +31,8 @@ from openrouter_mcp.errors import (
     RequestTimeoutError,
     TransportError,
 )
-from openrouter_mcp.personas import FallbackPolicy, Persona
+from openrouter_mcp.routing.personas import FallbackPolicy, Persona
+from openrouter_mcp.upstream.catalog import ModelEntry
 
 #: How many catalog models a persona's ranking contributes when none of its own models fit.
 RANKED_CANDIDATES = 6

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from openrouter_mcp.errors import BudgetExceededError
-from openrouter_mcp.personas import Persona
+from openrouter_mcp.routing.personas import Persona
 
 
 def day_start(now: float) -> float:

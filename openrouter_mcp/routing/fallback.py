@@ -17,8 +17,8 @@ from typing import Any, Generic, TypeVar
 import anyio
 
 from openrouter_mcp.errors import OpenRouterError, UpstreamConnectionError, status_error_class
-from openrouter_mcp.personas import Persona
-from openrouter_mcp.routing import Action, Cooldowns, Decision, Route, decide, native_groups
+from openrouter_mcp.routing.personas import Persona
+from openrouter_mcp.routing.plan import Action, Cooldowns, Decision, Route, decide, native_groups
 
 T = TypeVar("T")
 
