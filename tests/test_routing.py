@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -286,3 +288,14 @@ def test_a_short_retry_after_is_honoured_once_then_the_model_is_switched() -> No
     first = decide(error, "m/x", POLICY)
     assert first.action is Action.RETRY_SAME and first.wait == 1.5
     assert decide(error, "m/x", POLICY, retried=True).action is Action.SWITCH
+
+
+def test_the_routing_layer_imports_neither_mcp_nor_httpx() -> None:
+    modules = ["budgets", "cooldowns", "decisions", "fallback", "personas", "plan", "pricing"]
+    code = (
+        "import sys\n"
+        + "".join(f"import openrouter_mcp.routing.{name}\n" for name in modules)
+        + "print(sorted({m.split('.')[0] for m in sys.modules} & {'mcp', 'httpx', 'httpcore', 'sqlite3'}))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert done.stdout.strip() == "[]"
