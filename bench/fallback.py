@@ -66,8 +66,9 @@ from openrouter_mcp.routing import (
     fallback,
     personas,  # noqa: E402
 )
+from openrouter_mcp.routing.cooldowns import Cooldowns  # noqa: E402
 from openrouter_mcp.routing.personas import FallbackPolicy, Persona  # noqa: E402
-from openrouter_mcp.routing.plan import Candidate, Cooldowns, Route  # noqa: E402
+from openrouter_mcp.routing.plan import Candidate, Route  # noqa: E402
 from openrouter_mcp.simulator import Fault, Simulator, serve_in_thread  # noqa: E402
 
 PROMPT = [{"role": "user", "content": "Say hello to the fallback benchmark."}]
@@ -405,7 +406,7 @@ async def measure_decision(runs: int) -> dict[str, list[float]]:
             route = routes[key]
             started = time.perf_counter()
             record = fallback.RoutingRecord("bench", None, [c.model_id for c in route.candidates], [])
-            await fallback.run(route, persona, Cooldowns(), upstream, record)
+            await fallback.run_with_fallback(route, persona, Cooldowns(), upstream, record)
             samples[key].append(time.perf_counter() - started)
             if record.answered_by != ANSWER:
                 raise HarnessError(f"in-process {key}: answered by {record.answered_by}")

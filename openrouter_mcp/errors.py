@@ -2,11 +2,16 @@
 
 ```
 OpenRouterError
-├── ConfigurationError              our own set-up is wrong (no key, unreadable key file)
+├── ConfigurationError              our own set-up is wrong (no key, unreadable key file, bad audit path)
 │   ├── MissingApiKeyError
-│   └── AuditError                  the audit log cannot be opened or written
+│   └── AuditSetupError             the audit log's path or file is unusable (also an AuditError)
+├── PersonaError                    a personas file that cannot be used, or a persona name that names none
+├── AuditError                      the audit log cannot be written or read (disk full, locked too long)
+│   └── AuditSetupError             (drawn above: a configuration mistake, caught as either)
 ├── NotAllowedError                 our policy refuses the call (outside the persona's scope)
-│   └── BudgetExceededError         the persona's daily or monthly budget is spent
+│   ├── BudgetExceededError         the persona's daily or monthly budget is spent
+│   └── TooBusyError                the client already has as many calls running as allowed
+├── RoutingFailed                   no candidate model answered (takes the last error's kind; lists attempts)
 ├── TransportError                  no HTTP answer at all
 │   ├── UpstreamTimeout             connect/read/write/pool timeout
 │   └── UpstreamConnectionError     refused, reset, DNS, TLS
@@ -23,12 +28,17 @@ OpenRouterError
     ├── UnprocessableEntityError      422
     ├── RateLimitError                429
     ├── InternalServerError           500 (and any other 5xx we do not name)
-    ├── BadGatewayError               502  model down / invalid upstream response
-    ├── ServiceUnavailableError       503  no provider meets the routing requirements
-    ├── EdgeTimeoutError              524
-    ├── ProviderOverloadedError       529
+    │   ├── BadGatewayError             502  model down / invalid upstream response
+    │   ├── ServiceUnavailableError     503  no provider meets the routing requirements
+    │   ├── EdgeTimeoutError            524
+    │   └── ProviderOverloadedError     529
     ├── MidStreamError                HTTP 200 stream that ended with an error chunk
     └── ErrorInResponseError          HTTP 200 body that carries an error (finish_reason "error")
+```
+
+A storage fault (`AuditError`) is not the user's configuration mistake, so it is not a
+`ConfigurationError`; only `AuditSetupError` (a path that cannot be created, a file that is not our
+log, a newer schema) is both, so start-up and the audit CLI report it either way.
 ```
 
 httpx exceptions are translated into this tree only in `client.py`; everything above it sees these
@@ -37,11 +47,15 @@ classes. `status_error_class` is the single status -> class table.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from openrouter_mcp.routing.fallback import RoutingRecord
 
 __all__ = [
     "APIStatusError",
     "AuditError",
+    "AuditSetupError",
     "AuthenticationError",
     "BadGatewayError",
     "BadRequestError",
@@ -60,10 +74,13 @@ __all__ = [
     "PayloadTooLargeError",
     "PaymentRequiredError",
     "PermissionDeniedError",
+    "PersonaError",
     "ProviderOverloadedError",
     "RateLimitError",
     "RequestTimeoutError",
+    "RoutingFailed",
     "ServiceUnavailableError",
+    "TooBusyError",
     "TransportError",
     "UnprocessableEntityError",
     "UpstreamConnectionError",
@@ -107,12 +124,6 @@ class ConfigurationError(OpenRouterError):
     kind = "configuration"
 
 
-class AuditError(ConfigurationError):
-    """The audit log cannot be opened or written (bad path, newer schema, disk full, locked too long)."""
-
-    kind = "audit"
-
-
 class MissingApiKeyError(ConfigurationError):
     """The tool needs an OpenRouter API key and none is configured."""
 
@@ -126,6 +137,31 @@ class MissingApiKeyError(ConfigurationError):
         )
 
 
+class PersonaError(OpenRouterError):
+    """A personas file that cannot be used, or a persona name that names none; the message says how to fix it.
+
+    Not retryable: the same name or file fails the same way until someone changes it.
+    """
+
+    kind = "invalid_persona"
+
+
+class AuditError(OpenRouterError):
+    """The audit log cannot be written or read (disk full, another writer held the lock too long)."""
+
+    kind = "audit"
+
+
+class AuditSetupError(AuditError, ConfigurationError):
+    """The audit log's path or file is unusable: cannot be created, is not our log, or has a newer schema.
+
+    A configuration mistake, unlike a storage fault: it is both an `AuditError` (the audit CLI and the
+    request paths that open the log catch those) and a `ConfigurationError` (start-up reports those).
+    """
+
+    kind = "audit"
+
+
 class NotAllowedError(OpenRouterError):
     """The call is outside what this session's persona may do; nothing was sent upstream."""
 
@@ -136,6 +172,49 @@ class BudgetExceededError(NotAllowedError):
     """The persona has spent its budget for the period; nothing was sent upstream."""
 
     kind = "budget_exceeded"
+
+
+class TooBusyError(NotAllowedError):
+    """The user already has as many calls running as allowed; nothing was sent upstream."""
+
+    kind = "too_busy"
+    retryable = True
+    hint = "Wait for one of your running calls to finish, then retry."
+
+    def __init__(self, user: str, running: int, limit: int) -> None:
+        super().__init__(
+            f"Too many calls at once for {user!r}: {running} running, the limit is {limit} per client. "
+            "This call was not started; retry when one of the running calls finishes."
+        )
+        self.user = user
+        self.running = running
+        self.limit = limit
+
+
+class RoutingFailed(OpenRouterError):
+    """No candidate answered: carries the last upstream error and the full record of attempts.
+
+    Its `kind`, `retryable`, `hint` and `retry_after` are the last error's, so the caller learns what
+    finally went wrong; without one (no model fits) it is `no_model_fits`.
+    """
+
+    def __init__(self, message: str, record: RoutingRecord, last: OpenRouterError | None = None) -> None:
+        super().__init__(message)
+        self.record = record
+        self.last = last
+        self.kind = last.kind if last is not None else "no_model_fits"
+        self.retryable = last.retryable if last is not None else False
+        self.hint = last.hint if last is not None else None
+
+    @property
+    def retry_after(self) -> float | None:
+        return self.last.retry_after if self.last is not None else None
+
+    def payload(self) -> dict[str, Any]:
+        data = self.last.payload() if self.last is not None else super().payload()
+        data["message"] = self.message
+        data["routing"] = self.record.as_dict()
+        return data
 
 
 class TransportError(OpenRouterError):

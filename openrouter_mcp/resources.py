@@ -47,8 +47,8 @@ from mcp.types import (
 )
 
 from openrouter_mcp.errors import NotFoundError, OpenRouterError
+from openrouter_mcp.serving.scopes import allowed_personas
 from openrouter_mcp.state import AppState
-from openrouter_mcp.tools.usage import usage_summary
 from openrouter_mcp.upstream.catalog import ModelEntry
 
 if TYPE_CHECKING:
@@ -90,8 +90,12 @@ def register_resources(server: MCPServer[Any], *, bus: SubscriptionBus | None = 
         mime_type=JSON_MIME,
     )
     async def usage() -> str:
+        from openrouter_mcp.audit.usage import usage_summary  # the audit package loads SQLite: not at start-up
+
+        state = _state()
         try:
-            return _dumps(usage_summary(_state(), 30, None))
+            allowed = allowed_personas(state)
+            return _dumps(usage_summary(state.audit, days=30, persona=None, allowed=allowed, now=state.clock()))
         except OpenRouterError as exc:
             raise ResourceError(f"Could not read usage: {exc.message}") from exc
 

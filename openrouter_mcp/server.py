@@ -30,8 +30,12 @@ if TYPE_CHECKING:
 INSTRUCTIONS = (
     "Tools for the OpenRouter API: chat with any of hundreds of models (create_chat_completion, "
     "create_message), browse the model catalog (list_available_models with filters, list_model_endpoints), "
-    "and check account state (get_credits, get_current_key, get_generation). Catalog tools page their "
-    "results: follow `next_offset`. Browse the catalog as resources under openrouter://models."
+    "and check account state (get_credits, get_current_key, get_generation). Chat runs under a persona "
+    "(`persona` argument; the default one if omitted): it picks the models to try, bounds their price, "
+    "enforces its budget, and falls back to the next model when one fails; each answer's `routing` says which "
+    "model answered and why. route_request previews that choice without calling a model; get_usage reports calls "
+    "and USD spent by persona, model and day. Catalog tools page their results: follow `next_offset`. "
+    "Browse the catalog as resources under openrouter://models."
 )
 
 

@@ -17,8 +17,8 @@ import anyio
 
 from openrouter_mcp.config import Settings
 from openrouter_mcp.errors import ConfigurationError
+from openrouter_mcp.routing.cooldowns import Cooldowns
 from openrouter_mcp.routing.personas import PersonasConfig, builtin
-from openrouter_mcp.routing.plan import Cooldowns
 
 if TYPE_CHECKING:
     import httpx
@@ -83,7 +83,7 @@ class AppState:
         """The audit log, opened on first use when given as a function.
 
         Raises:
-            ConfigurationError: the log cannot be opened (the function's own error, e.g. `AuditError`).
+            AuditError: the log cannot be opened (`AuditSetupError`, also a `ConfigurationError`, for a bad path).
         """
         if callable(self._audit):
             self._audit = self._audit()

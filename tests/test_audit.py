@@ -24,6 +24,7 @@ from openrouter_mcp.audit import (
     PRIVACY_MODES,
     AuditError,
     AuditLog,
+    AuditSetupError,
     CallRecord,
     canonical_json,
     default_audit_path,
@@ -580,6 +581,27 @@ def test_a_log_locked_past_the_busy_timeout_fails_clearly_instead_of_hanging(db:
         with pytest.raises(AuditError, match="database is locked"):
             AuditLog(db, busy_timeout=0.05)
         holder.execute("ROLLBACK")
+
+
+def test_a_locked_log_is_a_storage_fault_not_a_configuration_mistake(db: Path) -> None:
+    db.parent.mkdir()
+    with raw(db) as holder:
+        holder.execute("CREATE TABLE other (x)")
+        holder.commit()
+        holder.execute("BEGIN")
+        holder.execute("SELECT COUNT(*) FROM other").fetchall()
+        with pytest.raises(AuditError) as caught:
+            AuditLog(db, busy_timeout=0.05)
+        holder.execute("ROLLBACK")
+    assert not isinstance(caught.value, ConfigurationError)
+
+
+def test_a_file_that_is_not_a_database_is_a_configuration_mistake_and_an_audit_error(tmp_path: Path) -> None:
+    junk = tmp_path / "junk.sqlite3"
+    junk.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(AuditSetupError) as caught:
+        AuditLog(junk)
+    assert isinstance(caught.value, ConfigurationError) and isinstance(caught.value, AuditError)
 
 
 # --- the command line ----------------------------------------------------------------------------

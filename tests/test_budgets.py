@@ -53,3 +53,26 @@ def test_the_monthly_budget_is_checked_from_the_first_of_the_month() -> None:
 
 def test_no_budget_means_no_query() -> None:
     check_budget(Persona(name="p"), lambda since: pytest.fail("queried spend without a budget"), 0.0)
+
+
+def test_without_a_spend_record_nothing_is_counted_against_the_budget() -> None:
+    # The audit log is off: no spending is recorded, so no budget can be exhausted.
+    check_budget(Persona(name="p", budget=Budget(daily=0.0)), None, at("2026-11-26T12:00:00"))
+
+
+def test_a_persona_without_a_budget_never_queries_its_spending() -> None:
+    def spent_since(start: float) -> float:
+        raise AssertionError("queried the spend of a persona that has no budget")
+
+    check_budget(Persona(name="p"), spent_since, at("2026-11-26T12:00:00"))
+
+
+def test_only_the_budgeted_periods_are_queried() -> None:
+    asked: list[float] = []
+
+    def spent_since(start: float) -> float:
+        asked.append(start)
+        return 0.0
+
+    check_budget(Persona(name="p", budget=Budget(monthly=5.0)), spent_since, at("2026-11-26T12:00:00"))
+    assert asked == [at("2026-11-01T00:00:00")]

@@ -205,3 +205,61 @@ async def test_calls_that_need_a_key_fail_before_sending_when_none_is_set() -> N
     assert sent == []
     await client.list_providers()
     assert "authorization" not in sent[0].headers
+
+
+def _tree_classes() -> set[str]:
+    """Class names drawn in the module docstring's tree."""
+    assert errors.__doc__ is not None
+    drawing = errors.__doc__.split("```")[1]
+    return {line.lstrip("│├└─ ").split()[0] for line in drawing.strip().splitlines()}
+
+
+def test_every_exception_class_in_the_module_is_drawn_in_its_tree() -> None:
+    defined = {
+        name
+        for name, value in vars(errors).items()
+        if isinstance(value, type) and issubclass(value, errors.OpenRouterError) and value.__module__ == errors.__name__
+    }
+    assert defined == _tree_classes()
+    assert defined <= set(errors.__all__)
+
+
+def test_the_tree_drawing_nests_each_class_under_its_real_parent() -> None:
+    assert errors.__doc__ is not None
+    stack: list[tuple[int, str]] = []
+    for line in errors.__doc__.split("```")[1].strip().splitlines():
+        name = line.lstrip("│├└─ ").split()[0]
+        depth = len(line) - len(line.lstrip("│├└─ "))
+        while stack and stack[-1][0] >= depth:
+            stack.pop()
+        if stack:
+            assert issubclass(getattr(errors, name), getattr(errors, stack[-1][1])), (name, stack[-1][1])
+        stack.append((depth, name))
+
+
+def test_a_storage_fault_in_the_audit_log_is_not_a_configuration_error() -> None:
+    assert not issubclass(errors.AuditError, errors.ConfigurationError)
+    # A bad path or a foreign file is a configuration mistake, and still caught as an audit error.
+    assert issubclass(errors.AuditSetupError, errors.AuditError)
+    assert issubclass(errors.AuditSetupError, errors.ConfigurationError)
+
+
+def test_a_persona_error_is_a_clear_non_retryable_error_of_the_tree() -> None:
+    from openrouter_mcp.routing.personas import PersonaError
+
+    assert PersonaError is errors.PersonaError
+    error = PersonaError("unknown persona 'ghost'; available: default")
+    assert not isinstance(error, ValueError)
+    assert error.payload() == {
+        "error": "invalid_persona",
+        "message": "unknown persona 'ghost'; available: default",
+        "retryable": False,
+    }
+
+
+def test_too_busy_and_routing_failed_are_defined_once_in_the_tree() -> None:
+    from openrouter_mcp.routing import fallback
+    from openrouter_mcp.serving import limits
+
+    assert limits.TooBusyError is errors.TooBusyError and issubclass(errors.TooBusyError, errors.NotAllowedError)
+    assert fallback.RoutingFailed is errors.RoutingFailed

@@ -196,6 +196,14 @@ async def test_an_unknown_persona_is_a_clear_error(routed: Client, sim: Simulato
     assert sim.count("/chat/completions") == 0
 
 
+async def test_an_unknown_persona_is_reported_as_an_invalid_persona_not_worth_retrying(routed: Client) -> None:
+    result = await chat(routed, persona="ghost")
+    assert text(result).startswith("create_chat_completion failed: invalid_persona: unknown persona 'ghost'")
+    assert "Do not retry unchanged." in text(result)
+    payload = error_payload(result)
+    assert payload["error"] == "invalid_persona" and payload["retryable"] is False
+
+
 async def test_route_request_explains_the_choice_without_calling_a_model(routed: Client, sim: Simulator) -> None:
     result = out(await routed.call_tool("route_request", {"persona": "frugal", "model": "openai/gpt-4o"}))
     assert [c["model"] for c in result["candidates"]][:2] == ["openai/gpt-4o-mini", "meta-llama/llama-3.3-70b-instruct"]

@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from typing import Any
 
 import pytest
 
 from openrouter_mcp import errors
+from openrouter_mcp.routing.cooldowns import ACCOUNT, FREE_TIER, Cooldowns
+from openrouter_mcp.routing.decisions import Action, decide
+from openrouter_mcp.routing.fallback import native_groups
 from openrouter_mcp.routing.personas import FallbackPolicy, Persona, PriceCeiling, ProviderSettings, Requirements
-from openrouter_mcp.routing.plan import (
-    ACCOUNT,
-    FREE_TIER,
-    Action,
-    Cooldowns,
-    RouteRequest,
-    decide,
-    native_groups,
-    plan_route,
-)
+from openrouter_mcp.routing.plan import RouteRequest, plan_candidates
 from openrouter_mcp.upstream.catalog import ModelEntry
 from openrouter_mcp.upstream.models import Model
 
@@ -75,19 +71,19 @@ def ids(route: Any) -> list[str]:
 
 def test_requested_model_then_task_then_general_preferences() -> None:
     persona = Persona(name="p", models=["c/mid", "a/cheap"], tasks={"code": ["b/smart"]})
-    route = plan_route(persona, RouteRequest(requested_model="e/vision", task="code"), CATALOG)
+    route = plan_candidates(persona, RouteRequest(requested_model="e/vision", task="code"), CATALOG)
     assert ids(route)[:4] == ["e/vision", "b/smart", "c/mid", "a/cheap"]
     assert route.candidates[0].why == "requested"
     assert route.candidates[1].why == "persona preference #1 for task 'code'"
 
 
 def test_the_callers_own_fallbacks_follow_the_requested_model() -> None:
-    route = plan_route(Persona(), RouteRequest(requested_model="c/mid", fallback_models=("a/cheap",)), CATALOG)
+    route = plan_candidates(Persona(), RouteRequest(requested_model="c/mid", fallback_models=("a/cheap",)), CATALOG)
     assert ids(route)[:2] == ["c/mid", "a/cheap"] and route.candidates[1].why == "caller fallback #1"
 
 
 def test_ranked_extras_are_never_pricier_than_the_first_candidate() -> None:
-    route = plan_route(Persona(rank_by=["intelligence"]), RouteRequest(requested_model="c/mid"), CATALOG)
+    route = plan_candidates(Persona(rank_by=["intelligence"]), RouteRequest(requested_model="c/mid"), CATALOG)
     assert ids(route)[0] == "c/mid" and len(route.candidates) > 1
     primary = route.candidates[0]
     for extra in route.candidates[1:]:
@@ -98,7 +94,7 @@ def test_ranked_extras_are_never_pricier_than_the_first_candidate() -> None:
 
 
 def test_with_no_model_named_and_no_price_bound_openrouters_default_answers() -> None:
-    route = plan_route(Persona(rank_by=["intelligence"]), RouteRequest(), CATALOG)
+    route = plan_candidates(Persona(rank_by=["intelligence"]), RouteRequest(), CATALOG)
     assert route.openrouter_default and route.candidates == []
 
 
@@ -144,7 +140,7 @@ def test_with_no_model_named_and_no_price_bound_openrouters_default_answers() ->
 def test_each_filter_excludes_with_its_reason(
     request_: RouteRequest, persona: Persona, model: str, reason: str
 ) -> None:
-    route = plan_route(persona, request_, CATALOG, zdr_models=frozenset({"a/cheap"}))
+    route = plan_candidates(persona, request_, CATALOG, zdr_models=frozenset({"a/cheap"}))
     assert model not in ids(route)
     assert [(x.model_id, x.reason) for x in route.exclusions] == [(model, reason)]
     assert route.exclusions[0].detail
@@ -152,16 +148,18 @@ def test_each_filter_excludes_with_its_reason(
 
 def test_when_no_preference_fits_the_catalog_is_ranked_by_strengths() -> None:
     persona = Persona(models=["d/notools"], rank_by=["intelligence"])
-    route = plan_route(persona, RouteRequest(needs_tools=True), CATALOG)
+    route = plan_candidates(persona, RouteRequest(needs_tools=True), CATALOG)
     assert ids(route)[:3] == ["b/smart", "c/mid", "e/vision"]
     assert all(c.why == "ranked by intelligence" for c in route.candidates)
-    cheap_first = plan_route(Persona(rank_by=["cheap"], max_price=PriceCeiling(prompt=100)), RouteRequest(), CATALOG)
+    cheap_first = plan_candidates(
+        Persona(rank_by=["cheap"], max_price=PriceCeiling(prompt=100)), RouteRequest(), CATALOG
+    )
     assert ids(cheap_first)[0] == "g/free:free"
 
 
 def test_the_price_ceiling_holds_for_every_ranked_fallback() -> None:
     persona = Persona(max_price=PriceCeiling(prompt=1.0, completion=2.0), rank_by=["intelligence"])
-    route = plan_route(persona, RouteRequest(), CATALOG)
+    route = plan_candidates(persona, RouteRequest(), CATALOG)
     assert "b/smart" not in ids(route) and route.candidates
     assert all((c.prompt_per_m or 0) <= 1.0 and (c.completion_per_m or 0) <= 2.0 for c in route.candidates)
     assert route.ranked_out["over_price_ceiling"] == 1
@@ -169,14 +167,14 @@ def test_the_price_ceiling_holds_for_every_ranked_fallback() -> None:
 
 def test_a_requested_model_over_the_ceiling_is_refused_not_silently_used() -> None:
     persona = Persona(models=["a/cheap"], max_price=PriceCeiling(prompt=1.0))
-    route = plan_route(persona, RouteRequest(requested_model="b/smart"), CATALOG)
+    route = plan_candidates(persona, RouteRequest(requested_model="b/smart"), CATALOG)
     assert ids(route)[0] == "a/cheap" and "b/smart" not in ids(route)
     assert route.exclusions[0].model_id == "b/smart" and route.exclusions[0].reason == "over_price_ceiling"
 
 
 def test_unknown_prices_are_excluded_when_a_ceiling_is_set() -> None:
     router = entry("openrouter/auto", prompt="-1", completion="-1")
-    route = plan_route(
+    route = plan_candidates(
         Persona(models=["openrouter/auto"], max_price=PriceCeiling(prompt=5)), RouteRequest(), catalog(router)
     )
     assert route.exclusions[0].reason == "price_unknown"
@@ -188,12 +186,12 @@ def test_cooling_models_are_skipped_until_the_cooldown_expires() -> None:
     policy = FallbackPolicy(cooldown_seconds=30)
     persona = Persona(models=["b/smart", "c/mid"], rank_by=[])
     assert cooldowns.fail("b/smart", policy, retry_after=10) == 30
-    route = plan_route(persona, RouteRequest(), CATALOG, cooldowns=cooldowns)
+    route = plan_candidates(persona, RouteRequest(), CATALOG, cooldowns=cooldowns)
     assert ids(route) == ["c/mid"] and route.exclusions[0].reason == "cooling_down"
     clock.now += 29
-    assert ids(plan_route(persona, RouteRequest(), CATALOG, cooldowns=cooldowns)) == ["c/mid"]
+    assert ids(plan_candidates(persona, RouteRequest(), CATALOG, cooldowns=cooldowns)) == ["c/mid"]
     clock.now += 2
-    assert ids(plan_route(persona, RouteRequest(), CATALOG, cooldowns=cooldowns)) == ["b/smart", "c/mid"]
+    assert ids(plan_candidates(persona, RouteRequest(), CATALOG, cooldowns=cooldowns)) == ["b/smart", "c/mid"]
 
 
 def test_repeat_failures_back_off_and_a_long_retry_after_wins() -> None:
@@ -221,7 +219,9 @@ def test_a_free_tier_limit_cools_every_free_model_but_no_paid_one() -> None:
 
 
 def test_candidates_are_grouped_by_three_for_openrouters_native_fallbacks() -> None:
-    route = plan_route(Persona(rank_by=["intelligence"], max_price=PriceCeiling(prompt=100)), RouteRequest(), CATALOG)
+    route = plan_candidates(
+        Persona(rank_by=["intelligence"], max_price=PriceCeiling(prompt=100)), RouteRequest(), CATALOG
+    )
     groups = native_groups(route.candidates)
     assert [len(g) for g in groups] == [3, 3]
 
@@ -288,3 +288,14 @@ def test_a_short_retry_after_is_honoured_once_then_the_model_is_switched() -> No
     first = decide(error, "m/x", POLICY)
     assert first.action is Action.RETRY_SAME and first.wait == 1.5
     assert decide(error, "m/x", POLICY, retried=True).action is Action.SWITCH
+
+
+def test_the_routing_layer_imports_neither_mcp_nor_httpx() -> None:
+    modules = ["budgets", "cooldowns", "decisions", "fallback", "personas", "plan", "pricing"]
+    code = (
+        "import sys\n"
+        + "".join(f"import openrouter_mcp.routing.{name}\n" for name in modules)
+        + "print(sorted({m.split('.')[0] for m in sys.modules} & {'mcp', 'httpx', 'httpcore', 'sqlite3'}))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert done.stdout.strip() == "[]"

@@ -20,12 +20,13 @@ than guessed at.
 
 from openrouter_mcp.audit.log import PRIVACY_MODES, AuditLog, CallRecord, UsageSummary, canonical_json
 from openrouter_mcp.config import default_audit_path
-from openrouter_mcp.errors import AuditError
+from openrouter_mcp.errors import AuditError, AuditSetupError
 from openrouter_mcp.routing.personas import Privacy
 
 __all__ = [
     "PRIVACY_MODES",
     "AuditError",
+    "AuditSetupError",
     "AuditLog",
     "CallRecord",
     "Privacy",

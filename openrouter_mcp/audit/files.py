@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from openrouter_mcp.errors import AuditError
+from openrouter_mcp.errors import AuditSetupError
 
 
 def create_private(path: Path) -> None:
@@ -31,14 +31,14 @@ def create_private(path: Path) -> None:
                 os.close(fd)
         tighten(path)
     except OSError as exc:
-        raise AuditError(f"cannot create the audit log {path}: {exc.strerror or exc}") from None
+        raise AuditSetupError(f"cannot create the audit log {path}: {exc.strerror or exc}") from None
 
 
 def tighten(path: Path) -> None:
     """Take group and other permissions off the database and its companions, where an older file has them.
 
     Raises:
-        AuditError: a file is not ours to change.
+        AuditSetupError: a file is not ours to change.
     """
     for companion in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
         try:
@@ -48,4 +48,4 @@ def tighten(path: Path) -> None:
         except FileNotFoundError:
             continue
         except OSError as exc:
-            raise AuditError(f"cannot make the audit log {companion} private: {exc.strerror or exc}") from None
+            raise AuditSetupError(f"cannot make the audit log {companion} private: {exc.strerror or exc}") from None

@@ -25,7 +25,7 @@ from openrouter_mcp.audit.schema import (
     row_as_dict,
 )
 from openrouter_mcp.config import AUDIT_DB_ENV
-from openrouter_mcp.errors import AuditError
+from openrouter_mcp.errors import AuditError, AuditSetupError
 from openrouter_mcp.routing.personas import Privacy
 
 PRIVACY_MODES: tuple[Privacy, ...] = get_args(Privacy)
@@ -102,8 +102,9 @@ class AuditLog:
         `busy_timeout` is how long a write waits for another process's write before failing.
 
         Raises:
-            AuditError: the path cannot be created or opened, is not an openrouter-mcp audit log,
-                or was written by a newer openrouter-mcp.
+            AuditSetupError: the path cannot be created or opened, is not an openrouter-mcp audit log,
+                or was written by a newer openrouter-mcp (a configuration mistake).
+            AuditError: the file is locked past `busy_timeout` (a storage fault).
         """
         self.path = Path(path)
         self.privacy: Privacy = _checked_privacy(privacy)
@@ -115,7 +116,7 @@ class AuditLog:
             # execute() returns. Shared across threads, serialised by self._lock.
             self._db = sqlite3.connect(self.path, timeout=busy_timeout, isolation_level=None, check_same_thread=False)
         except sqlite3.Error as exc:
-            raise AuditError(f"cannot open the audit log {self.path}: {exc}") from None
+            raise AuditSetupError(f"cannot open the audit log {self.path}: {exc}") from None
         try:
             self._db.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
             self._enable_wal(busy_timeout)
@@ -124,7 +125,9 @@ class AuditLog:
             tighten(self.path)  # -wal and -shm exist now
         except sqlite3.Error as exc:
             self._db.close()
-            raise AuditError(f"cannot use the audit log {self.path}: {exc}") from None
+            # A file that is not a database is the wrong path; anything else (locked too long) is a fault.
+            fault = AuditSetupError if exc.sqlite_errorcode == sqlite3.SQLITE_NOTADB else AuditError
+            raise fault(f"cannot use the audit log {self.path}: {exc}") from None
         except BaseException:
             self._db.close()
             raise
@@ -133,7 +136,7 @@ class AuditLog:
         """Switch a new file to WAL (the mode persists in the file, so later opens find it set).
 
         Raises:
-            AuditError: the file system cannot do WAL (a network share, typically).
+            AuditSetupError: the file system cannot do WAL (a network share, typically).
         """
         if self._db.execute("PRAGMA journal_mode").fetchone()[0] == "wal":
             return
@@ -150,7 +153,9 @@ class AuditLog:
                     raise
                 time.sleep(0.002)
         if str(mode).lower() != "wal":
-            raise AuditError(f"the audit log {self.path} cannot use WAL mode (got {mode!r}); put it on a local disk")
+            raise AuditSetupError(
+                f"the audit log {self.path} cannot use WAL mode (got {mode!r}); put it on a local disk"
+            )
 
     def _migrate(self) -> None:
         version = self._version()
@@ -173,10 +178,10 @@ class AuditLog:
     def _version(self) -> int:
         application_id = int(self._db.execute("PRAGMA application_id").fetchone()[0])
         if application_id not in (0, APPLICATION_ID):
-            raise AuditError(f"{self.path} is an SQLite database but not an openrouter-mcp audit log")
+            raise AuditSetupError(f"{self.path} is an SQLite database but not an openrouter-mcp audit log")
         version = int(self._db.execute("PRAGMA user_version").fetchone()[0])
         if version > self.SCHEMA_VERSION:
-            raise AuditError(
+            raise AuditSetupError(
                 f"the audit log {self.path} was written by a newer openrouter-mcp (schema v{version}; this "
                 f"version reads up to v{self.SCHEMA_VERSION}): upgrade openrouter-mcp, or point "
                 f"{AUDIT_DB_ENV} at another file"
@@ -347,7 +352,7 @@ class AuditLog:
 
 def _checked_privacy(mode: str) -> Privacy:
     if mode not in PRIVACY_MODES:
-        raise AuditError(f"unknown audit privacy {mode!r}: use one of {', '.join(PRIVACY_MODES)}")
+        raise AuditSetupError(f"unknown audit privacy {mode!r}: use one of {', '.join(PRIVACY_MODES)}")
     return mode
 
 

@@ -32,13 +32,19 @@ def next_month_start(now: float) -> float:
     return moment.replace(year=year, month=month).timestamp()
 
 
-def check_budget(persona: Persona, spent_since: Callable[[float], float], now: float) -> None:
+def check_budget(persona: Persona, spent_since: Callable[[float], float] | None, now: float) -> None:
     """Refuse the call when the persona's daily or monthly budget is already spent.
+
+    `spent_since(start)` is the USD recorded since `start`; None when nothing records spending (the audit
+    log is off), so there is nothing to count against. It is asked only for the periods the persona
+    budgets, so a persona without a budget costs no query.
 
     Raises:
         BudgetExceededError: naming the budget, what was spent, and when it resets.
     """
     budget = persona.budget
+    if spent_since is None or (budget.daily is None and budget.monthly is None):
+        return
     periods = (
         ("daily", budget.daily, day_start(now), day_start(now) + 86_400),
         ("monthly", budget.monthly, month_start(now), next_month_start(now)),

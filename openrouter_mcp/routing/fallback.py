@@ -1,26 +1,61 @@
 """Running one request across its candidate models until one answers, and recording what happened.
 
-Candidates go upstream in groups of up to three through OpenRouter's native `models` array, so
-OpenRouter fails over within a group in a single round trip (the cheap path); we fall back across
-groups ourselves. After each failure `routing.decide` says whether to retry the same group, switch
-to the next one or stop, and failed models cool down so later requests skip them. Bounded by the
-persona's attempt budget and deadline. No mcp or httpx here: the upstream call is passed in.
+Candidates go upstream in groups of up to three through OpenRouter's native `models` array
+(`native_groups`, `group_body`), so OpenRouter fails over within a group in a single round trip (the
+cheap path); `run_with_fallback` falls back across groups itself. After each failure
+`decisions.decide` says whether to retry the same group, switch to the next one or stop, and failed
+models cool down so later requests skip them. Bounded by the persona's attempt budget and deadline.
+No mcp or httpx here: the upstream call is passed in.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
 import anyio
 
-from openrouter_mcp.errors import OpenRouterError, UpstreamConnectionError, status_error_class
+from openrouter_mcp.errors import OpenRouterError, RoutingFailed, UpstreamConnectionError, status_error_class
+from openrouter_mcp.routing.cooldowns import Cooldowns
+from openrouter_mcp.routing.decisions import Action, Decision, decide
 from openrouter_mcp.routing.personas import Persona
-from openrouter_mcp.routing.plan import Action, Cooldowns, Decision, Route, decide, native_groups
+from openrouter_mcp.routing.plan import Candidate, Route
+
+__all__ = [
+    "NATIVE_GROUP",
+    "Attempt",
+    "RoutingFailed",
+    "RoutingRecord",
+    "Upstream",
+    "group_body",
+    "native_groups",
+    "run_with_fallback",
+]
 
 T = TypeVar("T")
+
+#: OpenRouter's cap on the native `models` fallback array.
+NATIVE_GROUP = 3
+
+
+def native_groups(candidates: list[Candidate]) -> list[list[Candidate]]:
+    """Candidates in groups OpenRouter can fail over within, via its native `models` array (≤ 3)."""
+    return [candidates[i : i + NATIVE_GROUP] for i in range(0, len(candidates), NATIVE_GROUP)]
+
+
+def group_body(body: Mapping[str, Any], models: list[str]) -> dict[str, Any]:
+    """`body` aimed at one group: the first model as `model`, the rest as OpenRouter's native `models`.
+
+    With no models, neither is sent: OpenRouter's account default model answers.
+    """
+    aimed = {key: value for key, value in body.items() if key not in ("model", "models")}
+    if models:
+        aimed["model"] = models[0]
+    if len(models) > 1:
+        aimed["models"] = models[1:]
+    return aimed
 
 
 @dataclass
@@ -28,10 +63,13 @@ class Attempt:
     """One model's part in one upstream call."""
 
     model: str
-    outcome: str  # "answered", "failed", or "skipped by OpenRouter" when another model in its group answered
+    #: "failed" also for a model OpenRouter passed over within its group before another answered
+    #: (with the status OpenRouter reported for it, when it did).
+    outcome: Literal["answered", "failed"]
     status: int | None = None
     error_type: str | None = None
     latency_ms: float | None = None
+    #: After a failure, the `decisions.Action` value: "retry_same_model", "switch_model" or "fail".
     decision: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
@@ -50,6 +88,16 @@ class RoutingRecord:
     upstream_calls: int = 0
     answered_by: str | None = None
 
+    @classmethod
+    def for_route(cls, route: Route) -> RoutingRecord:
+        """An empty record of `route`: its candidates and exclusions, no attempts yet."""
+        return cls(
+            persona=route.persona,
+            task=route.task,
+            candidates=[c.model_id for c in route.candidates],
+            exclusions=[{"model": x.model_id, "reason": x.reason, "detail": x.detail} for x in route.exclusions],
+        )
+
     @property
     def fallback_used(self) -> bool:
         return bool(self.answered_by) and bool(self.candidates) and self.answered_by != self.candidates[0]
@@ -67,51 +115,41 @@ class RoutingRecord:
         }
 
 
-class RoutingFailed(OpenRouterError):
-    """No candidate answered: carries the last upstream error and the full record of attempts."""
-
-    def __init__(self, message: str, record: RoutingRecord, last: OpenRouterError | None = None) -> None:
-        super().__init__(message)
-        self.record = record
-        self.last = last
-        self.kind = last.kind if last is not None else "no_model_fits"
-        self.retryable = last.retryable if last is not None else False
-        self.hint = last.hint if last is not None else None
-
-    @property
-    def retry_after(self) -> float | None:
-        return self.last.retry_after if self.last is not None else None
-
-    def payload(self) -> dict[str, Any]:
-        data = self.last.payload() if self.last is not None else super().payload()
-        data["message"] = self.message
-        data["routing"] = self.record.as_dict()
-        return data
-
-
 @dataclass
 class Upstream(Generic[T]):
     """How to make the call and read its answer, supplied by the tool."""
 
+    #: Sends the request to one group of models (`group_body`); an empty list means OpenRouter's default model.
     call: Callable[[list[str]], Awaitable[T]]
     served_model: Callable[[T], str]
     #: Per-model attempts OpenRouter reports in `openrouter_metadata.attempts` (model, status), if any.
     router_attempts: Callable[[T], list[dict[str, Any]]]
 
 
-async def run(
+async def run_with_fallback(
     route: Route,
     persona: Persona,
     cooldowns: Cooldowns,
     upstream: Upstream[T],
     record: RoutingRecord,
 ) -> T:
-    """Try `route`'s candidates in groups until one answers.
+    """Try `route`'s candidates in groups until one answers; `record` tells every attempt.
+
+    A route to OpenRouter's default model (nothing named a model and nothing bounds its price) is one
+    call with no model at all.
 
     Raises:
-        RoutingFailed: every candidate failed, a request error made trying others pointless, or the
-            attempt budget or deadline ran out; `record` lists every attempt either way.
+        RoutingFailed: no candidate fits, every candidate failed, a request error made trying others
+            pointless, or the attempt budget or deadline ran out; `record` lists every attempt either way.
+        OpenRouterError: the one call to OpenRouter's default model failed.
     """
+    if route.openrouter_default:
+        result = await upstream.call([])
+        record.upstream_calls = 1
+        record.answered_by = upstream.served_model(result)
+        return result
+    if not route.candidates:
+        raise RoutingFailed("no candidate model fits this request; see routing.exclusions", record)
     policy = persona.fallback
     last: OpenRouterError | None = None
     queue = [c.model_id for c in route.candidates]

@@ -20,16 +20,15 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+# Defined in the one exception tree; importable from here, where it is raised.
+from openrouter_mcp.errors import PersonaError as PersonaError
+
 DEFAULT_PERSONAS_PATH = Path("~/.config/openrouter-mcp/personas.toml")
 PERSONAS_ENV = "OPENROUTER_MCP_PERSONAS"
 EXAMPLE_PATH = Path(__file__).with_name("personas.example.toml")
 
 #: Strengths a persona can rank catalog models by; the first three are Artificial Analysis indexes.
 Strength = Literal["intelligence", "coding", "agentic", "cheap", "context"]
-
-
-class PersonaError(ValueError):
-    """A personas file that cannot be used, with a message that says exactly why and how to fix it."""
 
 
 class _Strict(BaseModel):

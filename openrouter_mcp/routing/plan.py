@@ -1,48 +1,25 @@
-"""Which models may answer a request, in what order, and what to do when one fails.
+"""Which models may answer a request, and in what order: the candidates, and why every other one is out.
 
-Pure and fast: no mcp, no httpx, no I/O. `plan_route` turns a persona, a request and the catalog
-into ordered candidates plus a reason for every model it left out; `decide` maps a failure to
-retry-the-same-model, switch-model or fail-fast; `Cooldowns` remembers failed models (and limits
-that several models share) so later requests skip them until they recover.
+Pure and fast: no mcp, no httpx, no I/O. `plan_candidates` turns a persona, a request and the catalog
+into ordered candidates plus a reason for every model it left out. What happens when a candidate
+fails is `decisions.py`; which models are cooling down is `cooldowns.py`; trying the candidates in
+turn is `fallback.py`.
 """
 
 from __future__ import annotations
 
 import difflib
 import math
-import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from enum import Enum
 from typing import Literal
 
-from openrouter_mcp.errors import (
-    APIStatusError,
-    BadRequestError,
-    ConfigurationError,
-    ErrorInResponseError,
-    InternalServerError,
-    MalformedResponseError,
-    MidStreamError,
-    NotFoundError,
-    OpenRouterError,
-    PermissionDeniedError,
-    RateLimitError,
-    RequestTimeoutError,
-    TransportError,
-)
-from openrouter_mcp.routing.personas import FallbackPolicy, Persona
+from openrouter_mcp.routing.cooldowns import Cooldowns
+from openrouter_mcp.routing.personas import Persona
 from openrouter_mcp.upstream.catalog import ModelEntry
 
 #: How many catalog models a persona's ranking contributes when none of its own models fit.
 RANKED_CANDIDATES = 6
-#: OpenRouter's cap on the native `models` fallback array.
-NATIVE_GROUP = 3
-
-#: A limit shared by every `:free` model (OpenRouter's free-tier request caps).
-FREE_TIER = "limit:free-tier"
-#: OpenRouter's own account-wide limit on a paid model: every model shares it.
-ACCOUNT = "limit:account"
 
 ExclusionReason = Literal[
     "not_in_catalog",
@@ -56,23 +33,6 @@ ExclusionReason = Literal[
     "excluded_by_privacy",
     "pricier_than_primary",
 ]
-
-#: Availability codes that mean "this model cannot serve this request": another model might.
-_MODEL_SCOPED_AVAILABILITY = {
-    "model_not_found",
-    "wrong_endpoint",
-    "no_endpoints",
-    "model_deprecated",
-    "model_unavailable_upstream",
-    "capacity_exhausted",
-    "temporarily_unavailable",
-    "region_restricted",
-    "privacy_restricted",
-    "constraint_filtered",
-    "free_variant_ended",
-}
-#: Error types of a 400 that depend on the model, not on the request.
-_MODEL_SCOPED_400 = {"context_length_exceeded", "max_tokens_exceeded", "token_limit_exceeded"}
 
 
 @dataclass(frozen=True)
@@ -117,64 +77,7 @@ class Route:
     openrouter_default: bool = False
 
 
-class Cooldowns:
-    """Failed models (and shared limits) with the time they may be tried again.
-
-    A repeat failure doubles the cooldown, up to the policy's cap; `Retry-After` wins when longer.
-    A success clears the record.
-    """
-
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
-        self._clock = clock
-        self._until: dict[str, float] = {}
-        self._strikes: dict[str, int] = {}
-
-    def now(self) -> float:
-        return self._clock()
-
-    def fail(self, key: str, policy: FallbackPolicy, retry_after: float | None = None) -> float:
-        """Record a failure of `key`; returns the seconds it now cools down for."""
-        strikes = self._strikes.get(key, 0) + 1
-        self._strikes[key] = strikes
-        # The exponent is capped: 2**30 already exceeds any sane cap, and 2.0**1024 overflows.
-        backoff: float = min(policy.cooldown_seconds * 2.0 ** min(strikes - 1, 30), policy.max_cooldown_seconds)
-        seconds = max(backoff, retry_after or 0.0)
-        self._until[key] = self._clock() + seconds
-        return seconds
-
-    def succeed(self, key: str) -> None:
-        self._until.pop(key, None)
-        self._strikes.pop(key, None)
-
-    def remaining(self, key: str) -> float:
-        """Seconds left in `key`'s cooldown (0 when it may be used)."""
-        until = self._until.get(key)
-        if until is None:
-            return 0.0
-        left = until - self._clock()
-        if left <= 0:
-            # Expired: forget the deadline but keep the strikes, so a relapse backs off further.
-            del self._until[key]
-            return 0.0
-        return left
-
-    def blocking(self, model_id: str) -> tuple[str, float] | None:
-        """The cooldown (key, seconds left) that keeps `model_id` from being tried, if any."""
-        if not self._until:
-            return None  # the common case, checked for every catalog model while ranking
-        for key in shared_limits(model_id) + [model_id]:
-            left = self.remaining(key)
-            if left > 0:
-                return key, left
-        return None
-
-
-def shared_limits(model_id: str) -> list[str]:
-    """The limits a model shares with others (checked before its own cooldown)."""
-    return [ACCOUNT, FREE_TIER] if model_id.endswith(":free") else [ACCOUNT]
-
-
-def plan_route(
+def plan_candidates(
     persona: Persona,
     request: RouteRequest,
     catalog: Mapping[str, ModelEntry],
@@ -342,73 +245,3 @@ def _strength_key(entry: ModelEntry, strengths: Iterable[str]) -> tuple[float, .
         elif strength == "context":
             key.append(float(entry.context_length or 0))
     return tuple(key)
-
-
-def native_groups(candidates: list[Candidate]) -> list[list[Candidate]]:
-    """Candidates in groups OpenRouter can fail over within, via its native `models` array (≤ 3)."""
-    return [candidates[i : i + NATIVE_GROUP] for i in range(0, len(candidates), NATIVE_GROUP)]
-
-
-class Action(Enum):
-    RETRY_SAME = "retry_same_model"
-    SWITCH = "switch_model"
-    FAIL = "fail"
-
-
-@dataclass(frozen=True)
-class Decision:
-    action: Action
-    #: Limits to cool down: model ids, FREE_TIER or ACCOUNT.
-    cool: tuple[str, ...] = ()
-    wait: float = 0.0
-    why: str = ""
-
-
-def decide(error: OpenRouterError, model_id: str, policy: FallbackPolicy, *, retried: bool = False) -> Decision:
-    """What to do after `model_id` failed with `error`.
-
-    Rate limits, outages and timeouts switch model (after a short same-model retry when the
-    upstream asked for a brief wait); request errors (bad request, moderation, auth, credits) fail
-    fast, since every other model would fail the same way and cost an attempt each.
-    """
-    if isinstance(error, ConfigurationError):
-        return Decision(Action.FAIL, why="the server is not configured for this call")
-    if isinstance(error, MidStreamError) and error.partial_text:
-        return Decision(Action.FAIL, cool=(model_id,), why="the stream failed after text was delivered")
-    if isinstance(error, RateLimitError):
-        if error.account_wide:
-            if model_id.endswith(":free"):
-                return Decision(Action.SWITCH, cool=(FREE_TIER,), why="free-tier limit shared by every :free model")
-            return Decision(Action.FAIL, cool=(ACCOUNT,), why="OpenRouter's account-wide rate limit applies to all")
-        wait = error.retry_after
-        if wait is not None and wait <= policy.retry_same_model_within and not retried:
-            return Decision(Action.RETRY_SAME, wait=wait, why=f"rate limited; asked to retry in {wait:g} s")
-        return Decision(Action.SWITCH, cool=(model_id,), why="rate limited by the model's provider")
-    if isinstance(error, APIStatusError) and _model_scoped(error):
-        return Decision(
-            Action.SWITCH, cool=(model_id,), why=f"model unavailable ({_availability(error) or error.kind})"
-        )
-    if isinstance(
-        error,
-        InternalServerError | TransportError | RequestTimeoutError | MalformedResponseError | ErrorInResponseError,
-    ) or isinstance(error, MidStreamError):
-        return Decision(Action.SWITCH, cool=(model_id,), why=f"upstream failure ({error.kind})")
-    return Decision(Action.FAIL, why=f"request error ({error.kind}): another model would fail the same way")
-
-
-def _availability(error: APIStatusError) -> str | None:
-    code = (error.availability or {}).get("code")
-    return str(code) if code else None
-
-
-def _model_scoped(error: APIStatusError) -> bool:
-    """Whether the error is about this model (so another may work) rather than about the request."""
-    if _availability(error) in _MODEL_SCOPED_AVAILABILITY:
-        return True
-    if isinstance(error, NotFoundError):
-        return True
-    if isinstance(error, BadRequestError):
-        return error.error_type in _MODEL_SCOPED_400
-    if isinstance(error, PermissionDeniedError):
-        return _availability(error) == "region_restricted"
-    return False

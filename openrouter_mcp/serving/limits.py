@@ -4,7 +4,7 @@ A team server shares one OpenRouter key, so one client looping on slow calls mus
 connection and every credit. Over the limit a call is refused at once, not queued: a queued call
 would hold its HTTP request open and hide the overload from the caller, who can retry.
 
-`TooBusyError` extends the tree in `errors.py`: `OpenRouterError > NotAllowedError > TooBusyError`.
+The refusal is `errors.TooBusyError` (`OpenRouterError > NotAllowedError > TooBusyError`), re-exported here.
 """
 
 from __future__ import annotations
@@ -12,24 +12,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
-from openrouter_mcp.errors import NotAllowedError
+from openrouter_mcp.errors import TooBusyError
 
-
-class TooBusyError(NotAllowedError):
-    """The user already has as many calls running as allowed; nothing was sent upstream."""
-
-    kind = "too_busy"
-    retryable = True
-    hint = "Wait for one of your running calls to finish, then retry."
-
-    def __init__(self, user: str, running: int, limit: int) -> None:
-        super().__init__(
-            f"Too many calls at once for {user!r}: {running} running, the limit is {limit} per client. "
-            "This call was not started; retry when one of the running calls finishes."
-        )
-        self.user = user
-        self.running = running
-        self.limit = limit
+__all__ = ["ClientLimits", "TooBusyError"]
 
 
 class ClientLimits:

@@ -16,18 +16,12 @@ from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_seriali
 from openrouter_mcp.errors import MidStreamError
 from openrouter_mcp.routing.fallback import RoutingRecord
 from openrouter_mcp.routing.plan import RouteRequest
+from openrouter_mcp.routing.pricing import provider_preferences
 from openrouter_mcp.serving.scopes import persona_for
 from openrouter_mcp.state import AppState
 from openrouter_mcp.tools.progress import ProgressReporter
 from openrouter_mcp.tools.registry import ToolInput, ToolOutput, ToolSpec
-from openrouter_mcp.tools.route import (
-    PERSONA_FIELD,
-    TASK_FIELD,
-    enforce_budget,
-    plan,
-    provider_preferences,
-    run_routed,
-)
+from openrouter_mcp.tools.routed_call import PERSONA_FIELD, TASK_FIELD, call_routed, check_budget_for, plan_for
 
 if TYPE_CHECKING:
     from openrouter_mcp.upstream.models import ChatCompletion, MessagesResult
@@ -211,13 +205,13 @@ def _without_none(**fields: Any) -> dict[str, Any]:
 
 async def create_chat_completion(args: ChatCompletionInput, state: AppState, ctx: Context) -> dict[str, Any]:
     persona = persona_for(state, args.persona, "create_chat_completion")
-    enforce_budget(state, persona)
+    check_budget_for(state, persona)
     body = args.model_dump(mode="json", exclude_none=True, exclude={"stream", "persona", "task"})
     if persona.system_prompt and not any(m.role in ("system", "developer") for m in args.messages):
         body["messages"] = [{"role": "system", "content": persona.system_prompt}, *body["messages"]]
     if provider := provider_preferences(persona, body.get("provider")):
         body["provider"] = provider
-    route = await plan(state, persona, _chat_route_request(args, body))
+    route = await plan_for(state, persona, _chat_route_request(args, body))
     label = route.candidates[0].model_id if route.candidates else (args.model or "the default model")
     async with ProgressReporter(ctx, state.settings.heartbeat_interval, label) as progress:
 
@@ -226,7 +220,7 @@ async def create_chat_completion(args: ChatCompletionInput, state: AppState, ctx
                 return await state.client.create_chat_completion(aimed, router_metadata="models" in aimed)
             return await _streamed(state, aimed, progress)
 
-        completion, record = await run_routed(state, persona, route, body, once, lambda c: c.model, _router_attempts)
+        completion, record = await call_routed(state, persona, route, body, once, lambda c: c.model, _router_attempts)
     return _chat_output(completion, streamed=args.stream, record=record)
 
 
@@ -351,13 +345,13 @@ def _message_output(result: MessagesResult, record: RoutingRecord) -> dict[str, 
 
 async def create_message(args: MessageInput, state: AppState, ctx: Context) -> dict[str, Any]:
     persona = persona_for(state, args.persona, "create_message")
-    enforce_budget(state, persona)
+    check_budget_for(state, persona)
     body = args.model_dump(mode="json", exclude_none=True, exclude={"persona", "task"})
     if persona.system_prompt and args.system is None:
         body["system"] = persona.system_prompt
     if provider := provider_preferences(persona, body.get("provider")):
         body["provider"] = provider
-    route = await plan(state, persona, _message_route_request(args, body))
+    route = await plan_for(state, persona, _message_route_request(args, body))
     if route.openrouter_default:
         raise ValueError("create_message needs `model`, or a persona that lists models or sets max_price")
     label = route.candidates[0].model_id if route.candidates else "the model"
@@ -366,7 +360,7 @@ async def create_message(args: MessageInput, state: AppState, ctx: Context) -> d
         async def once(aimed: dict[str, Any]) -> MessagesResult:
             return await state.client.create_message(aimed, router_metadata="models" in aimed)
 
-        result, record = await run_routed(state, persona, route, body, once, lambda r: r.model, lambda r: [])
+        result, record = await call_routed(state, persona, route, body, once, lambda r: r.model, lambda r: [])
     return _message_output(result, record)
 
 
