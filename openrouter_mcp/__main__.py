@@ -123,7 +123,7 @@ def _epilog() -> str:
             "HTTP endpoints: "
             + ", ".join(f"http://HOST:PORT{path} ({transport})" for transport, path in HTTP_PATHS.items()),
             "",
-            "environment variables (the API key is read from these only, never from the command line):",
+            "environment variables (the only way to give the API key):",
             *(
                 f"  {variable.name:<{variable_column}}{variable.meaning} (default: {variable.default})"
                 for variable in ENVIRONMENT
