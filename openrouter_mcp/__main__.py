@@ -1,8 +1,9 @@
 """Command line: `openrouter-mcp [--transport stdio|sse|streamable-http] [--host H] [--port P] [--demo]`,
-and subcommands: `openrouter-mcp hash-token ...` (see `SUBCOMMANDS`).
+and subcommands: `openrouter-mcp audit tail|export|usage`, `openrouter-mcp hash-token` (see `SUBCOMMANDS`).
 
-Configuration comes from the environment (see `config.Settings`); the API key is never accepted
-as an argument. Logs go to stderr, because on stdio, stdout carries the protocol.
+Configuration comes from the environment (every variable is in `config.ENVIRONMENT`, which `--help` lists);
+the API key is never accepted as an argument. The parsed arguments become typed `HttpOptions` in one place,
+`http_options`. Logs go to stderr, because on stdio, stdout carries the protocol.
 """
 
 from __future__ import annotations
@@ -44,8 +45,6 @@ if TYPE_CHECKING:
     import httpx
 
     from openrouter_mcp.serving.auth import HashedTokenVerifier, TokenEntry
-
-__all__ = ["LazyAudit", "main", "open_audit", "parse_args"]
 
 logger = logging.getLogger("openrouter_mcp")
 

@@ -3,6 +3,9 @@
 The API key is never taken from the command line: argv is visible to every user of the machine
 (`ps`), and MCP hosts store `args` in plain config files that get shared. It comes from
 `OPENROUTER_API_KEY`, or from a file named by `OPENROUTER_API_KEY_FILE` that only its owner can read.
+
+`ENVIRONMENT` lists every variable the server reads, with the default users are shown; other modules import
+the names from here. This module stays light: it is imported at every start-up.
 """
 
 from __future__ import annotations
