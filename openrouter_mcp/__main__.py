@@ -1,48 +1,78 @@
 """Command line: `openrouter-mcp [--transport stdio|sse|streamable-http] [--host H] [--port P] [--demo]`,
-and subcommands: `openrouter-mcp hash-token ...` (see `SUBCOMMANDS`).
+and subcommands: `openrouter-mcp audit tail|export|usage`, `openrouter-mcp hash-token` (see `SUBCOMMANDS`).
 
-Configuration comes from the environment (see `config.Settings`); the API key is never accepted
-as an argument. Logs go to stderr, because on stdio, stdout carries the protocol.
+Configuration comes from the environment (every variable is in `config.ENVIRONMENT`, which `--help` lists);
+the API key is never accepted as an argument. The parsed arguments become typed `HttpOptions` in one place,
+`http_options`. Logs go to stderr, because on stdio, stdout carries the protocol.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib
 import logging
+import re
 import sys
 from collections.abc import Callable
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 import anyio
+from pydantic import SecretStr
 
 from openrouter_mcp import __version__
-from openrouter_mcp.config import AUDIT_DB_ENV, Settings, default_audit_path
+from openrouter_mcp.audit.lazy import LazyAudit, open_audit
+from openrouter_mcp.config import ENVIRONMENT, PERSONAS_ENV, TOKENS_ENV, Settings
 from openrouter_mcp.errors import ConfigurationError
 from openrouter_mcp.routing import personas
-from openrouter_mcp.routing.personas import DEFAULT_PERSONAS_PATH, PERSONAS_ENV
-from openrouter_mcp.serving.http import auth_failure_recorder, exposure_problem, own_url, serve_http
+from openrouter_mcp.routing.personas import DEFAULT_PERSONAS_PATH
+from openrouter_mcp.serving.http import (
+    DEFAULT_HOST,
+    DEFAULT_MAX_CONCURRENT_PER_CLIENT,
+    DEFAULT_MAX_REQUEST_BYTES,
+    DEFAULT_PORT,
+    HTTP_PATHS,
+    TRANSPORTS,
+    HttpOptions,
+    auth_failure_recorder,
+    exposure_problem,
+    own_url,
+    serve_http,
+)
 from openrouter_mcp.serving.stdio import serve_stdio
 
 if TYPE_CHECKING:
     import httpx
 
-    from openrouter_mcp.audit import AuditLog
-    from openrouter_mcp.routing.personas import Privacy
     from openrouter_mcp.serving.auth import HashedTokenVerifier, TokenEntry
 
 logger = logging.getLogger("openrouter_mcp")
 
 DEMO_BASE_URL = "http://simulated-openrouter.invalid/api/v1"
-DEFAULT_MAX_REQUEST_BYTES = 1024 * 1024
-DEFAULT_MAX_CONCURRENT_PER_CLIENT = 4
+DEMO_API_KEY = "sk-or-v1-demo-not-a-real-key"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+DEFAULT_LOG_LEVEL = "WARNING"
 
-#: `openrouter-mcp NAME ...` runs "module:function"(remaining argv) and exits with its return value.
+
+@dataclasses.dataclass(frozen=True)
+class Subcommand:
+    """`openrouter-mcp NAME ...`: runs `target` ("module:function") on the remaining argv, exits with its return."""
+
+    target: str
+    synopsis: str  # what follows NAME, as --help shows it
+    summary: str
+
+
 #: Imported only when chosen, so the server's start-up pays for none of them.
-SUBCOMMANDS: dict[str, str] = {
-    "hash-token": "openrouter_mcp.serving.auth:main_hash_token",
-    "audit": "openrouter_mcp.audit.cli:main",
+SUBCOMMANDS: dict[str, Subcommand] = {
+    "audit": Subcommand(
+        "openrouter_mcp.audit.cli:main", "tail|export|usage", "read the audit log: newest calls, JSON Lines, spend"
+    ),
+    "hash-token": Subcommand(
+        "openrouter_mcp.serving.auth:main_hash_token",
+        "",
+        "create a bearer token and its entry for the --auth-tokens file",
+    ),
 }
 
 
@@ -56,14 +86,71 @@ def _positive_int(raw: str) -> int:
     return value
 
 
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Keeps the epilog's lines and columns; a line wider than the terminal wraps under its second column."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        import textwrap  # only --help pays for it
+
+        lines: list[str] = []
+        for line in text.splitlines():
+            if len(indent + line) <= width:
+                lines.append(indent + line)
+                continue
+            column = re.match(r"\s*\S+(?:\s\S+)*\s{2,}", line)
+            hang = " " * (column.end() if column else len(line) - len(line.lstrip()))
+            lines += textwrap.wrap(
+                line,
+                width,
+                initial_indent=indent,
+                subsequent_indent=indent + hang,
+                break_long_words=False,
+                break_on_hyphens=False,
+            )
+        return "\n".join(lines)
+
+
+def _epilog() -> str:
+    commands = {f"{name} {command.synopsis}".strip(): command.summary for name, command in SUBCOMMANDS.items()}
+    command_column = max(map(len, commands)) + 2
+    variable_column = max(len(variable.name) for variable in ENVIRONMENT) + 2
+    return "\n".join(
+        [
+            "subcommands (openrouter-mcp NAME ..., each with its own --help):",
+            *(f"  {usage:<{command_column}}{summary}" for usage, summary in commands.items()),
+            "",
+            "HTTP endpoints: "
+            + ", ".join(f"http://HOST:PORT{path} ({transport})" for transport, path in HTTP_PATHS.items()),
+            "",
+            "environment variables (the only way to give the API key):",
+            *(
+                f"  {variable.name:<{variable_column}}{variable.meaning} (default: {variable.default})"
+                for variable in ENVIRONMENT
+            ),
+        ]
+    )
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="openrouter-mcp",
         description="MCP server for the OpenRouter API. Set OPENROUTER_API_KEY in the environment.",
+        epilog=_epilog(),
+        formatter_class=_HelpFormatter,
     )
-    parser.add_argument("--transport", choices=("stdio", "sse", "streamable-http"), default="stdio")
-    parser.add_argument("--host", default="127.0.0.1", help="HTTP transports: address to bind (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=8000, help="HTTP transports: port (default 8000)")
+    parser.add_argument(
+        "--transport",
+        choices=TRANSPORTS,
+        default="stdio",
+        help="stdio (default): serve the host that started this process; streamable-http or sse: serve HTTP at "
+        + " or ".join(f"http://HOST:PORT{path}" for path in HTTP_PATHS.values()),
+    )
+    parser.add_argument(
+        "--host", default=DEFAULT_HOST, help=f"HTTP transports: address to bind (default {DEFAULT_HOST})"
+    )
+    parser.add_argument(
+        "--port", type=int, default=DEFAULT_PORT, help=f"HTTP transports: port (default {DEFAULT_PORT})"
+    )
     parser.add_argument(
         "--allowed-host",
         action="append",
@@ -84,7 +171,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--auth-tokens",
         metavar="PATH",
         help="HTTP transports: require a bearer token listed (as its SHA-256) in this TOML file; default "
-        "$OPENROUTER_MCP_TOKENS. Create tokens with `openrouter-mcp hash-token`",
+        f"${TOKENS_ENV}. Create tokens with `openrouter-mcp hash-token`",
     )
     parser.add_argument(
         "--insecure-no-auth",
@@ -129,7 +216,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="load the personas file, check its model ids against the live catalog, report, and exit",
     )
-    parser.add_argument("--log-level", default="WARNING", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+    parser.add_argument(
+        "--log-level",
+        default=DEFAULT_LOG_LEVEL,
+        choices=LOG_LEVELS,
+        help=f"how much to log, to stderr (default {DEFAULT_LOG_LEVEL})",
+    )
     parser.add_argument("--version", action="version", version=f"openrouter-mcp {__version__}")
     args = parser.parse_args(argv)
     if args.stateless and args.transport != "streamable-http":
@@ -139,24 +231,40 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def http_options(args: argparse.Namespace) -> HttpOptions:
+    """The serving options of parsed arguments: the one place a Namespace becomes typed."""
+    return HttpOptions(
+        transport=args.transport,
+        host=args.host,
+        port=args.port,
+        allowed_hosts=tuple(args.allowed_host),
+        allowed_origins=tuple(args.allowed_origin),
+        max_request_bytes=args.max_request_bytes,
+        max_concurrent_per_client=args.max_concurrent_per_client,
+        stateless=args.stateless,
+        insecure_no_auth=args.insecure_no_auth,
+        log_level=args.log_level,
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] in SUBCOMMANDS:
-        module, _, function = SUBCOMMANDS[argv[0]].partition(":")
+        module, _, function = SUBCOMMANDS[argv[0]].target.partition(":")
         command: Callable[[list[str]], int] = getattr(importlib.import_module(module), function)
         raise SystemExit(command(argv[1:]))
     args = parse_args(argv)
+    options = http_options(args)
     logging.basicConfig(
-        stream=sys.stderr, level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        stream=sys.stderr, level=options.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    http = args.transport != "stdio"
     tokens: list[TokenEntry] | None = None
     try:
         settings = Settings.from_env()
         persona_config = personas.load(personas.resolve_path(args.personas))
         if args.persona:
             persona_config.get(args.persona)
-        if http:
+        if options.is_http:
             from openrouter_mcp.serving import auth
 
             tokens_path = auth.resolve_tokens_path(args.auth_tokens)
@@ -166,61 +274,18 @@ def main(argv: list[str] | None = None) -> None:
     except (ConfigurationError, personas.PersonaError) as exc:
         logger.error("configuration error: %s", exc)
         raise SystemExit(2) from None
-    if problem := exposure_problem(args, authenticated=tokens is not None):
+    if problem := exposure_problem(options, authenticated=tokens is not None):
         logger.error("%s", problem)
         raise SystemExit(2)
     if args.check_personas:
         raise SystemExit(anyio.run(_check_personas, settings, persona_config))
     try:
-        anyio.run(_run, args, settings, persona_config, tokens, audit)
+        anyio.run(_run, options, settings, persona_config, tokens, audit, args.demo, args.persona)
     except KeyboardInterrupt:
         pass
     finally:
         if audit is not None:
             audit.close()
-
-
-class LazyAudit:
-    """Opens the audit log on first use: SQLite and the file cost start-up ~10 ms that no host should wait for.
-
-    The folder is checked (and created, owner-only) at start, so a bad path still fails at once.
-    """
-
-    def __init__(self, path: Path, privacy: str) -> None:
-        self.path = path
-        self.privacy = privacy
-        self.log: AuditLog | None = None
-
-    def __call__(self) -> AuditLog:
-        from openrouter_mcp.audit import AuditLog
-
-        self.log = AuditLog(self.path, privacy=cast("Privacy", self.privacy))
-        return self.log
-
-    def close(self) -> None:
-        if self.log is not None:
-            self.log.close()
-
-
-def open_audit(settings: Settings, *, demo: bool) -> LazyAudit | None:
-    """The audit log the settings ask for, ready to open on first use.
-
-    A demo records nothing unless a database is named explicitly: simulated calls are not usage.
-
-    Raises:
-        ConfigurationError: the database's folder cannot be created.
-    """
-    if not settings.audit_enabled or (demo and settings.audit_db is None):
-        return None
-    path = Path(settings.audit_db).expanduser() if settings.audit_db else default_audit_path()
-    try:
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ConfigurationError(
-            f"audit log folder {path.parent} cannot be created ({exc.strerror}); "
-            f"set {AUDIT_DB_ENV} to another path or OPENROUTER_MCP_AUDIT=off"
-        ) from None
-    return LazyAudit(path, settings.audit_privacy)
 
 
 async def _check_personas(settings: Settings, config: personas.PersonasConfig) -> int:
@@ -245,18 +310,20 @@ async def _check_personas(settings: Settings, config: personas.PersonasConfig) -
 
 
 async def _run(
-    args: argparse.Namespace,
+    options: HttpOptions,
     settings: Settings,
     persona_config: personas.PersonasConfig,
     tokens: list[TokenEntry] | None = None,
     audit: LazyAudit | None = None,
+    demo: bool = False,
+    bound_persona: str | None = None,
 ) -> None:
     from openrouter_mcp.server import build_server
     from openrouter_mcp.serving.limits import ClientLimits
 
     http_client: httpx.AsyncClient | None = None
-    if args.demo:
-        settings, http_client = _demo(settings)
+    if demo:
+        settings, http_client = demo_upstream(settings)
     auth_kwargs: dict[str, Any] = {}
     verifier: HashedTokenVerifier | None = None
     if tokens is not None:
@@ -269,49 +336,47 @@ async def _run(
         # protected-resource metadata (a resource_server_url); with neither, our own URL is a truthful
         # placeholder. Without resource_server_url, a 401 carries no metadata link, so OAuth-capable clients
         # do not start a discovery that cannot succeed; they must send the token as a static header.
-        verifier = HashedTokenVerifier(tokens, on_failure=auth_failure_recorder(audit, args.transport))
+        verifier = HashedTokenVerifier(tokens, on_failure=auth_failure_recorder(audit, options.transport))
         auth_kwargs["token_verifier"] = verifier
-        auth_kwargs["auth"] = AuthSettings(issuer_url=own_url(args), resource_server_url=None)
+        auth_kwargs["auth"] = AuthSettings(issuer_url=own_url(options), resource_server_url=None)
         logger.info("bearer-token authentication on: %d token(s)", len(tokens))
     server = build_server(
         settings,
         http_client=http_client,
         personas=persona_config,
-        bound_persona=args.persona,
+        bound_persona=bound_persona,
         # Per-client limits protect a shared HTTP server; stdio has one client, which may run calls in parallel.
-        limits=ClientLimits(args.max_concurrent_per_client) if args.transport != "stdio" else None,
+        limits=ClientLimits(options.max_concurrent_per_client) if options.is_http else None,
         audit=audit,
-        transport=args.transport,
+        transport=options.transport,
         **auth_kwargs,
     )
     try:
-        if args.transport == "stdio":
-            await serve_stdio(server)
+        if options.is_http:
+            await serve_http(server, options, verifier)
         else:
-            await serve_http(server, args, verifier)
+            await serve_stdio(server)
     finally:
         if http_client is not None:
             await http_client.aclose()
 
 
-def _demo(settings: Settings) -> tuple[Settings, httpx.AsyncClient]:
-    """Settings and an in-process HTTP client that talk to the simulator instead of OpenRouter."""
-    import httpx
-    from pydantic import SecretStr
+def demo_upstream(settings: Settings, app: Callable[..., Any] | None = None) -> tuple[Settings, httpx.AsyncClient]:
+    """`settings` pointed at a simulated OpenRouter in this process, and the HTTP client that reaches it.
 
-    from openrouter_mcp.simulator import Simulator
+    Only the key and the base URL change: timeouts, attribution and limits are the user's, and the client is
+    built by the same factory as the real one. `app` is the simulator (default: a new one, streaming slowly
+    enough to watch).
+    """
+    from openrouter_mcp.upstream.client import build_http_client
 
+    if app is None:
+        from openrouter_mcp.simulator import Simulator
+
+        app = Simulator(stream_chunk_delay=0.05)
     logger.warning("DEMO MODE: answers come from a built-in simulation of OpenRouter, not from real models")
-    demo = Settings(
-        api_key=SecretStr("sk-or-v1-demo-not-a-real-key"),
-        base_url=DEMO_BASE_URL,
-        http_referer=settings.http_referer,
-        app_title=settings.app_title,
-        catalog_ttl=settings.catalog_ttl,
-        heartbeat_interval=settings.heartbeat_interval,
-    )
-    transport = httpx.ASGITransport(app=Simulator(stream_chunk_delay=0.05))
-    return demo, httpx.AsyncClient(transport=transport, timeout=30.0)
+    demo = dataclasses.replace(settings, api_key=SecretStr(DEMO_API_KEY), base_url=DEMO_BASE_URL)
+    return demo, build_http_client(demo, asgi_app=app)
 
 
 if __name__ == "__main__":

@@ -3,6 +3,9 @@
 The API key is never taken from the command line: argv is visible to every user of the machine
 (`ps`), and MCP hosts store `args` in plain config files that get shared. It comes from
 `OPENROUTER_API_KEY`, or from a file named by `OPENROUTER_API_KEY_FILE` that only its owner can read.
+
+`ENVIRONMENT` lists every variable the server reads, with the default users are shown; other modules import
+the names from here. This module stays light: it is imported at every start-up.
 """
 
 from __future__ import annotations
@@ -20,43 +23,101 @@ from openrouter_mcp.errors import ConfigurationError
 DEFAULT_BASE_URL = "https://openrouter.ai/api/v1"
 DEFAULT_REFERER = "https://github.com/openrouter-mcp/openrouter-mcp"
 DEFAULT_TITLE = "openrouter-mcp"
+DEFAULT_CONNECT_TIMEOUT = 10.0
+DEFAULT_READ_TIMEOUT = 120.0
+DEFAULT_CATALOG_TTL = 300.0
+DEFAULT_HEARTBEAT_INTERVAL = 5.0
+DEFAULT_LOW_BALANCE_USD = 1.0
+AUDIT_PRIVACY_MODES = ("full", "hashes", "metadata")
+#: Where `routing.personas` looks when neither `--personas` nor its variable names a file.
+DEFAULT_PERSONAS_FILE = "~/.config/openrouter-mcp/personas.toml"
+
+API_KEY_ENV = "OPENROUTER_API_KEY"
+API_KEY_FILE_ENV = "OPENROUTER_API_KEY_FILE"
+BASE_URL_ENV = "OPENROUTER_BASE_URL"
+HTTP_REFERER_ENV = "OPENROUTER_HTTP_REFERER"
+APP_TITLE_ENV = "OPENROUTER_APP_TITLE"
+CONNECT_TIMEOUT_ENV = "OPENROUTER_CONNECT_TIMEOUT"
+READ_TIMEOUT_ENV = "OPENROUTER_READ_TIMEOUT"
+CATALOG_TTL_ENV = "OPENROUTER_CATALOG_TTL"
+HEARTBEAT_INTERVAL_ENV = "OPENROUTER_HEARTBEAT_INTERVAL"
+PERSONAS_ENV = "OPENROUTER_MCP_PERSONAS"
+TOKENS_ENV = "OPENROUTER_MCP_TOKENS"
+AUDIT_ENV = "OPENROUTER_MCP_AUDIT"
 AUDIT_DB_ENV = "OPENROUTER_MCP_AUDIT_DB"
+AUDIT_PRIVACY_ENV = "OPENROUTER_MCP_AUDIT_PRIVACY"
+LOW_BALANCE_USD_ENV = "OPENROUTER_LOW_BALANCE_USD"
+#: Read but not ours: the XDG base directory for the default audit database.
+XDG_DATA_HOME_ENV = "XDG_DATA_HOME"
+
+
+@dataclass(frozen=True)
+class EnvVar:
+    """One environment variable the server reads, as users are told about it."""
+
+    name: str
+    default: str  # as shown to users: a value, or what happens when it is unset
+    meaning: str  # one line
+
+
+#: Every variable the server reads, in the order users are told about them: the README's Configuration table
+#: and the `--help` epilog are checked against (or built from) this table.
+ENVIRONMENT: tuple[EnvVar, ...] = (
+    EnvVar(API_KEY_ENV, "unset", "your key; without one, catalog tools still work and paid tools say how to set it"),
+    EnvVar(API_KEY_FILE_ENV, "unset", "a file holding the key instead, refused unless only its owner can read it"),
+    EnvVar(BASE_URL_ENV, DEFAULT_BASE_URL, "the API root"),
+    EnvVar(HTTP_REFERER_ENV, DEFAULT_REFERER, "app attribution header `HTTP-Referer`"),
+    EnvVar(APP_TITLE_ENV, DEFAULT_TITLE, "app attribution header `X-OpenRouter-Title`"),
+    EnvVar(CONNECT_TIMEOUT_ENV, f"{DEFAULT_CONNECT_TIMEOUT:g}", "seconds to open a connection"),
+    EnvVar(READ_TIMEOUT_ENV, f"{DEFAULT_READ_TIMEOUT:g}", "seconds to wait between bytes of an answer"),
+    EnvVar(CATALOG_TTL_ENV, f"{DEFAULT_CATALOG_TTL:g}", "seconds a fetched model catalog stays fresh"),
+    EnvVar(
+        HEARTBEAT_INTERVAL_ENV,
+        f"{DEFAULT_HEARTBEAT_INTERVAL:g}",
+        "seconds between progress heartbeats while a chat waits",
+    ),
+    EnvVar(
+        PERSONAS_ENV,
+        DEFAULT_PERSONAS_FILE,
+        "the personas file; `--personas` wins, and the default applies only if it exists",
+    ),
+    EnvVar(TOKENS_ENV, "unset", "HTTP transports: the bearer tokens file; `--auth-tokens` wins"),
+    EnvVar(AUDIT_ENV, "on", "`off` turns the audit log off (and with it budgets)"),
+    EnvVar(
+        AUDIT_DB_ENV,
+        "$XDG_DATA_HOME/openrouter-mcp/audit.sqlite3",
+        "the audit database; XDG_DATA_HOME defaults to ~/.local/share",
+    ),
+    EnvVar(
+        AUDIT_PRIVACY_ENV,
+        AUDIT_PRIVACY_MODES[0],
+        f"what the audit log keeps of prompts and answers: {', '.join(AUDIT_PRIVACY_MODES)}",
+    ),
+    EnvVar(
+        LOW_BALANCE_USD_ENV,
+        f"{DEFAULT_LOW_BALANCE_USD:g}",
+        "get_credits and get_current_key warn below this many USD left",
+    ),
+)
 
 
 @dataclass(frozen=True)
 class Settings:
-    """Everything the server needs to know, resolved once at start-up.
-
-    | variable | default | meaning |
-    |---|---|---|
-    | OPENROUTER_API_KEY | unset | the key; public tools work without one |
-    | OPENROUTER_API_KEY_FILE | unset | a file holding the key, mode 0600 or stricter |
-    | OPENROUTER_BASE_URL | https://openrouter.ai/api/v1 | the API root |
-    | OPENROUTER_HTTP_REFERER | project URL | app attribution (`HTTP-Referer`) |
-    | OPENROUTER_APP_TITLE | openrouter-mcp | app attribution (`X-OpenRouter-Title`) |
-    | OPENROUTER_CONNECT_TIMEOUT | 10 | seconds to open a connection |
-    | OPENROUTER_READ_TIMEOUT | 120 | seconds between bytes of an answer |
-    | OPENROUTER_CATALOG_TTL | 300 | seconds a fetched model catalog stays fresh |
-    | OPENROUTER_HEARTBEAT_INTERVAL | 5 | seconds between progress heartbeats while a chat waits |
-    | OPENROUTER_MCP_AUDIT | on | `off` disables the audit log (and so budgets) |
-    | OPENROUTER_MCP_AUDIT_DB | data dir | the audit database (default `$XDG_DATA_HOME/openrouter-mcp/audit.sqlite3`) |
-    | OPENROUTER_MCP_AUDIT_PRIVACY | full | what the log keeps of prompts and answers: full, hashes or metadata |
-    | OPENROUTER_LOW_BALANCE_USD | 1 | get_credits / get_current_key warn below this many USD left |
-    """
+    """Everything the server needs to know, resolved once at start-up from the variables in `ENVIRONMENT`."""
 
     api_key: SecretStr | None = None
     base_url: str = DEFAULT_BASE_URL
     http_referer: str = DEFAULT_REFERER
     app_title: str = DEFAULT_TITLE
-    connect_timeout: float = 10.0
-    read_timeout: float = 120.0
-    catalog_ttl: float = 300.0
-    heartbeat_interval: float = 5.0
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
+    read_timeout: float = DEFAULT_READ_TIMEOUT
+    catalog_ttl: float = DEFAULT_CATALOG_TTL
+    heartbeat_interval: float = DEFAULT_HEARTBEAT_INTERVAL
     extra_headers: Mapping[str, str] = field(default_factory=dict)
     audit_enabled: bool = True
     audit_db: str | None = None
-    audit_privacy: str = "full"
-    low_balance_usd: float = 1.0
+    audit_privacy: str = AUDIT_PRIVACY_MODES[0]
+    low_balance_usd: float = DEFAULT_LOW_BALANCE_USD
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -68,17 +129,17 @@ class Settings:
         env = os.environ if environ is None else environ
         return cls(
             api_key=_read_api_key(env),
-            base_url=env.get("OPENROUTER_BASE_URL", DEFAULT_BASE_URL).rstrip("/"),
-            http_referer=env.get("OPENROUTER_HTTP_REFERER", DEFAULT_REFERER),
-            app_title=env.get("OPENROUTER_APP_TITLE", DEFAULT_TITLE),
-            connect_timeout=_seconds(env, "OPENROUTER_CONNECT_TIMEOUT", 10.0),
-            read_timeout=_seconds(env, "OPENROUTER_READ_TIMEOUT", 120.0),
-            catalog_ttl=_seconds(env, "OPENROUTER_CATALOG_TTL", 300.0),
-            heartbeat_interval=_seconds(env, "OPENROUTER_HEARTBEAT_INTERVAL", 5.0),
-            audit_enabled=_switch(env, "OPENROUTER_MCP_AUDIT", default=True),
-            audit_db=env.get("OPENROUTER_MCP_AUDIT_DB") or None,
-            audit_privacy=_choice(env, "OPENROUTER_MCP_AUDIT_PRIVACY", ("full", "hashes", "metadata")),
-            low_balance_usd=_amount(env, "OPENROUTER_LOW_BALANCE_USD", 1.0),
+            base_url=env.get(BASE_URL_ENV, DEFAULT_BASE_URL).rstrip("/"),
+            http_referer=env.get(HTTP_REFERER_ENV, DEFAULT_REFERER),
+            app_title=env.get(APP_TITLE_ENV, DEFAULT_TITLE),
+            connect_timeout=_seconds(env, CONNECT_TIMEOUT_ENV, DEFAULT_CONNECT_TIMEOUT),
+            read_timeout=_seconds(env, READ_TIMEOUT_ENV, DEFAULT_READ_TIMEOUT),
+            catalog_ttl=_seconds(env, CATALOG_TTL_ENV, DEFAULT_CATALOG_TTL),
+            heartbeat_interval=_seconds(env, HEARTBEAT_INTERVAL_ENV, DEFAULT_HEARTBEAT_INTERVAL),
+            audit_enabled=_switch(env, AUDIT_ENV, default=True),
+            audit_db=env.get(AUDIT_DB_ENV) or None,
+            audit_privacy=_choice(env, AUDIT_PRIVACY_ENV, AUDIT_PRIVACY_MODES),
+            low_balance_usd=_amount(env, LOW_BALANCE_USD_ENV, DEFAULT_LOW_BALANCE_USD),
         )
 
 
@@ -87,7 +148,7 @@ def default_audit_path(environ: Mapping[str, str] | None = None) -> Path:
     env = os.environ if environ is None else environ
     if explicit := env.get(AUDIT_DB_ENV):
         return Path(explicit).expanduser()
-    data_home = env.get("XDG_DATA_HOME")
+    data_home = env.get(XDG_DATA_HOME_ENV)
     # The XDG spec says a relative value is invalid and must be ignored.
     base = Path(data_home) if data_home and Path(data_home).is_absolute() else Path.home() / ".local" / "share"
     return base / "openrouter-mcp" / "audit.sqlite3"
@@ -156,15 +217,15 @@ def read_private_file(path: Path, what: str) -> str:
 
 
 def _read_api_key(env: Mapping[str, str]) -> SecretStr | None:
-    key = env.get("OPENROUTER_API_KEY", "").strip()
+    key = env.get(API_KEY_ENV, "").strip()
     if key:
         return SecretStr(key)
-    key_file = env.get("OPENROUTER_API_KEY_FILE", "").strip()
+    key_file = env.get(API_KEY_FILE_ENV, "").strip()
     if not key_file:
         return None
     path = Path(key_file).expanduser()
     # A key others can read is as good as leaked: refuse it rather than bless it.
-    key = read_private_file(path, f"OPENROUTER_API_KEY_FILE {path}").strip()
+    key = read_private_file(path, f"{API_KEY_FILE_ENV} {path}").strip()
     if not key:
-        raise ConfigurationError(f"OPENROUTER_API_KEY_FILE {path} is empty")
+        raise ConfigurationError(f"{API_KEY_FILE_ENV} {path} is empty")
     return SecretStr(key)

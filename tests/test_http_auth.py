@@ -33,7 +33,7 @@ from mcp.server.auth.settings import AuthSettings
 from mcp.server.mcpserver import MCPServer
 from mcp.types import TextContent
 
-from openrouter_mcp.__main__ import exposure_problem, parse_args
+from openrouter_mcp.__main__ import exposure_problem, http_options, parse_args
 from openrouter_mcp.config import Settings
 from openrouter_mcp.errors import ConfigurationError
 from openrouter_mcp.server import build_server
@@ -332,7 +332,7 @@ def test_a_non_loopback_host_without_tokens_exits_2_before_binding(transport: st
 def test_only_an_unauthenticated_non_loopback_http_server_is_refused(
     argv: list[str], authenticated: bool, refused: bool
 ) -> None:
-    assert (exposure_problem(parse_args(argv), authenticated=authenticated) is not None) is refused
+    assert (exposure_problem(http_options(parse_args(argv)), authenticated=authenticated) is not None) is refused
 
 
 # ------------------------------------------------------------------------------------------------

@@ -18,10 +18,33 @@ to `i + 1`, all pending ones in one transaction. A file from a newer version is 
 than guessed at.
 """
 
-from openrouter_mcp.audit.log import PRIVACY_MODES, AuditLog, CallRecord, UsageSummary, canonical_json
-from openrouter_mcp.config import default_audit_path
-from openrouter_mcp.errors import AuditError, AuditSetupError
-from openrouter_mcp.routing.personas import Privacy
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from openrouter_mcp.audit.lazy import LazyAudit, open_audit
+    from openrouter_mcp.audit.log import PRIVACY_MODES, AuditLog, CallRecord, UsageSummary, canonical_json
+    from openrouter_mcp.config import default_audit_path
+    from openrouter_mcp.errors import AuditError, AuditSetupError
+    from openrouter_mcp.routing.personas import Privacy
+
+# Resolved on first access, not at import: the server imports `audit.lazy` at start-up, and that must not
+# pull in SQLite (`audit.log`), which is loaded only once the first call is recorded.
+_EXPORTS = {
+    "PRIVACY_MODES": "openrouter_mcp.audit.log",
+    "AuditError": "openrouter_mcp.errors",
+    "AuditSetupError": "openrouter_mcp.errors",
+    "AuditLog": "openrouter_mcp.audit.log",
+    "CallRecord": "openrouter_mcp.audit.log",
+    "LazyAudit": "openrouter_mcp.audit.lazy",
+    "Privacy": "openrouter_mcp.routing.personas",
+    "UsageSummary": "openrouter_mcp.audit.log",
+    "canonical_json": "openrouter_mcp.audit.log",
+    "default_audit_path": "openrouter_mcp.config",
+    "open_audit": "openrouter_mcp.audit.lazy",
+}
 
 __all__ = [
     "PRIVACY_MODES",
@@ -29,8 +52,20 @@ __all__ = [
     "AuditSetupError",
     "AuditLog",
     "CallRecord",
+    "LazyAudit",
     "Privacy",
     "UsageSummary",
     "canonical_json",
     "default_audit_path",
+    "open_audit",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    try:
+        module = _EXPORTS[name]
+    except KeyError:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later lookups are plain attribute reads
+    return value

@@ -38,10 +38,9 @@ from mcp.server.auth.middleware.auth_context import get_access_token
 from mcp.server.auth.provider import AccessToken
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from openrouter_mcp.config import read_private_file
+from openrouter_mcp.config import TOKENS_ENV, read_private_file
 from openrouter_mcp.errors import ConfigurationError
 
-TOKENS_ENV = "OPENROUTER_MCP_TOKENS"
 #: A recognisable prefix, so secret scanners and people can tell what a leaked string is.
 TOKEN_PREFIX = "ormcp_"
 ANY_PERSONA_SCOPE = "persona:*"

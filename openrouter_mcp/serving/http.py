@@ -2,29 +2,61 @@
 
 from __future__ import annotations
 
-import argparse
 import ipaddress
 import logging
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
     from mcp.server.mcpserver import MCPServer
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-    from openrouter_mcp.__main__ import LazyAudit
+    from openrouter_mcp.audit.lazy import LazyAudit
     from openrouter_mcp.serving.auth import HashedTokenVerifier
 
 logger = logging.getLogger("openrouter_mcp")
 
+Transport = Literal["stdio", "sse", "streamable-http"]
+TRANSPORTS: tuple[Transport, ...] = ("stdio", "sse", "streamable-http")
+#: Where each HTTP transport answers (the SDK's defaults): streamable HTTP at one URL, SSE's event stream at one.
+HTTP_PATHS: dict[Transport, str] = {"streamable-http": "/mcp", "sse": "/sse"}
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8000
+DEFAULT_MAX_REQUEST_BYTES = 1024 * 1024
+DEFAULT_MAX_CONCURRENT_PER_CLIENT = 4
 
-def exposure_problem(args: argparse.Namespace, *, authenticated: bool) -> str | None:
-    """Why serving as `args` asks would let the network spend the key's credits unchecked; None if it would not."""
-    if args.transport == "stdio" or authenticated or args.insecure_no_auth or is_loopback(args.host):
+
+@dataclass(frozen=True)
+class HttpOptions:
+    """How to serve, as the command line chose: the transport and, for the HTTP ones, where and with what limits."""
+
+    transport: Transport = "stdio"
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    #: Extra Host header values and browser Origins to accept on top of the loopback ones.
+    allowed_hosts: tuple[str, ...] = ()
+    allowed_origins: tuple[str, ...] = ()
+    max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
+    max_concurrent_per_client: int = DEFAULT_MAX_CONCURRENT_PER_CLIENT
+    #: Streamable HTTP keeps no session between requests.
+    stateless: bool = False
+    #: A non-loopback host may serve without tokens (a proxy in front authenticates).
+    insecure_no_auth: bool = False
+    log_level: str = "WARNING"
+
+    @property
+    def is_http(self) -> bool:
+        return self.transport != "stdio"
+
+
+def exposure_problem(options: HttpOptions, *, authenticated: bool) -> str | None:
+    """Why serving as `options` ask would let the network spend the key's credits unchecked; None if it would not."""
+    if not options.is_http or authenticated or options.insecure_no_auth or is_loopback(options.host):
         return None
     return (
-        f"refusing to listen on {args.host} without authentication: anyone who can reach it could spend your "
+        f"refusing to listen on {options.host} without authentication: anyone who can reach it could spend your "
         "OpenRouter credits. Give --auth-tokens PATH (tokens from `openrouter-mcp hash-token`), or "
         "--insecure-no-auth if a proxy in front authenticates every request."
     )
@@ -64,34 +96,38 @@ def url_host(host: str) -> str:
     return f"[{host}]" if ":" in host and not host.startswith("[") else host
 
 
-def own_url(args: argparse.Namespace) -> str:
-    return f"http://{url_host(args.host)}:{args.port}"
+def own_url(options: HttpOptions) -> str:
+    return f"http://{url_host(options.host)}:{options.port}"
 
 
-async def serve_http(
-    server: MCPServer[Any], args: argparse.Namespace, verifier: HashedTokenVerifier | None = None
-) -> None:
+async def serve_http(server: MCPServer[Any], options: HttpOptions, verifier: HashedTokenVerifier | None = None) -> None:
     """Serve streamable HTTP or SSE with uvicorn; `verifier` (also given to `build_server`) means tokens are on."""
     import uvicorn
     from mcp.server.transport_security import TransportSecuritySettings
 
     from openrouter_mcp.serving.auth import AuthFailureReporter
 
-    if not is_loopback(args.host) and verifier is None:
+    if not is_loopback(options.host) and verifier is None:
         logger.warning(
             "listening on %s WITHOUT authentication (--insecure-no-auth): anyone who can reach this address "
             "can spend your OpenRouter credits",
-            args.host,
+            options.host,
         )
-    hosts = [f"{h}:*" for h in ("127.0.0.1", "localhost", "[::1]")] + [f"{url_host(args.host)}:*", *args.allowed_host]
+    loopback = [f"{h}:*" for h in ("127.0.0.1", "localhost", "[::1]")]
+    hosts = [*loopback, f"{url_host(options.host)}:*", *options.allowed_hosts]
     security = TransportSecuritySettings(
         enable_dns_rebinding_protection=True,
         allowed_hosts=hosts,
-        allowed_origins=[f"http://{h}" for h in hosts] + args.allowed_origin,
+        allowed_origins=[f"http://{h}" for h in hosts] + list(options.allowed_origins),
     )
     app: ASGIApp
-    if args.transport == "sse":
-        sse = server.sse_app(transport_security=security, host=args.host, max_request_body_size=args.max_request_bytes)
+    if options.transport == "sse":
+        sse = server.sse_app(
+            transport_security=security,
+            host=options.host,
+            max_request_body_size=options.max_request_bytes,
+            sse_path=HTTP_PATHS["sse"],
+        )
         app = OneResponsePerRequest(sse)
     else:
         # Stateless: every POST gets a fresh transport and no session id, so any process behind a load
@@ -99,14 +135,17 @@ async def serve_http(
         # and heartbeats still reach the caller during a long chat.
         app = server.streamable_http_app(
             transport_security=security,
-            host=args.host,
-            max_request_body_size=args.max_request_bytes,
-            stateless_http=args.stateless,
+            host=options.host,
+            max_request_body_size=options.max_request_bytes,
+            stateless_http=options.stateless,
+            streamable_http_path=HTTP_PATHS["streamable-http"],
         )
     if verifier is not None:
         # Outside the SDK's middleware, to see the 401s it sends without asking the verifier.
         app = AuthFailureReporter(app, verifier.on_failure)
-    config = uvicorn.Config(app, host=args.host, port=args.port, log_level=args.log_level.lower(), lifespan="on")
+    config = uvicorn.Config(
+        app, host=options.host, port=options.port, log_level=options.log_level.lower(), lifespan="on"
+    )
     # uvicorn handles SIGTERM/SIGINT itself: it stops accepting, finishes in-flight requests, runs shutdown.
     await uvicorn.Server(config).serve()
 

@@ -46,10 +46,15 @@ from openrouter_mcp.upstream.models import (
 _M = TypeVar("_M", bound=BaseModel)
 
 
-def build_http_client(settings: Settings, **kwargs: Any) -> httpx.AsyncClient:
-    """The one shared HTTP client of a process, configured from `settings`."""
+def build_http_client(settings: Settings, *, asgi_app: Callable[..., Any] | None = None) -> httpx.AsyncClient:
+    """The one shared HTTP client of a process, configured from `settings`: every client is built here.
+
+    `asgi_app` sends every request to that ASGI application in this process instead of the network (the
+    demo's simulator); timeouts and limits are the same either way.
+    """
     timeout = httpx.Timeout(settings.read_timeout, connect=settings.connect_timeout)
-    return httpx.AsyncClient(timeout=timeout, limits=httpx.Limits(max_keepalive_connections=20), **kwargs)
+    transport = httpx.ASGITransport(app=asgi_app) if asgi_app is not None else None
+    return httpx.AsyncClient(timeout=timeout, limits=httpx.Limits(max_keepalive_connections=20), transport=transport)
 
 
 class OpenRouterClient:
