@@ -49,6 +49,7 @@ from mcp.types import (
 from openrouter_mcp.errors import NotFoundError, OpenRouterError
 from openrouter_mcp.state import AppState
 from openrouter_mcp.tools.usage import usage_summary
+from openrouter_mcp.upstream import url_parts
 from openrouter_mcp.upstream.catalog import ModelEntry
 
 if TYPE_CHECKING:
@@ -271,15 +272,25 @@ def _state() -> AppState:
 
 
 def _model_id(author: str, slug: str) -> str:
-    # The URI template decodes %2F, so a slash can still arrive inside one segment.
-    if not author or not slug or "/" in author or "/" in slug:
-        raise _unknown_model(f"{author}/{slug}")
-    return f"{author}/{slug}"
+    """`author/slug`, once both are known to be safe path segments.
+
+    The URI template decodes `%2F`, `%2e` and the like, so anything can arrive inside one segment.
+
+    Raises:
+        ResourceNotFoundError: either part cannot be a segment of an OpenRouter model id.
+    """
+    model_id = f"{author}/{slug}"
+    try:
+        url_parts.model_path(model_id)
+    except url_parts.UnsafeUrlValueError as exc:
+        raise _unknown_model(model_id, because=str(exc)) from None
+    return model_id
 
 
-def _unknown_model(model_id: str) -> ResourceNotFoundError:
+def _unknown_model(model_id: str, *, because: str | None = None) -> ResourceNotFoundError:
+    reason = f" ({because})" if because else ""
     return ResourceNotFoundError(
-        f"OpenRouter has no model {model_id!r}. Find model ids with the list_available_models tool "
+        f"OpenRouter has no model {model_id!r}{reason}. Find model ids with the list_available_models tool "
         f"or the {MODELS_URI} resource."
     )
 

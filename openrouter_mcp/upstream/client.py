@@ -28,6 +28,7 @@ from openrouter_mcp.errors import (
     UpstreamTimeout,
     status_error_class,
 )
+from openrouter_mcp.upstream import url_parts
 from openrouter_mcp.upstream.envelope import error_from_body, rate_limit_headers, retry_after_seconds
 from openrouter_mcp.upstream.models import (
     ChatChunk,
@@ -170,8 +171,14 @@ class OpenRouterClient:
         return self._parse_data(await self._send("GET", "/key", auth=True), KeyInfo)
 
     async def get_generation(self, generation_id: str) -> Generation:
-        """GET /generation?id=. Raises: OpenRouterError."""
-        response = await self._send("GET", "/generation", params={"id": generation_id}, auth=True)
+        """GET /generation?id=.
+
+        Raises:
+            UnsafeUrlValueError: `generation_id` cannot be a generation id.
+            OpenRouterError: any upstream failure.
+        """
+        params = {"id": url_parts.generation_id(generation_id)}
+        response = await self._send("GET", "/generation", params=params, auth=True)
         return self._parse_data(response, Generation)
 
     async def create_coinbase_charge(self, body: Mapping[str, Any]) -> CoinbaseCharge:
@@ -198,16 +205,14 @@ class OpenRouterClient:
         return self._parse_data(await self._send("GET", "/models/count", params=params), ModelsCount)
 
     async def list_model_endpoints(self, author: str, slug: str) -> ModelEndpoints:
-        """GET /models/{author}/{slug}/endpoints, with the `/` left unencoded as OpenRouter requires.
+        """GET /models/{author}/{slug}/endpoints, with the `/` between them unencoded as OpenRouter requires.
 
         Raises:
-            ValueError: `author` or `slug` is empty or contains a `/`.
+            UnsafeUrlValueError: `author` or `slug` is not one segment of an OpenRouter id.
             OpenRouterError: any upstream failure.
         """
-        for part, value in (("author", author), ("slug", slug)):
-            if not value or "/" in value:
-                raise ValueError(f"{part} must be one non-empty path segment, got {value!r}")
-        response = await self._send("GET", f"/models/{author}/{slug}/endpoints")
+        path = f"/models/{url_parts.path_segment('author', author)}/{url_parts.path_segment('slug', slug)}/endpoints"
+        response = await self._send("GET", path)
         return self._parse_data(response, ModelEndpoints)
 
     async def list_providers(self) -> list[Provider]:
@@ -257,7 +262,7 @@ class OpenRouterClient:
             prepared = self._prepared[key] = (httpx.URL(self._base + path), httpx.Headers(fields))
         url, headers = prepared
         # None rather than {} when empty: httpx would otherwise rebuild the URL to merge an empty query.
-        query = {k: _query_value(v) for k, v in params.items() if v is not None} if params else None
+        query = {k: url_parts.query_value(k, v) for k, v in params.items() if v is not None} if params else None
         content = None if json_body is None else pydantic_core.to_json(json_body)
         return self._http.build_request(method, url, params=query or None, content=content, headers=headers)
 
@@ -408,14 +413,6 @@ async def _sse_data(lines: AsyncIterator[str]) -> AsyncIterator[str]:
             buffer.append(value[1:] if value.startswith(" ") else value)
     if buffer:
         yield "\n".join(buffer)
-
-
-def _query_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, list | tuple):
-        return ",".join(str(v) for v in value)
-    return str(value)
 
 
 def _short(exc: ValidationError) -> str:
