@@ -65,6 +65,17 @@ PROVIDERS_URI = "openrouter://providers"
 EMBEDDING_MODELS_URI = "openrouter://embedding-models"
 USAGE_URI = "openrouter://usage"
 
+#: The tool that serves the same data as each resource: a caller scoped to personas that may not use the tool
+#: may not read the resource either (`serving.scopes.Scope`).
+TOOL_FOR_RESOURCE = {
+    MODELS_URI: "list_available_models",
+    MODEL_TEMPLATE: "list_available_models",
+    ENDPOINTS_TEMPLATE: "list_model_endpoints",
+    PROVIDERS_URI: "list_providers",
+    EMBEDDING_MODELS_URI: "list_embedding_models",
+    USAGE_URI: "get_usage",
+}
+
 #: The spec's cap on completion values per answer.
 MAX_COMPLETIONS = 100
 
@@ -262,6 +273,15 @@ def _models_json(entries: Iterable[ModelEntry]) -> str:
 def _providers_json(providers: list[Provider]) -> str:
     found = [p.model_dump(mode="json", exclude_none=True) for p in providers]
     return _dumps({"count": len(found), "providers": found})
+
+
+def tool_for_resource(uri: str) -> str | None:
+    """The tool whose data the resource at `uri` (or the template `uri`) serves; None for no resource of ours."""
+    if uri in TOOL_FOR_RESOURCE:
+        return TOOL_FOR_RESOURCE[uri]
+    if uri.startswith(MODELS_URI + "/"):
+        return TOOL_FOR_RESOURCE[ENDPOINTS_TEMPLATE if uri.endswith("/endpoints") else MODEL_TEMPLATE]
+    return None
 
 
 def _state() -> AppState:
