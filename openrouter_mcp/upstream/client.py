@@ -6,9 +6,11 @@ with the API key scrubbed from whatever text we pass on.
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any, Literal, TypeVar
+from urllib.parse import quote
 
 import httpx
 import pydantic_core
@@ -65,6 +67,7 @@ class OpenRouterClient:
         self._http = http if http is not None else build_http_client(settings)
         self._base = settings.base_url.rstrip("/")
         self._secret = settings.api_key.get_secret_value() if settings.api_key else None
+        self._secret_forms = secret_forms(self._secret) if self._secret else ()
         self._headers = {
             "HTTP-Referer": settings.http_referer,
             "X-OpenRouter-Title": settings.app_title,
@@ -290,9 +293,7 @@ class OpenRouterClient:
         return _TransportErrors(self._redact)
 
     def _redact(self, text: str) -> str:
-        if self._secret and self._secret in text:
-            return text.replace(self._secret, "[redacted]")
-        return text
+        return redact(text, self._secret_forms)
 
     def _status_error(self, response: httpx.Response) -> APIStatusError:
         try:
@@ -419,3 +420,21 @@ def _short(exc: ValidationError) -> str:
     first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": str(exc)}
     location = ".".join(str(part) for part in first["loc"])
     return f"{location}: {first['msg']} ({exc.error_count()} problem(s))"
+
+
+def secret_forms(secret: str) -> tuple[str, ...]:
+    """`secret` as it may appear in a message: as is, JSON- or repr-escaped, percent-encoded; longest first.
+
+    Settings refuse a key with characters that need escaping, but a message may still quote it escaped
+    (an upstream echoing a header, a library's repr), and redaction must catch every form.
+    """
+    forms = {secret, json.dumps(secret)[1:-1], repr(secret)[1:-1], quote(secret, safe=""), quote(secret)}
+    return tuple(sorted(forms, key=len, reverse=True))
+
+
+def redact(text: str, forms: tuple[str, ...]) -> str:
+    """`text` with every one of `forms` (see `secret_forms`) replaced by `[redacted]`."""
+    for form in forms:
+        if form in text:
+            text = text.replace(form, "[redacted]")
+    return text
