@@ -134,10 +134,12 @@ class OpenRouterClient:
 
     async def _iter_chunks(self, response: httpx.Response) -> AsyncIterator[ChatChunk]:
         generation_id = response.headers.get("x-generation-id")
+        finished, events = False, 0
         with self._translate_transport_errors():
             async for data in _sse_data(response.aiter_lines()):
                 if data == "[DONE]":
                     return
+                events += 1
                 try:
                     chunk = ChatChunk.model_validate_json(data)
                 except ValidationError as exc:
@@ -150,7 +152,19 @@ class OpenRouterClient:
                         generation_id=chunk.id or generation_id,
                         redact=self._redact,
                     )
+                finished = finished or any(choice.finish_reason for choice in chunk.choices)
+                generation_id = chunk.id or generation_id
                 yield chunk
+        if not finished:
+            # An empty 200, a comment-only stream or one cut between events is not an answer: with neither a
+            # finish_reason nor `[DONE]`, nothing says the text is whole, so it is an error that carries what arrived.
+            raise MidStreamError(
+                f"OpenRouter's stream ended after {events} event(s) without a finish_reason or [DONE]: "
+                "the answer is incomplete",
+                status_code=response.status_code,
+                error_type="incomplete_stream",
+                generation_id=generation_id,
+            )
 
     async def create_message(self, body: Mapping[str, Any], *, router_metadata: bool = False) -> MessagesResult:
         """POST /messages (Anthropic Messages format), without streaming.
