@@ -99,6 +99,9 @@ ENVIRONMENT: tuple[EnvVar, ...] = (
         "get_credits and get_current_key warn below this many USD left",
     ),
 )
+#: Longest API key accepted (OpenRouter's are ~73 characters) and largest secret file read.
+MAX_KEY_CHARS = 512
+MAX_SECRET_FILE_BYTES = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -202,24 +205,62 @@ def read_private_file(path: Path, what: str) -> str:
     """The text of a secret-bearing file, refused unless only its owner can read and write it.
 
     Raises:
-        ConfigurationError: others can access the file (with the `chmod` that fixes it), or it is unreadable.
+        ConfigurationError: others can access the file (with the `chmod` that fixes it), it is not a regular
+            file (a FIFO, a device, a folder), or it is unreadable.
     """
     try:
-        mode = path.stat().st_mode
+        # Non-blocking, then checked on the open descriptor: opening a FIFO would otherwise hang start-up until
+        # someone writes to it, and a check of the path before opening it could be raced.
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        raise ConfigurationError(f"{what} cannot be read: {exc.strerror}") from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise ConfigurationError(f"{what} is not a regular file; point it at a file holding only the secret.")
         if mode & (stat.S_IRWXG | stat.S_IRWXO):
             raise ConfigurationError(
                 f"{what} is accessible to other users (mode {stat.S_IMODE(mode):o}); "
                 f"run `chmod 600 {path}` and restart."
             )
-        return path.read_text(encoding="utf-8")
+        with os.fdopen(fd, "rb", closefd=False) as file:
+            return file.read(MAX_SECRET_FILE_BYTES).decode("utf-8")
     except OSError as exc:
         raise ConfigurationError(f"{what} cannot be read: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigurationError(f"{what} is not UTF-8 text") from None
+    finally:
+        os.close(fd)
+
+
+def checked_api_key(key: str, source: str) -> SecretStr:
+    """`key` (already stripped) as a secret, if it can travel in an `Authorization` header as it is.
+
+    A key with a line break, a space or a control character inside would make the HTTP client refuse the
+    header with a message that quotes it, so it would leak into results and logs; refuse it here, at
+    start-up, without ever showing it.
+
+    Raises:
+        ConfigurationError: the key is not one printable token (the message never contains the key).
+    """
+    bad = next((i for i, char in enumerate(key) if not 0x21 <= ord(char) <= 0x7E), None)
+    if bad is not None or len(key) > MAX_KEY_CHARS:
+        problem = (
+            f"is {len(key)} characters long (at most {MAX_KEY_CHARS})"
+            if bad is None
+            else f"contains a space, line break or other non-printable character (at position {bad + 1})"
+        )
+        raise ConfigurationError(
+            f"{source} {problem}: an OpenRouter key is one printable token such as sk-or-v1-...; "
+            "copy it again from https://openrouter.ai/settings/keys"
+        )
+    return SecretStr(key)
 
 
 def _read_api_key(env: Mapping[str, str]) -> SecretStr | None:
     key = env.get(API_KEY_ENV, "").strip()
     if key:
-        return SecretStr(key)
+        return checked_api_key(key, API_KEY_ENV)
     key_file = env.get(API_KEY_FILE_ENV, "").strip()
     if not key_file:
         return None
@@ -228,4 +269,4 @@ def _read_api_key(env: Mapping[str, str]) -> SecretStr | None:
     key = read_private_file(path, f"{API_KEY_FILE_ENV} {path}").strip()
     if not key:
         raise ConfigurationError(f"{API_KEY_FILE_ENV} {path} is empty")
-    return SecretStr(key)
+    return checked_api_key(key, f"the key in {API_KEY_FILE_ENV} {path}")

@@ -49,6 +49,7 @@ from mcp.types import (
 from openrouter_mcp.errors import NotFoundError, OpenRouterError
 from openrouter_mcp.serving.scopes import allowed_personas
 from openrouter_mcp.state import AppState
+from openrouter_mcp.upstream import url_parts
 from openrouter_mcp.upstream.catalog import ModelEntry
 
 if TYPE_CHECKING:
@@ -63,6 +64,17 @@ ENDPOINTS_TEMPLATE = "openrouter://models/{author}/{slug}/endpoints"
 PROVIDERS_URI = "openrouter://providers"
 EMBEDDING_MODELS_URI = "openrouter://embedding-models"
 USAGE_URI = "openrouter://usage"
+
+#: The tool that serves the same data as each resource: a caller scoped to personas that may not use the tool
+#: may not read the resource either (`serving.scopes.Scope`).
+TOOL_FOR_RESOURCE = {
+    MODELS_URI: "list_available_models",
+    MODEL_TEMPLATE: "list_available_models",
+    ENDPOINTS_TEMPLATE: "list_model_endpoints",
+    PROVIDERS_URI: "list_providers",
+    EMBEDDING_MODELS_URI: "list_embedding_models",
+    USAGE_URI: "get_usage",
+}
 
 #: The spec's cap on completion values per answer.
 MAX_COMPLETIONS = 100
@@ -267,6 +279,15 @@ def _providers_json(providers: list[Provider]) -> str:
     return _dumps({"count": len(found), "providers": found})
 
 
+def tool_for_resource(uri: str) -> str | None:
+    """The tool whose data the resource at `uri` (or the template `uri`) serves; None for no resource of ours."""
+    if uri in TOOL_FOR_RESOURCE:
+        return TOOL_FOR_RESOURCE[uri]
+    if uri.startswith(MODELS_URI + "/"):
+        return TOOL_FOR_RESOURCE[ENDPOINTS_TEMPLATE if uri.endswith("/endpoints") else MODEL_TEMPLATE]
+    return None
+
+
 def _state() -> AppState:
     ctx = _request.get()
     if ctx is None:
@@ -275,15 +296,25 @@ def _state() -> AppState:
 
 
 def _model_id(author: str, slug: str) -> str:
-    # The URI template decodes %2F, so a slash can still arrive inside one segment.
-    if not author or not slug or "/" in author or "/" in slug:
-        raise _unknown_model(f"{author}/{slug}")
-    return f"{author}/{slug}"
+    """`author/slug`, once both are known to be safe path segments.
+
+    The URI template decodes `%2F`, `%2e` and the like, so anything can arrive inside one segment.
+
+    Raises:
+        ResourceNotFoundError: either part cannot be a segment of an OpenRouter model id.
+    """
+    model_id = f"{author}/{slug}"
+    try:
+        url_parts.model_path(model_id)
+    except url_parts.UnsafeUrlValueError as exc:
+        raise _unknown_model(model_id, because=str(exc)) from None
+    return model_id
 
 
-def _unknown_model(model_id: str) -> ResourceNotFoundError:
+def _unknown_model(model_id: str, *, because: str | None = None) -> ResourceNotFoundError:
+    reason = f" ({because})" if because else ""
     return ResourceNotFoundError(
-        f"OpenRouter has no model {model_id!r}. Find model ids with the list_available_models tool "
+        f"OpenRouter has no model {model_id!r}{reason}. Find model ids with the list_available_models tool "
         f"or the {MODELS_URI} resource."
     )
 

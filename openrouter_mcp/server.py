@@ -12,9 +12,9 @@ from mcp.server.subscriptions import InMemorySubscriptionBus
 
 from openrouter_mcp import __version__
 from openrouter_mcp.config import Settings
-from openrouter_mcp.resources import register_resources
+from openrouter_mcp.resources import register_resources, tool_for_resource
 from openrouter_mcp.routing.personas import PersonasConfig
-from openrouter_mcp.serving.scopes import ToolScope, register_persona_prompts
+from openrouter_mcp.serving.scopes import Scope, register_persona_prompts
 from openrouter_mcp.state import AppState
 from openrouter_mcp.tools import ALL_TOOLS
 from openrouter_mcp.tools.registry import build_tool, load_schemas
@@ -90,7 +90,7 @@ def build_server(
         tools=[build_tool(spec, shipped.get(spec.name)) for spec in ALL_TOOLS],
         lifespan=lifespan,
         subscriptions=bus,
-        middleware=[ToolScope()],
+        middleware=[Scope(tool_for_resource)],
         token_verifier=token_verifier,
         auth=auth,
     )

@@ -3,16 +3,20 @@
 A session is scoped when the process is bound to one persona (stdio: `--persona NAME`) or when
 its authenticated HTTP client's token names personas. A scoped caller lists only the tools its
 personas may use; any other tool, or a call naming a persona outside its scope, is refused with a
-clear error before anything is sent upstream. Each persona is also offered as an MCP prompt.
+clear error before anything is sent upstream. Each persona is also offered as an MCP prompt, and
+prompts, resources and completions are scoped the same way as tools (`Scope`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.prompts.base import Prompt, UserMessage
+from mcp.shared.exceptions import MCPError
+from mcp.types import INVALID_PARAMS, CompleteResult, Completion
 
 from openrouter_mcp.errors import NotAllowedError
 from openrouter_mcp.routing.personas import Persona, PersonasConfig
@@ -85,18 +89,76 @@ def check_tool_allowed(state: AppState, tool: str) -> None:
         )
 
 
-class ToolScope:
-    """Middleware: `tools/list` shows a scoped caller only the tools its personas may use."""
+#: Persona prompts are named `persona-NAME`: a scoped caller sees only those of its own personas.
+PROMPT_PREFIX = "persona-"
+
+
+def visible_prompt(state: AppState, name: str) -> bool:
+    """Whether the caller may list and get prompt `name` (a persona prompt only within its scope)."""
+    allowed = allowed_personas(state)
+    return allowed is None or not name.startswith(PROMPT_PREFIX) or name[len(PROMPT_PREFIX) :] in allowed
+
+
+class Scope:
+    """Middleware: a scoped caller sees and uses only what its personas may.
+
+    - `tools/list`: only the tools its personas may use (`tools/call` is checked by the tool registry);
+    - `prompts/list` and `prompts/get`: only its own personas' prompts, so no token reads another
+      persona's system prompt;
+    - `resources/list`, `resources/templates/list`, `resources/read` and `completion/complete`: only
+      resources whose data a visible tool serves (`resource_tool` names that tool for a URI or template).
+    What is hidden is refused as unknown, exactly as if it did not exist.
+    """
+
+    def __init__(self, resource_tool: Callable[[str], str | None]) -> None:
+        self._resource_tool = resource_tool
 
     async def __call__(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
+        state = ctx.lifespan_context
+        if not isinstance(state, AppState) or allowed_personas(state) is None:
+            return await call_next(ctx)
+        params = ctx.params or {}
+        if ctx.method == "prompts/get" and not visible_prompt(state, str(params.get("name"))):
+            raise MCPError(INVALID_PARAMS, f"Unknown prompt: {params.get('name')}")
+        if ctx.method == "resources/read" and not self._resource_visible(state, str(params.get("uri"))):
+            raise MCPError(INVALID_PARAMS, f"Unknown resource: {params.get('uri')}", {"uri": params.get("uri")})
+        if ctx.method == "completion/complete" and not self._reference_visible(state, params.get("ref")):
+            return CompleteResult(completion=Completion(values=[], has_more=False))
         result = await call_next(ctx)
-        if ctx.method != "tools/list" or not isinstance(ctx.lifespan_context, AppState):
+        # Handlers' results arrive already shaped for the wire: dicts whose items are dicts.
+        if not isinstance(result, dict):
             return result
-        visible = visible_tools(ctx.lifespan_context)
-        # The handler's result arrives already shaped for the wire: a dict whose `tools` are dicts.
-        if visible is None or not isinstance(result, dict) or not isinstance(result.get("tools"), list):
-            return result
-        return {**result, "tools": [tool for tool in result["tools"] if str(tool.get("name")) in visible]}
+        if ctx.method == "tools/list":
+            visible = visible_tools(state)
+            return _kept(result, "tools", lambda tool: visible is None or str(tool.get("name")) in visible)
+        if ctx.method == "prompts/list":
+            return _kept(result, "prompts", lambda prompt: visible_prompt(state, str(prompt.get("name"))))
+        if ctx.method == "resources/list":
+            return _kept(result, "resources", lambda item: self._resource_visible(state, str(item.get("uri"))))
+        if ctx.method == "resources/templates/list":
+            return _kept(
+                result, "resourceTemplates", lambda item: self._resource_visible(state, str(item.get("uriTemplate")))
+            )
+        return result
+
+    def _resource_visible(self, state: AppState, uri: str) -> bool:
+        tool = self._resource_tool(uri)
+        visible = visible_tools(state)
+        return tool is None or visible is None or tool in visible
+
+    def _reference_visible(self, state: AppState, ref: Any) -> bool:
+        if not isinstance(ref, Mapping):
+            return True
+        if ref.get("type") == "ref/prompt":
+            return visible_prompt(state, str(ref.get("name")))
+        return self._resource_visible(state, str(ref.get("uri")))
+
+
+def _kept(result: dict[str, Any], key: str, keep: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
+    items = result.get(key)
+    if not isinstance(items, list):
+        return result
+    return {**result, key: [item for item in items if not isinstance(item, dict) or keep(item)]}
 
 
 def register_persona_prompts(server: MCPServer[Any], personas: PersonasConfig, bound: Persona | None) -> None:

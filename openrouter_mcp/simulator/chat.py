@@ -234,10 +234,12 @@ class ChatCompletions(Inference):
                     delta = {"role": "assistant", "content": "", "reasoning": piece, "reasoning_details": detail}
                     events.append(Event(delay, chunk(delta), count_tokens(piece)))
             for index, piece in enumerate(_split_text(plan.text)):
-                if failed and index == 2:
+                if (failed or served.cut_stream) and index == 2:
                     break
                 events.append(Event(delay, chunk({"role": "assistant", "content": piece}), count_tokens(piece)))
-            if failed:
+            if served.cut_stream:
+                pass  # the stream just ends: no finish_reason, no usage, no [DONE]
+            elif failed:
                 choice = {
                     "index": 0,
                     "delta": {"content": ""},
@@ -262,7 +264,7 @@ class ChatCompletions(Inference):
                 events.append(Event(0.0, b"data: [DONE]\n\n"))
 
         def on_done(completed: bool, sent: int) -> None:
-            if completed and not failed and not served.malformed:
+            if completed and not failed and not served.malformed and not served.cut_stream:
                 tokens = plan.completion_tokens
             else:
                 tokens = sum(e.tokens for e in events[:sent])

@@ -42,6 +42,8 @@ class Fault:
         retry_after: seconds; sets ``Retry-After`` on the error response.
         latency: seconds to wait before answering.
         mid_stream_error: streaming: a couple of content chunks, then the mid-stream error chunk (HTTP 200).
+        cut_stream: streaming: a couple of content chunks, then the stream ends with neither a finish_reason nor
+            ``[DONE]``, as when a connection drops between events behind a proxy.
         malformed: answer 200 with a body that is not valid JSON.
         error_in_200: non-streaming chat: HTTP 200 whose ``choices[0]`` has ``finish_reason: "error"``.
         error_type: ``error.metadata.error_type``; derived from ``status`` when None.
@@ -55,6 +57,7 @@ class Fault:
     retry_after: float | None = None
     latency: float = 0.0
     mid_stream_error: bool = False
+    cut_stream: bool = False
     malformed: bool = False
     error_in_200: bool = False
     error_type: str | None = None
@@ -80,6 +83,7 @@ class Served:
 
     malformed: bool = False
     mid_stream_error: bool = False
+    cut_stream: bool = False
     error_in_200: bool = False
     error_type: str | None = None
     provider_code: int | str | None = None
@@ -92,6 +96,7 @@ class Served:
                 continue
             served.malformed |= fault.malformed
             served.mid_stream_error |= fault.mid_stream_error
+            served.cut_stream |= fault.cut_stream
             served.error_in_200 |= fault.error_in_200
             served.error_type = served.error_type or fault.error_type
             served.provider_code = served.provider_code if served.provider_code is not None else fault.provider_code

@@ -26,6 +26,7 @@ from pydantic import Field, ValidationError, field_validator
 from openrouter_mcp.errors import MalformedResponseError, NotFoundError
 from openrouter_mcp.state import AppState
 from openrouter_mcp.tools.registry import READ_ONLY, ToolInput, ToolOutput, ToolSpec, one_line_schema
+from openrouter_mcp.upstream import url_parts
 from openrouter_mcp.upstream.catalog import ModelEntry, per_million
 
 if TYPE_CHECKING:
@@ -83,9 +84,8 @@ class ModelEndpointsInput(ToolInput):
     @field_validator("model")
     @classmethod
     def _author_and_slug(cls, value: str) -> str:
-        author, _, slug = value.strip().partition("/")
-        if not author or not slug or "/" in slug or any(c.isspace() for c in value.strip()):
-            raise ValueError(f"model must be an id 'author/slug' such as 'openai/gpt-4o', got {value!r}")
+        # Refused here, before any request: the id becomes two segments of an upstream path.
+        url_parts.model_path(value.strip())
         return value.strip()
 
 

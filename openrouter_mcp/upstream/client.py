@@ -6,9 +6,11 @@ with the API key scrubbed from whatever text we pass on.
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any, Literal, TypeVar
+from urllib.parse import quote
 
 import httpx
 import pydantic_core
@@ -28,6 +30,7 @@ from openrouter_mcp.errors import (
     UpstreamTimeout,
     status_error_class,
 )
+from openrouter_mcp.upstream import url_parts
 from openrouter_mcp.upstream.envelope import error_from_body, rate_limit_headers, retry_after_seconds
 from openrouter_mcp.upstream.models import (
     ChatChunk,
@@ -69,6 +72,7 @@ class OpenRouterClient:
         self._http = http if http is not None else build_http_client(settings)
         self._base = settings.base_url.rstrip("/")
         self._secret = settings.api_key.get_secret_value() if settings.api_key else None
+        self._secret_forms = secret_forms(self._secret) if self._secret else ()
         self._headers = {
             "HTTP-Referer": settings.http_referer,
             "X-OpenRouter-Title": settings.app_title,
@@ -135,10 +139,12 @@ class OpenRouterClient:
 
     async def _iter_chunks(self, response: httpx.Response) -> AsyncIterator[ChatChunk]:
         generation_id = response.headers.get("x-generation-id")
+        finished, events = False, 0
         with self._translate_transport_errors():
             async for data in _sse_data(response.aiter_lines()):
                 if data == "[DONE]":
                     return
+                events += 1
                 try:
                     chunk = ChatChunk.model_validate_json(data)
                 except ValidationError as exc:
@@ -151,7 +157,19 @@ class OpenRouterClient:
                         generation_id=chunk.id or generation_id,
                         redact=self._redact,
                     )
+                finished = finished or any(choice.finish_reason for choice in chunk.choices)
+                generation_id = chunk.id or generation_id
                 yield chunk
+        if not finished:
+            # An empty 200, a comment-only stream or one cut between events is not an answer: with neither a
+            # finish_reason nor `[DONE]`, nothing says the text is whole, so it is an error that carries what arrived.
+            raise MidStreamError(
+                f"OpenRouter's stream ended after {events} event(s) without a finish_reason or [DONE]: "
+                "the answer is incomplete",
+                status_code=response.status_code,
+                error_type="incomplete_stream",
+                generation_id=generation_id,
+            )
 
     async def create_message(self, body: Mapping[str, Any], *, router_metadata: bool = False) -> MessagesResult:
         """POST /messages (Anthropic Messages format), without streaming.
@@ -175,8 +193,14 @@ class OpenRouterClient:
         return self._parse_data(await self._send("GET", "/key", auth=True), KeyInfo)
 
     async def get_generation(self, generation_id: str) -> Generation:
-        """GET /generation?id=. Raises: OpenRouterError."""
-        response = await self._send("GET", "/generation", params={"id": generation_id}, auth=True)
+        """GET /generation?id=.
+
+        Raises:
+            UnsafeUrlValueError: `generation_id` cannot be a generation id.
+            OpenRouterError: any upstream failure.
+        """
+        params = {"id": url_parts.generation_id(generation_id)}
+        response = await self._send("GET", "/generation", params=params, auth=True)
         return self._parse_data(response, Generation)
 
     async def create_coinbase_charge(self, body: Mapping[str, Any]) -> CoinbaseCharge:
@@ -203,16 +227,14 @@ class OpenRouterClient:
         return self._parse_data(await self._send("GET", "/models/count", params=params), ModelsCount)
 
     async def list_model_endpoints(self, author: str, slug: str) -> ModelEndpoints:
-        """GET /models/{author}/{slug}/endpoints, with the `/` left unencoded as OpenRouter requires.
+        """GET /models/{author}/{slug}/endpoints, with the `/` between them unencoded as OpenRouter requires.
 
         Raises:
-            ValueError: `author` or `slug` is empty or contains a `/`.
+            UnsafeUrlValueError: `author` or `slug` is not one segment of an OpenRouter id.
             OpenRouterError: any upstream failure.
         """
-        for part, value in (("author", author), ("slug", slug)):
-            if not value or "/" in value:
-                raise ValueError(f"{part} must be one non-empty path segment, got {value!r}")
-        response = await self._send("GET", f"/models/{author}/{slug}/endpoints")
+        path = f"/models/{url_parts.path_segment('author', author)}/{url_parts.path_segment('slug', slug)}/endpoints"
+        response = await self._send("GET", path)
         return self._parse_data(response, ModelEndpoints)
 
     async def list_providers(self) -> list[Provider]:
@@ -262,7 +284,7 @@ class OpenRouterClient:
             prepared = self._prepared[key] = (httpx.URL(self._base + path), httpx.Headers(fields))
         url, headers = prepared
         # None rather than {} when empty: httpx would otherwise rebuild the URL to merge an empty query.
-        query = {k: _query_value(v) for k, v in params.items() if v is not None} if params else None
+        query = {k: url_parts.query_value(k, v) for k, v in params.items() if v is not None} if params else None
         content = None if json_body is None else pydantic_core.to_json(json_body)
         return self._http.build_request(method, url, params=query or None, content=content, headers=headers)
 
@@ -290,9 +312,7 @@ class OpenRouterClient:
         return _TransportErrors(self._redact)
 
     def _redact(self, text: str) -> str:
-        if self._secret and self._secret in text:
-            return text.replace(self._secret, "[redacted]")
-        return text
+        return redact(text, self._secret_forms)
 
     def _status_error(self, response: httpx.Response) -> APIStatusError:
         try:
@@ -415,15 +435,25 @@ async def _sse_data(lines: AsyncIterator[str]) -> AsyncIterator[str]:
         yield "\n".join(buffer)
 
 
-def _query_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, list | tuple):
-        return ",".join(str(v) for v in value)
-    return str(value)
-
-
 def _short(exc: ValidationError) -> str:
     first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": str(exc)}
     location = ".".join(str(part) for part in first["loc"])
     return f"{location}: {first['msg']} ({exc.error_count()} problem(s))"
+
+
+def secret_forms(secret: str) -> tuple[str, ...]:
+    """`secret` as it may appear in a message: as is, JSON- or repr-escaped, percent-encoded; longest first.
+
+    Settings refuse a key with characters that need escaping, but a message may still quote it escaped
+    (an upstream echoing a header, a library's repr), and redaction must catch every form.
+    """
+    forms = {secret, json.dumps(secret)[1:-1], repr(secret)[1:-1], quote(secret, safe=""), quote(secret)}
+    return tuple(sorted(forms, key=len, reverse=True))
+
+
+def redact(text: str, forms: tuple[str, ...]) -> str:
+    """`text` with every one of `forms` (see `secret_forms`) replaced by `[redacted]`."""
+    for form in forms:
+        if form in text:
+            text = text.replace(form, "[redacted]")
+    return text
