@@ -32,14 +32,13 @@ OpenRouterError
     │   ├── ServiceUnavailableError     503  no provider meets the routing requirements
     │   ├── EdgeTimeoutError            524
     │   └── ProviderOverloadedError     529
-    ├── MidStreamError                HTTP 200 stream that ended with an error chunk
+    ├── MidStreamError                HTTP 200 stream that ended with an error chunk, or incomplete
     └── ErrorInResponseError          HTTP 200 body that carries an error (finish_reason "error")
 ```
 
 A storage fault (`AuditError`) is not the user's configuration mistake, so it is not a
 `ConfigurationError`; only `AuditSetupError` (a path that cannot be created, a file that is not our
 log, a newer schema) is both, so start-up and the audit CLI report it either way.
-```
 
 httpx exceptions are translated into this tree only in `client.py`; everything above it sees these
 classes. `status_error_class` is the single status -> class table.
@@ -390,7 +389,9 @@ class ProviderOverloadedError(InternalServerError):
 
 
 class MidStreamError(APIStatusError):
-    """A streamed completion ended with an error chunk after HTTP 200.
+    """A streamed completion ended with an error chunk after HTTP 200, or ended incomplete.
+
+    Incomplete means neither a `finish_reason` nor `[DONE]` arrived (`error_type` "incomplete_stream").
 
     `partial_text` holds what had arrived before the error, so it is reported rather than lost.
     """
