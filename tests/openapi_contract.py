@@ -1,12 +1,8 @@
 """Validate request and response bodies against OpenRouter's official OpenAPI 3.1 spec.
 
-The spec is not copied into the repository. It is found, in order, at:
-
-1. the path in the ``OPENROUTER_OPENAPI`` environment variable;
-2. ``openapi.json`` in the folder named by ``OPENROUTER_SHARED`` (the variable ``tests/shared_files.py`` uses);
-3. ``<repo>/../shared/openrouter/openapi.json`` (CI copies ``shared/`` beside a fresh clone).
-
-If neither exists, every validation raises :class:`SpecNotFoundError`: contract tests then fail, never skip.
+The spec is vendored at ``tests/data/openrouter/openapi.json`` (see the README there; refreshed with
+``python -m tests.data.refresh``), and that copy is the only one read. Should it be missing, every validation
+raises :class:`SpecNotFoundError`: contract tests then fail, never skip.
 
 Usage::
 
@@ -25,7 +21,6 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +28,8 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
+
+from tests.data import OPENROUTER_DATA
 
 __all__ = [
     "ContractError",
@@ -45,8 +42,8 @@ __all__ = [
     "validate_stream_chunk",
 ]
 
-SPEC_ENV = "OPENROUTER_OPENAPI"
-SHARED_ENV = "OPENROUTER_SHARED"
+#: The vendored spec; the one file this module reads.
+SPEC_FILE = OPENROUTER_DATA / "openapi.json"
 SPEC_URI = "urn:openapi"
 
 # The component each error status uses throughout the spec, for statuses an operation does not declare.
@@ -93,26 +90,16 @@ class ContractError(AssertionError):
 
 
 def spec_path() -> Path:
-    """Locate openapi.json.
+    """Locate openapi.json: the vendored copy.
 
     Raises:
-        SpecNotFoundError: none of the locations in the module docstring holds the spec.
+        SpecNotFoundError: the vendored copy is missing.
     """
-    configured = os.environ.get(SPEC_ENV)
-    if configured:
-        path = Path(configured)
-        if path.is_file():
-            return path
-        raise SpecNotFoundError(f"{SPEC_ENV}={configured!r} does not name a file")
-    shared = os.environ.get(SHARED_ENV)
-    if shared and (Path(shared) / "openapi.json").is_file():
-        return Path(shared) / "openapi.json"
-    beside_repo = Path(__file__).resolve().parents[2] / "shared" / "openrouter" / "openapi.json"
-    if beside_repo.is_file():
-        return beside_repo
+    if SPEC_FILE.is_file():
+        return SPEC_FILE
     raise SpecNotFoundError(
-        f"OpenRouter OpenAPI spec not found: set {SPEC_ENV} to the path of openapi.json, or place it at "
-        f"{beside_repo}. Contract tests cannot run without it."
+        f"OpenRouter OpenAPI spec not found at {SPEC_FILE}: restore it from git, or copy it in with "
+        "`python -m tests.data.refresh`. Contract tests cannot run without it."
     )
 
 

@@ -10,12 +10,12 @@ from openrouter_mcp import errors
 from openrouter_mcp.config import Settings
 from openrouter_mcp.upstream.client import OpenRouterClient
 from openrouter_mcp.upstream.streaming import ChatStreamAggregator
-from tests.shared_files import shared_openrouter_dir
+from tests.data import OPENROUTER_DATA
 
 
 def _wire_lines(sample: str) -> bytes:
     """A sample file as it was on the wire: without its `#` header and the author's `...` elision."""
-    text = (shared_openrouter_dir() / "samples" / sample).read_text(encoding="utf-8")
+    text = (OPENROUTER_DATA / "samples" / sample).read_text(encoding="utf-8")
     kept = [line for line in text.splitlines() if not line.startswith("#") and line.strip() != "..."]
     return ("\n".join(kept) + "\n").encode()
 
@@ -57,7 +57,7 @@ async def test_usage_chunk_with_non_empty_choices_is_read_once() -> None:
 @pytest.mark.anyio
 @pytest.mark.parametrize(("label", "status"), [("(a)", 429), ("(b)", 200), ("(c)", 429)])
 async def test_documented_mid_stream_error_chunks_raise_mid_stream_error(label: str, status: int) -> None:
-    text = (shared_openrouter_dir() / "samples" / "sse_chat_errors_from_docs.txt").read_text(encoding="utf-8")
+    text = (OPENROUTER_DATA / "samples" / "sse_chat_errors_from_docs.txt").read_text(encoding="utf-8")
     lines = text.splitlines()
     event = next(lines[i + 1] for i, line in enumerate(lines) if line.startswith(f"## {label}"))
     good = b'data: {"id":"gen-1","choices":[{"index":0,"delta":{"content":"Hel"}}]}\n\n'

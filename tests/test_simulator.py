@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from openrouter_mcp.simulator import Fault, Simulator, serve_in_thread
+from tests import openapi_contract
 from tests.openapi_contract import (
     ContractError,
     SpecNotFoundError,
@@ -263,8 +264,8 @@ def test_contract_helper_validates_requests_and_queries() -> None:
 
 
 def test_missing_spec_fails_loudly_instead_of_skipping(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
-    monkeypatch.setenv("OPENROUTER_OPENAPI", str(tmp_path / "absent.json"))
-    with pytest.raises(SpecNotFoundError, match="OPENROUTER_OPENAPI"):
+    monkeypatch.setattr(openapi_contract, "SPEC_FILE", tmp_path / "absent.json")
+    with pytest.raises(SpecNotFoundError, match="tests.data.refresh"):
         spec_path()
 
 
