@@ -9,13 +9,9 @@ needed): the real SDK client over streamable HTTP and SSE with a token, raw requ
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
-import threading
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +45,7 @@ from openrouter_mcp.serving.auth import (
     new_token,
     parse_tokens,
 )
-from tests.test_transports import EXIT_TIMEOUT, SERVER, STARTUP_TIMEOUT, free_port, server_env
+from tests.processes import SERVER, STARTUP_TIMEOUT, ServerProcess, free_port, http_server, server_env
 
 pytestmark = pytest.mark.anyio
 
@@ -340,70 +336,21 @@ def test_only_an_unauthenticated_non_loopback_http_server_is_refused(
 # ------------------------------------------------------------------------------------------------
 
 
-@dataclass
-class Served:
-    """A server subprocess: its base URL and what it has written to stderr so far."""
-
-    url: str
-    process: subprocess.Popen[bytes]
-    stderr: bytearray = field(default_factory=bytearray)
-    changed: threading.Condition = field(default_factory=threading.Condition)
-
-    def log(self) -> str:
-        with self.changed:
-            return self.stderr.decode(errors="replace")
-
-    def wait_for_log(self, text: str, count: int = 1, timeout: float = 10.0) -> str:
-        with self.changed:
-            self.changed.wait_for(lambda: self.stderr.decode(errors="replace").count(text) >= count, timeout)
-            return self.stderr.decode(errors="replace")
+#: A server subprocess: its base URL, and its log so far (`log()`, `wait_for_log(text)`).
+Served = ServerProcess
 
 
-def serve(tmp_path: Path, *args: str) -> Iterator[Served]:
-    """`python -m openrouter_mcp --demo --auth-tokens FILE ARGS` on a free loopback port, until SIGTERM.
+def serve(tmp_path: Path, transport: str, *args: str) -> Iterator[Served]:
+    """`python -m openrouter_mcp --transport T --demo --auth-tokens FILE ARGS` on a free loopback port, until SIGTERM.
 
     Sync and thread-drained, so one server can serve a whole module. Ready when uvicorn says so.
     """
     tokens = write_tokens(tmp_path / "tokens.toml", tokens_toml())
-    port = free_port()
-    command = [*SERVER, "--demo", "--auth-tokens", str(tokens), "--port", str(port), "--log-level", "INFO", *args]
-    process = subprocess.Popen(
-        command, env=server_env(None), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
-    served = Served(f"http://127.0.0.1:{port}", process)
-
-    def drain() -> None:
-        assert process.stderr is not None
-        while chunk := os.read(process.stderr.fileno(), 65536):
-            with served.changed:
-                served.stderr.extend(chunk)
-                served.changed.notify_all()
-        with served.changed:
-            served.changed.notify_all()
-
-    reader = threading.Thread(target=drain, daemon=True)
-    reader.start()
-    try:
-        with served.changed:
-            served.changed.wait_for(
-                lambda: b"Uvicorn running on" in served.stderr or process.poll() is not None, STARTUP_TIMEOUT
-            )
-        assert b"Uvicorn running on" in served.stderr, served.log()
+    args = ("--demo", "--auth-tokens", str(tokens), *args)
+    with http_server(*args, env=server_env(None), transport=transport) as served:
         yield served
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(EXIT_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        reader.join(EXIT_TIMEOUT)
-        if process.stderr is not None:
-            process.stderr.close()
+    served.assert_exited_cleanly()
     log = served.log()
-    assert process.returncode in (0, -signal.SIGTERM), log
-    assert "Traceback" not in log
     assert ALICE not in log and BOB not in log
 
 
@@ -412,7 +359,6 @@ def team_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     """Streamable HTTP with tokens, a small body limit and one extra allowed browser origin."""
     yield from serve(
         tmp_path_factory.mktemp("team"),
-        "--transport",
         "streamable-http",
         "--max-request-bytes",
         str(MAX_REQUEST_BYTES),
@@ -423,12 +369,12 @@ def team_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
 
 @pytest.fixture(scope="module")
 def stateless_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    yield from serve(tmp_path_factory.mktemp("stateless"), "--transport", "streamable-http", "--stateless")
+    yield from serve(tmp_path_factory.mktemp("stateless"), "streamable-http", "--stateless")
 
 
 @pytest.fixture(scope="module")
 def sse_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    yield from serve(tmp_path_factory.mktemp("sse"), "--transport", "sse")
+    yield from serve(tmp_path_factory.mktemp("sse"), "sse")
 
 
 @asynccontextmanager
