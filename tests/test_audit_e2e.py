@@ -63,8 +63,9 @@ async def audited(settings: Settings, sim: Simulator, log: AuditLog, clock: Cloc
 
 def out(result: CallToolResult) -> dict[str, Any]:
     assert not result.is_error, result.content
-    assert result.structured_content is not None
-    return result.structured_content
+    content: dict[str, Any] | None = result.structured_content
+    assert content is not None
+    return content
 
 
 async def test_every_call_is_recorded_with_user_persona_prompt_model_tokens_and_cost(

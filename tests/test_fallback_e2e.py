@@ -65,8 +65,9 @@ async def chat(client: Client, **args: Any) -> CallToolResult:
 
 def out(result: CallToolResult) -> dict[str, Any]:
     assert not result.is_error, result.content
-    assert result.structured_content is not None
-    return result.structured_content
+    content: dict[str, Any] | None = result.structured_content
+    assert content is not None
+    return content
 
 
 def text(result: CallToolResult) -> str:

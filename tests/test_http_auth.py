@@ -29,7 +29,7 @@ from mcp.server.auth.settings import AuthSettings
 from mcp.server.mcpserver import MCPServer
 from mcp.types import TextContent
 
-from openrouter_mcp.__main__ import exposure_problem, parse_args
+from openrouter_mcp.__main__ import parse_args
 from openrouter_mcp.config import Settings
 from openrouter_mcp.errors import ConfigurationError
 from openrouter_mcp.server import build_server
@@ -45,6 +45,7 @@ from openrouter_mcp.serving.auth import (
     new_token,
     parse_tokens,
 )
+from openrouter_mcp.serving.http import exposure_problem
 from tests.processes import SERVER, STARTUP_TIMEOUT, ServerProcess, free_port, http_server, server_env
 
 pytestmark = pytest.mark.anyio

@@ -268,14 +268,15 @@ async def every_other_tool(client: Client, sim: Simulator, seen: list[str], *, g
     assert structured(await call(client, seen, "get_current_key", {}))["label"]
     assert structured(await call(client, seen, "get_generation", {"id": generation_id}))["id"] == generation_id
     assert structured(await call(client, seen, "get_models_count", {}))["count"] > 100
-    for tool, arguments, listed in [
+    listings: list[tuple[str, dict[str, Any], str]] = [
         ("list_available_models", {"limit": 3}, "models"),
         ("list_user_models", {"limit": 3}, "models"),
         ("list_embedding_models", {}, "models"),
         ("list_model_endpoints", {"model": "openai/gpt-4o"}, "endpoints"),
         ("list_providers", {"limit": 3}, "providers"),
         ("list_zdr_endpoints", {"limit": 3}, "endpoints"),
-    ]:
+    ]
+    for tool, arguments, listed in listings:
         assert structured(await call(client, seen, tool, arguments))[listed], tool
     route = structured(await call(client, seen, "route_request", {"model": "openai/gpt-4o"}))
     assert route["candidates"][0]["model"] == "openai/gpt-4o"
