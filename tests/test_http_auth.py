@@ -139,6 +139,7 @@ def test_hash_token_prints_a_fresh_token_once_and_an_entry_that_loads(
     assert new_token()[0] != new_token()[0]
 
 
+@pytest.mark.slow
 def test_the_hash_token_subcommand_runs_from_the_command_line() -> None:
     done = subprocess.run([*SERVER, "hash-token", "--user", "dave"], capture_output=True, text=True, timeout=20)
     assert done.returncode == 0, done.stderr
@@ -288,6 +289,7 @@ def run_to_exit(*args: str, env: dict[str, str] | None = None) -> subprocess.Com
     )
 
 
+@pytest.mark.slow
 def test_a_server_with_a_tokens_file_others_can_read_exits_2_saying_how_to_fix_it(tmp_path: Path) -> None:
     path = write_tokens(tmp_path / "tokens.toml", tokens_toml(), 0o644)
     done = run_to_exit("--transport", "streamable-http", "--demo", "--auth-tokens", str(path))
@@ -296,6 +298,7 @@ def test_a_server_with_a_tokens_file_others_can_read_exits_2_saying_how_to_fix_i
     assert "Uvicorn running" not in done.stderr
 
 
+@pytest.mark.slow
 def test_a_tokens_file_from_the_environment_is_checked_the_same_way(tmp_path: Path) -> None:
     path = write_tokens(tmp_path / "tokens.toml", tokens_toml().replace('"default"', '"ghost"'))
     done = run_to_exit("--transport", "sse", "--demo", env=server_env(None, OPENROUTER_MCP_TOKENS=str(path)))
@@ -303,6 +306,7 @@ def test_a_tokens_file_from_the_environment_is_checked_the_same_way(tmp_path: Pa
     assert "tokens[1]: field 'personas': unknown persona(s) 'ghost'" in done.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("transport", ["streamable-http", "sse"])
 def test_a_non_loopback_host_without_tokens_exits_2_before_binding(transport: str) -> None:
     done = run_to_exit("--transport", transport, "--host", "0.0.0.0", "--demo")
@@ -407,6 +411,7 @@ async def raw_post(served: Served, headers: dict[str, str], body: bytes | None =
         return await http.post(f"{served.url}/mcp", content=content, headers=MCP_HEADERS | headers)
 
 
+@pytest.mark.slow
 async def test_a_request_without_a_token_gets_401_and_is_logged(team_server: Served) -> None:
     with anyio.fail_after(15):
         response = await raw_post(team_server, {})
@@ -415,6 +420,7 @@ async def test_a_request_without_a_token_gets_401_and_is_logged(team_server: Ser
     assert "refused an HTTP request: missing or invalid token" in team_server.wait_for_log("missing or invalid")
 
 
+@pytest.mark.slow
 async def test_a_request_with_a_wrong_token_gets_401_and_is_logged_without_the_token(team_server: Served) -> None:
     with anyio.fail_after(15):
         response = await raw_post(team_server, {"Authorization": "Bearer ormcp_not-a-real-token"})
@@ -424,6 +430,7 @@ async def test_a_request_with_a_wrong_token_gets_401_and_is_logged_without_the_t
     assert "ormcp_not-a-real-token" not in log
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("token", [ALICE, BOB], ids=["any-persona", "one-persona"])
 async def test_a_client_with_a_valid_token_lists_the_tools_and_calls_one(team_server: Served, token: str) -> None:
     with anyio.fail_after(20):
@@ -431,6 +438,7 @@ async def test_a_client_with_a_valid_token_lists_the_tools_and_calls_one(team_se
             await lists_tools_and_chats(client)
 
 
+@pytest.mark.slow
 async def test_a_client_with_a_valid_token_works_over_sse_and_without_one_gets_401(sse_server: Served) -> None:
     with anyio.fail_after(20):
         async with httpx.AsyncClient(timeout=10.0) as http:
@@ -439,6 +447,7 @@ async def test_a_client_with_a_valid_token_works_over_sse_and_without_one_gets_4
             await lists_tools_and_chats(client)
 
 
+@pytest.mark.slow
 async def test_an_oversized_request_body_gets_413(team_server: Served) -> None:
     body = json.dumps(INITIALIZE).encode() + b" " * MAX_REQUEST_BYTES
     with anyio.fail_after(15):
@@ -446,6 +455,7 @@ async def test_an_oversized_request_body_gets_413(team_server: Served) -> None:
     assert response.status_code == 413
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("headers", "status"),
     [
@@ -463,6 +473,7 @@ async def test_host_and_origin_headers_are_checked_even_with_a_valid_token(
     assert response.status_code == status
 
 
+@pytest.mark.slow
 async def test_a_stateless_server_answers_separate_connections_without_sessions(stateless_server: Served) -> None:
     with anyio.fail_after(30):
         response = await raw_post(stateless_server, {"Authorization": f"Bearer {ALICE}"})
@@ -474,6 +485,7 @@ async def test_a_stateless_server_answers_separate_connections_without_sessions(
         assert (await raw_post(stateless_server, {})).status_code == 401
 
 
+@pytest.mark.slow
 def test_the_servers_log_no_token(team_server: Served, stateless_server: Served, sse_server: Served) -> None:
     """The fixtures check again on teardown, after every request has been logged."""
     for served in (team_server, stateless_server, sse_server):

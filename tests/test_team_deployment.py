@@ -18,7 +18,7 @@ from openrouter_mcp.audit import AuditLog
 from openrouter_mcp.simulator import Simulator
 from tests.processes import async_http_server, server_env
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
 HELLO = [{"role": "user", "content": "Count me in the audit log."}]
 

@@ -39,6 +39,7 @@ pytestmark = pytest.mark.anyio
 SCRIPT = str(Path(sys.executable).with_name("openrouter-mcp"))
 SUBPROCESS_TRANSPORTS = ["stdio", "streamable-http", "sse"]
 
+
 ALL_TOOLS = {
     "create_chat_completion",
     "create_message",
@@ -287,6 +288,7 @@ async def every_other_tool(client: Client, sim: Simulator, seen: list[str], *, g
     assert charge.is_error and "410" in text_of(charge)  # retired upstream: said so, with what to do instead
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("transport", SUBPROCESS_TRANSPORTS)
 async def test_a_session_over_a_real_transport_chats_streams_reads_credits_and_resources_and_reports_errors(
     transport: str, connect: Connect, sim: Simulator, seen: list[str]
@@ -302,6 +304,7 @@ async def test_a_session_over_a_real_transport_chats_streams_reads_credits_and_r
 # ------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("transport", ["memory", "stdio", "streamable-http"])
 async def test_a_streamed_chat_sends_progress_with_rising_values_heartbeats_and_the_streamed_text(
     transport: str, connect: Connect, sim: Simulator, slow_stream: Callable[[float], None], seen: list[str]
@@ -330,6 +333,7 @@ async def test_a_streamed_chat_sends_progress_with_rising_values_heartbeats_and_
     assert all(piece in answer["text"] for piece in streamed_text)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("transport", ["memory", *SUBPROCESS_TRANSPORTS])
 async def test_cancelling_a_streamed_chat_from_the_client_closes_the_upstream_stream(
     transport: str, connect: Connect, sim: Simulator, slow_stream: Callable[[float], None], seen: list[str]
@@ -373,6 +377,7 @@ INITIALIZE = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("stop", ["stdin closes", "SIGTERM", "SIGINT"])
 async def test_a_serving_stdio_server_exits_with_status_0_and_no_traceback_within_5_s_when(
     stop: str, upstream_url: str, seen: list[str]
@@ -397,6 +402,7 @@ async def test_a_serving_stdio_server_exits_with_status_0_and_no_traceback_withi
     assert "Traceback" not in stderr
 
 
+@pytest.mark.slow
 async def test_an_sse_server_stopped_while_a_client_is_connected_exits_without_a_traceback(
     upstream_url: str, seen: list[str]
 ) -> None:
@@ -415,6 +421,7 @@ async def test_an_sse_server_stopped_while_a_client_is_connected_exits_without_a
     assert "Traceback" not in stderr and "Exception in ASGI application" not in stderr
 
 
+@pytest.mark.slow
 async def test_the_demo_answers_chat_and_catalog_calls_over_stdio_with_no_key_and_no_upstream(
     sim: Simulator, seen: list[str], tmp_path: Path
 ) -> None:
