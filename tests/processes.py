@@ -12,6 +12,7 @@ Every wait here is bounded; none polls on a timer.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -118,6 +119,10 @@ class ServerProcess:
             AssertionError: it stopped or stayed silent for `timeout` seconds first; the message holds its log.
         """
         log = self.wait_for_log(marker, timeout=timeout)
+        if marker not in log and self._eof:
+            # Its stderr closed: it is exiting. Its status says how, once it has.
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(EXIT_TIMEOUT)
         assert marker in log and self.returncode is None, f"server not ready (status {self.returncode}):\n{log}"
 
     def stop(self, grace: float = EXIT_TIMEOUT) -> int:
