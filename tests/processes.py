@@ -12,7 +12,6 @@ Every wait here is bounded; none polls on a timer.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import socket
@@ -20,7 +19,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import asynccontextmanager, contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -121,7 +120,7 @@ class ServerProcess:
         log = self.wait_for_log(marker, timeout=timeout)
         if marker not in log and self._eof:
             # Its stderr closed: it is exiting. Its status says how, once it has.
-            with contextlib.suppress(subprocess.TimeoutExpired):
+            with suppress(subprocess.TimeoutExpired):
                 self.process.wait(EXIT_TIMEOUT)
         assert marker in log and self.returncode is None, f"server not ready (status {self.returncode}):\n{log}"
 
