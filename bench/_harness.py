@@ -243,7 +243,8 @@ def upstream_process(args: Sequence[str], key: str = BENCH_KEY) -> Iterator[str]
         yield line
     finally:
         _stop(process)
-        process.stdout.close()
+        if process.stdout is not None:
+            process.stdout.close()
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:

@@ -16,21 +16,16 @@ Baselines from the same run:
 
 from __future__ import annotations
 
-import sys
+import argparse
+import sqlite3
+import tempfile
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-if __package__ in (None, ""):  # run as `python bench/audit.py`: make `bench` importable
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-import argparse  # noqa: E402
-import sqlite3  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-from collections.abc import Callable  # noqa: E402
-from typing import Any  # noqa: E402
-
-from bench._harness import emit, machine_line, note, percentile, table  # noqa: E402
-from openrouter_mcp.audit import PRIVACY_MODES, AuditLog, CallRecord  # noqa: E402
+from bench._harness import emit, machine_line, note, percentile, table
+from openrouter_mcp.audit import PRIVACY_MODES, AuditLog, CallRecord
 
 PROMPT = "Summarise the following design note in three bullet points. " * 16  # ~1 KB
 ANSWER = "- The log is written before the result is returned, so nothing is lost. " * 20  # ~1.5 KB

@@ -14,23 +14,17 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
+import argparse
+import json
+import time
+from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import dataclass
+from typing import Any
 
-if __package__ in (None, ""):  # run as `python bench/catalog.py`: make `bench` importable
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import anyio
+from mcp import Client
 
-import argparse  # noqa: E402
-import json  # noqa: E402
-import time  # noqa: E402
-from collections.abc import Callable, Coroutine, Sequence  # noqa: E402
-from dataclasses import dataclass  # noqa: E402
-from typing import Any  # noqa: E402
-
-import anyio  # noqa: E402
-from mcp import Client  # noqa: E402
-
-from bench._harness import (  # noqa: E402
+from bench._harness import (
     BARE,
     BENCH_KEY,
     NOWHERE,
@@ -47,7 +41,7 @@ from bench._harness import (  # noqa: E402
     stdio_client,
     table,
 )
-from openrouter_mcp.simulator import Simulator, serve_in_thread  # noqa: E402
+from openrouter_mcp.simulator import Simulator, serve_in_thread
 
 #: The issue's targets.
 TARGET_TOOLS_BYTES = 16 * 1024

@@ -10,24 +10,19 @@ through the same handshake and `tools/list`, lists the imports that cost the mos
 
 from __future__ import annotations
 
+import argparse
+import json
+import random
+import statistics
+import subprocess
 import sys
-from pathlib import Path
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 
-if __package__ in (None, ""):  # run as `python bench/cold_start.py`: make `bench` importable
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import anyio
 
-import argparse  # noqa: E402
-import json  # noqa: E402
-import random  # noqa: E402
-import statistics  # noqa: E402
-import subprocess  # noqa: E402
-import time  # noqa: E402
-from collections.abc import Sequence  # noqa: E402
-from dataclasses import dataclass  # noqa: E402
-
-import anyio  # noqa: E402
-
-from bench._harness import (  # noqa: E402
+from bench._harness import (
     BARE_MINIMAL,
     NOWHERE,
     OURS,

@@ -21,30 +21,26 @@ start, because `bench/_upstream.py` takes none; it also answers `GET /bench/chat
 
 from __future__ import annotations
 
+import argparse
+import json
+import os
+import random
+import statistics
 import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable, Iterator, MutableMapping, Sequence
+from contextlib import AsyncExitStack, contextmanager
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
-if __package__ in (None, ""):  # run as `python bench/fallback.py`: make `bench` importable
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import anyio
+import httpx
+from mcp import Client
+from mcp.types import CallToolResult
 
-import argparse  # noqa: E402
-import json  # noqa: E402
-import os  # noqa: E402
-import random  # noqa: E402
-import statistics  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-from collections.abc import Awaitable, Callable, Iterator, MutableMapping, Sequence  # noqa: E402
-from contextlib import AsyncExitStack, contextmanager  # noqa: E402
-from dataclasses import asdict, dataclass, field  # noqa: E402
-from typing import Any  # noqa: E402
-
-import anyio  # noqa: E402
-import httpx  # noqa: E402
-from mcp import Client  # noqa: E402
-from mcp.types import CallToolResult  # noqa: E402
-
-from bench._harness import (  # noqa: E402
+from bench._harness import (
     BENCH_KEY,
     CALL_TIMEOUT,
     OURS,
@@ -61,15 +57,12 @@ from bench._harness import (  # noqa: E402
     table,
     upstream_process,
 )
-from openrouter_mcp.errors import status_error_class  # noqa: E402
-from openrouter_mcp.routing import (
-    fallback,
-    personas,  # noqa: E402
-)
-from openrouter_mcp.routing.cooldowns import Cooldowns  # noqa: E402
-from openrouter_mcp.routing.personas import FallbackPolicy, Persona  # noqa: E402
-from openrouter_mcp.routing.plan import Candidate, Route  # noqa: E402
-from openrouter_mcp.simulator import Fault, Simulator, serve_in_thread  # noqa: E402
+from openrouter_mcp.errors import status_error_class
+from openrouter_mcp.routing import fallback, personas
+from openrouter_mcp.routing.cooldowns import Cooldowns
+from openrouter_mcp.routing.personas import FallbackPolicy, Persona
+from openrouter_mcp.routing.plan import Candidate, Route
+from openrouter_mcp.simulator import Fault, Simulator, serve_in_thread
 
 PROMPT = [{"role": "user", "content": "Say hello to the fallback benchmark."}]
 MAX_TOKENS = 16

@@ -24,35 +24,31 @@ request (the protocol's `ping`, and a no-op tool on the bare server) are measure
 
 from __future__ import annotations
 
+import argparse
+import cProfile
+import json
+import logging
+import pstats
+import random
+import statistics
 import sys
+import time
+import warnings
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
-if __package__ in (None, ""):  # run as `python bench/overhead.py`: make `bench` importable
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import anyio
+import httpx
+from mcp import Client
+from mcp.shared.exceptions import MCPDeprecationWarning
+from mcp.types import CallToolResult
+from pydantic import SecretStr
 
-import argparse  # noqa: E402
-import cProfile  # noqa: E402
-import json  # noqa: E402
-import logging  # noqa: E402
-import pstats  # noqa: E402
-import random  # noqa: E402
-import statistics  # noqa: E402
-import time  # noqa: E402
-import warnings  # noqa: E402
-from collections import Counter  # noqa: E402
-from collections.abc import Awaitable, Callable  # noqa: E402
-from contextlib import AsyncExitStack  # noqa: E402
-from dataclasses import dataclass, field, replace  # noqa: E402
-from typing import Any  # noqa: E402
-
-import anyio  # noqa: E402
-import httpx  # noqa: E402
-from mcp import Client  # noqa: E402
-from mcp.shared.exceptions import MCPDeprecationWarning  # noqa: E402
-from mcp.types import CallToolResult  # noqa: E402
-from pydantic import SecretStr  # noqa: E402
-
-from bench._harness import (  # noqa: E402
+from bench._harness import (
     BARE,
     BARE_OURS_STDIO,
     BENCH_KEY,
@@ -74,11 +70,11 @@ from bench._harness import (  # noqa: E402
     table,
     upstream,
 )
-from bench.bare_server import build as build_bare  # noqa: E402
-from openrouter_mcp import __version__  # noqa: E402
-from openrouter_mcp.audit import AuditLog  # noqa: E402
-from openrouter_mcp.config import Settings  # noqa: E402
-from openrouter_mcp.server import build_server  # noqa: E402
+from bench.bare_server import build as build_bare
+from openrouter_mcp import __version__
+from openrouter_mcp.audit import AuditLog
+from openrouter_mcp.config import Settings
+from openrouter_mcp.server import build_server
 
 #: The issue's target: ours at most this much slower than the bare tool, at the median.
 TARGET_OVER_BARE = 0.0005

@@ -6,17 +6,12 @@ Each benchmark runs in a process of its own, so one's imports and garbage cannot
 
 from __future__ import annotations
 
+import argparse
+import subprocess
 import sys
-from pathlib import Path
+import time
 
-if __package__ in (None, ""):  # run as `python bench/run_all.py`: make `bench` importable
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-import argparse  # noqa: E402
-import subprocess  # noqa: E402
-import time  # noqa: E402
-
-from bench._harness import REPO, emit, note  # noqa: E402
+from bench._harness import REPO, emit, note
 
 #: Module and arguments of each benchmark: (full run, quick run).
 BENCHMARKS: list[tuple[str, list[str], list[str]]] = [
@@ -24,6 +19,7 @@ BENCHMARKS: list[tuple[str, list[str], list[str]]] = [
     ("bench.cold_start", [], ["--runs", "4"]),
     ("bench.catalog", [], []),
     ("bench.fallback", [], ["--rounds", "15", "--warmup", "3", "--later", "10"]),
+    ("bench.audit", [], ["--records", "200", "--warmup", "20", "--fsync-records", "20"]),
 ]
 
 #: Longest any one benchmark may run before the suite gives up on it.

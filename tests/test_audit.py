@@ -518,6 +518,7 @@ class Child:
                 pipe.close()
 
 
+@pytest.mark.slow
 def test_two_processes_writing_one_log_lose_no_rows_and_never_see_it_locked(db: Path) -> None:
     # Neither file exists yet: the two also race to create the log and switch it to WAL.
     children = [Child(db, 500, user) for user in ("first", "second")]
@@ -546,6 +547,7 @@ def test_two_processes_writing_one_log_lose_no_rows_and_never_see_it_locked(db: 
     assert all_ids == set(results[0][0]) | set(results[1][0])
 
 
+@pytest.mark.slow
 def test_every_row_id_reported_before_a_sigkill_is_in_the_log(db: Path) -> None:
     child = Child(db, 10_000_000, "doomed")
     try:

@@ -63,8 +63,9 @@ async def audited(settings: Settings, sim: Simulator, log: AuditLog, clock: Cloc
 
 def out(result: CallToolResult) -> dict[str, Any]:
     assert not result.is_error, result.content
-    assert result.structured_content is not None
-    return result.structured_content
+    content: dict[str, Any] | None = result.structured_content
+    assert content is not None
+    return content
 
 
 async def test_every_call_is_recorded_with_user_persona_prompt_model_tokens_and_cost(
@@ -126,6 +127,7 @@ async def test_usage_is_summarized_by_persona_model_and_day(audited: Client) -> 
     assert json.loads(contents[0])["calls"] == 5  # the three chats and the two get_usage calls
 
 
+@pytest.mark.slow
 async def test_a_client_over_its_concurrency_limit_is_refused_at_once(audited: Client, sim: Simulator) -> None:
     sim.model_faults["openai/gpt-4o"] = Fault(latency=0.5)
     results: list[CallToolResult] = []

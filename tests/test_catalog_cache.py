@@ -52,6 +52,11 @@ class FakeClient:
             raise self.error
         return list(self.providers)
 
+    async def list_zdr_endpoints(self) -> list[dict[str, Any]]:
+        if self.error is not None:
+            raise self.error
+        return []
+
 
 def unavailable() -> ServiceUnavailableError:
     return ServiceUnavailableError("no provider available", status_code=503)

@@ -136,6 +136,7 @@ async def test_repeated_calls_are_served_from_the_shared_cache(client: Client, s
     assert sim.count("/models") == 1
 
 
+@pytest.mark.slow
 async def test_fifty_concurrent_calls_make_one_upstream_catalog_fetch(client: Client, sim: Simulator) -> None:
     with anyio.fail_after(10):
         async with anyio.create_task_group() as tg:

@@ -162,6 +162,7 @@ async def test_upstream_failures_become_actionable_error_results(
         assert fragment in text
 
 
+@pytest.mark.slow
 async def test_a_slow_upstream_times_out_with_a_retryable_error(settings: Settings, sim: Simulator) -> None:
     sim.path_faults["/chat/completions"] = Fault(latency=2.0)
     fast = Settings(api_key=settings.api_key, base_url=settings.base_url, read_timeout=0.3)

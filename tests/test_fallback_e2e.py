@@ -65,8 +65,9 @@ async def chat(client: Client, **args: Any) -> CallToolResult:
 
 def out(result: CallToolResult) -> dict[str, Any]:
     assert not result.is_error, result.content
-    assert result.structured_content is not None
-    return result.structured_content
+    content: dict[str, Any] | None = result.structured_content
+    assert content is not None
+    return content
 
 
 def text(result: CallToolResult) -> str:
@@ -167,6 +168,7 @@ async def test_a_mid_stream_failure_after_text_is_reported_not_restarted(routed:
     assert sim.count("/chat/completions") == 1
 
 
+@pytest.mark.slow
 async def test_the_persona_deadline_bounds_the_whole_call(routed: Client, sim: Simulator) -> None:
     sim.model_faults["openai/gpt-4o"] = Fault(latency=1.0)
     payload = error_payload(await chat(routed, persona="hasty"))

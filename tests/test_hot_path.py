@@ -13,6 +13,7 @@ import sys
 from collections.abc import Sequence
 from importlib.machinery import ModuleSpec
 from types import ModuleType
+from typing import Any
 
 import pytest
 from mcp import Client
@@ -35,7 +36,7 @@ class SearchRecorder(importlib.abc.MetaPathFinder):
         return None
 
 
-CALLS = [
+CALLS: list[tuple[str, dict[str, Any]]] = [
     ("create_chat_completion", {"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "Hi"}]}),
     (
         "create_chat_completion",

@@ -9,13 +9,9 @@ needed): the real SDK client over streamable HTTP and SSE with a token, raw requ
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
-import threading
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +29,7 @@ from mcp.server.auth.settings import AuthSettings
 from mcp.server.mcpserver import MCPServer
 from mcp.types import TextContent
 
-from openrouter_mcp.__main__ import exposure_problem, http_options, parse_args
+from openrouter_mcp.__main__ import http_options, parse_args
 from openrouter_mcp.config import Settings
 from openrouter_mcp.errors import ConfigurationError
 from openrouter_mcp.server import build_server
@@ -49,7 +45,8 @@ from openrouter_mcp.serving.auth import (
     new_token,
     parse_tokens,
 )
-from tests.test_transports import EXIT_TIMEOUT, SERVER, STARTUP_TIMEOUT, free_port, server_env
+from openrouter_mcp.serving.http import exposure_problem
+from tests.processes import SERVER, STARTUP_TIMEOUT, ServerProcess, free_port, http_server, server_env
 
 pytestmark = pytest.mark.anyio
 
@@ -142,6 +139,7 @@ def test_hash_token_prints_a_fresh_token_once_and_an_entry_that_loads(
     assert new_token()[0] != new_token()[0]
 
 
+@pytest.mark.slow
 def test_the_hash_token_subcommand_runs_from_the_command_line() -> None:
     done = subprocess.run([*SERVER, "hash-token", "--user", "dave"], capture_output=True, text=True, timeout=20)
     assert done.returncode == 0, done.stderr
@@ -291,6 +289,7 @@ def run_to_exit(*args: str, env: dict[str, str] | None = None) -> subprocess.Com
     )
 
 
+@pytest.mark.slow
 def test_a_server_with_a_tokens_file_others_can_read_exits_2_saying_how_to_fix_it(tmp_path: Path) -> None:
     path = write_tokens(tmp_path / "tokens.toml", tokens_toml(), 0o644)
     done = run_to_exit("--transport", "streamable-http", "--demo", "--auth-tokens", str(path))
@@ -299,6 +298,7 @@ def test_a_server_with_a_tokens_file_others_can_read_exits_2_saying_how_to_fix_i
     assert "Uvicorn running" not in done.stderr
 
 
+@pytest.mark.slow
 def test_a_tokens_file_from_the_environment_is_checked_the_same_way(tmp_path: Path) -> None:
     path = write_tokens(tmp_path / "tokens.toml", tokens_toml().replace('"default"', '"ghost"'))
     done = run_to_exit("--transport", "sse", "--demo", env=server_env(None, OPENROUTER_MCP_TOKENS=str(path)))
@@ -306,6 +306,7 @@ def test_a_tokens_file_from_the_environment_is_checked_the_same_way(tmp_path: Pa
     assert "tokens[1]: field 'personas': unknown persona(s) 'ghost'" in done.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("transport", ["streamable-http", "sse"])
 def test_a_non_loopback_host_without_tokens_exits_2_before_binding(transport: str) -> None:
     done = run_to_exit("--transport", transport, "--host", "0.0.0.0", "--demo")
@@ -340,70 +341,21 @@ def test_only_an_unauthenticated_non_loopback_http_server_is_refused(
 # ------------------------------------------------------------------------------------------------
 
 
-@dataclass
-class Served:
-    """A server subprocess: its base URL and what it has written to stderr so far."""
-
-    url: str
-    process: subprocess.Popen[bytes]
-    stderr: bytearray = field(default_factory=bytearray)
-    changed: threading.Condition = field(default_factory=threading.Condition)
-
-    def log(self) -> str:
-        with self.changed:
-            return self.stderr.decode(errors="replace")
-
-    def wait_for_log(self, text: str, count: int = 1, timeout: float = 10.0) -> str:
-        with self.changed:
-            self.changed.wait_for(lambda: self.stderr.decode(errors="replace").count(text) >= count, timeout)
-            return self.stderr.decode(errors="replace")
+#: A server subprocess: its base URL, and its log so far (`log()`, `wait_for_log(text)`).
+Served = ServerProcess
 
 
-def serve(tmp_path: Path, *args: str) -> Iterator[Served]:
-    """`python -m openrouter_mcp --demo --auth-tokens FILE ARGS` on a free loopback port, until SIGTERM.
+def serve(tmp_path: Path, transport: str, *args: str) -> Iterator[Served]:
+    """`python -m openrouter_mcp --transport T --demo --auth-tokens FILE ARGS` on a free loopback port, until SIGTERM.
 
     Sync and thread-drained, so one server can serve a whole module. Ready when uvicorn says so.
     """
     tokens = write_tokens(tmp_path / "tokens.toml", tokens_toml())
-    port = free_port()
-    command = [*SERVER, "--demo", "--auth-tokens", str(tokens), "--port", str(port), "--log-level", "INFO", *args]
-    process = subprocess.Popen(
-        command, env=server_env(None), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
-    served = Served(f"http://127.0.0.1:{port}", process)
-
-    def drain() -> None:
-        assert process.stderr is not None
-        while chunk := os.read(process.stderr.fileno(), 65536):
-            with served.changed:
-                served.stderr.extend(chunk)
-                served.changed.notify_all()
-        with served.changed:
-            served.changed.notify_all()
-
-    reader = threading.Thread(target=drain, daemon=True)
-    reader.start()
-    try:
-        with served.changed:
-            served.changed.wait_for(
-                lambda: b"Uvicorn running on" in served.stderr or process.poll() is not None, STARTUP_TIMEOUT
-            )
-        assert b"Uvicorn running on" in served.stderr, served.log()
+    args = ("--demo", "--auth-tokens", str(tokens), *args)
+    with http_server(*args, env=server_env(None), transport=transport) as served:
         yield served
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(EXIT_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        reader.join(EXIT_TIMEOUT)
-        if process.stderr is not None:
-            process.stderr.close()
+    served.assert_exited_cleanly()
     log = served.log()
-    assert process.returncode in (0, -signal.SIGTERM), log
-    assert "Traceback" not in log
     assert ALICE not in log and BOB not in log
 
 
@@ -412,7 +364,6 @@ def team_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     """Streamable HTTP with tokens, a small body limit and one extra allowed browser origin."""
     yield from serve(
         tmp_path_factory.mktemp("team"),
-        "--transport",
         "streamable-http",
         "--max-request-bytes",
         str(MAX_REQUEST_BYTES),
@@ -423,12 +374,12 @@ def team_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
 
 @pytest.fixture(scope="module")
 def stateless_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    yield from serve(tmp_path_factory.mktemp("stateless"), "--transport", "streamable-http", "--stateless")
+    yield from serve(tmp_path_factory.mktemp("stateless"), "streamable-http", "--stateless")
 
 
 @pytest.fixture(scope="module")
 def sse_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    yield from serve(tmp_path_factory.mktemp("sse"), "--transport", "sse")
+    yield from serve(tmp_path_factory.mktemp("sse"), "sse")
 
 
 @asynccontextmanager
@@ -460,6 +411,7 @@ async def raw_post(served: Served, headers: dict[str, str], body: bytes | None =
         return await http.post(f"{served.url}/mcp", content=content, headers=MCP_HEADERS | headers)
 
 
+@pytest.mark.slow
 async def test_a_request_without_a_token_gets_401_and_is_logged(team_server: Served) -> None:
     with anyio.fail_after(15):
         response = await raw_post(team_server, {})
@@ -468,6 +420,7 @@ async def test_a_request_without_a_token_gets_401_and_is_logged(team_server: Ser
     assert "refused an HTTP request: missing or invalid token" in team_server.wait_for_log("missing or invalid")
 
 
+@pytest.mark.slow
 async def test_a_request_with_a_wrong_token_gets_401_and_is_logged_without_the_token(team_server: Served) -> None:
     with anyio.fail_after(15):
         response = await raw_post(team_server, {"Authorization": "Bearer ormcp_not-a-real-token"})
@@ -477,6 +430,7 @@ async def test_a_request_with_a_wrong_token_gets_401_and_is_logged_without_the_t
     assert "ormcp_not-a-real-token" not in log
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("token", [ALICE, BOB], ids=["any-persona", "one-persona"])
 async def test_a_client_with_a_valid_token_lists_the_tools_and_calls_one(team_server: Served, token: str) -> None:
     with anyio.fail_after(20):
@@ -484,6 +438,7 @@ async def test_a_client_with_a_valid_token_lists_the_tools_and_calls_one(team_se
             await lists_tools_and_chats(client)
 
 
+@pytest.mark.slow
 async def test_a_client_with_a_valid_token_works_over_sse_and_without_one_gets_401(sse_server: Served) -> None:
     with anyio.fail_after(20):
         async with httpx.AsyncClient(timeout=10.0) as http:
@@ -492,6 +447,7 @@ async def test_a_client_with_a_valid_token_works_over_sse_and_without_one_gets_4
             await lists_tools_and_chats(client)
 
 
+@pytest.mark.slow
 async def test_an_oversized_request_body_gets_413(team_server: Served) -> None:
     body = json.dumps(INITIALIZE).encode() + b" " * MAX_REQUEST_BYTES
     with anyio.fail_after(15):
@@ -499,6 +455,7 @@ async def test_an_oversized_request_body_gets_413(team_server: Served) -> None:
     assert response.status_code == 413
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("headers", "status"),
     [
@@ -516,6 +473,7 @@ async def test_host_and_origin_headers_are_checked_even_with_a_valid_token(
     assert response.status_code == status
 
 
+@pytest.mark.slow
 async def test_a_stateless_server_answers_separate_connections_without_sessions(stateless_server: Served) -> None:
     with anyio.fail_after(30):
         response = await raw_post(stateless_server, {"Authorization": f"Bearer {ALICE}"})
@@ -527,6 +485,7 @@ async def test_a_stateless_server_answers_separate_connections_without_sessions(
         assert (await raw_post(stateless_server, {})).status_code == 401
 
 
+@pytest.mark.slow
 def test_the_servers_log_no_token(team_server: Served, stateless_server: Served, sse_server: Served) -> None:
     """The fixtures check again on teardown, after every request has been logged."""
     for served in (team_server, stateless_server, sse_server):

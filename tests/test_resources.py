@@ -222,6 +222,7 @@ async def legacy_client(short_ttl_server: MCPServer[AppState]) -> AsyncIterator[
         yield connected, notices
 
 
+@pytest.mark.slow
 async def test_a_catalog_change_sends_resources_list_changed_to_the_session(
     legacy_client: tuple[Client, Notices], sim: Simulator, gpt_4o_price: dict[str, Any]
 ) -> None:

@@ -915,6 +915,7 @@ def _long_prompt() -> str:
     return " ".join(f"word{i}" for i in range(60))
 
 
+@pytest.mark.slow
 @pytest.mark.anyio
 async def test_real_server_streams_events_incrementally() -> None:
     delay = 0.02
@@ -958,6 +959,7 @@ async def test_client_disconnect_stops_the_stream_and_is_counted() -> None:
     assert generation["cancelled"] is True and generation["streamed"] is True
 
 
+@pytest.mark.slow
 def test_module_runs_as_a_command() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "openrouter_mcp.simulator", "--help"], capture_output=True, text=True, timeout=30

@@ -9,21 +9,17 @@ transports), how the processes stop (stdin closing, SIGTERM, SIGINT), and the ke
 from __future__ import annotations
 
 import json
-import os
 import signal
-import socket
 import sys
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
-from subprocess import DEVNULL, PIPE
 from typing import Any
 
 import anyio
 import anyio.to_thread
 import httpx
 import pytest
-from anyio.abc import Process
 from anyio.streams.buffered import BufferedByteReceiveStream
 from mcp import Client
 from mcp.client.sse import sse_client
@@ -35,13 +31,14 @@ from mcp.types import CallToolResult, ResourceTemplateReference, TextContent, Te
 from openrouter_mcp.simulator import Fault, Simulator
 from openrouter_mcp.state import AppState
 from tests.conftest import TEST_KEY
+from tests.processes import EXIT_TIMEOUT, SERVER, STARTUP_TIMEOUT, async_http_server, server_env, spawned
 
 pytestmark = pytest.mark.anyio
 
-SERVER = [sys.executable, "-m", "openrouter_mcp"]
 #: The console script `pip install` puts beside the interpreter.
 SCRIPT = str(Path(sys.executable).with_name("openrouter-mcp"))
 SUBPROCESS_TRANSPORTS = ["stdio", "streamable-http", "sse"]
+
 
 ALL_TOOLS = {
     "create_chat_completion",
@@ -60,10 +57,6 @@ ALL_TOOLS = {
     "route_request",
     "get_usage",
 }
-
-#: Bounds for the waits on processes: start-up includes imports on a busy 2-core machine.
-STARTUP_TIMEOUT = 20.0
-EXIT_TIMEOUT = 5.0
 
 
 # ------------------------------------------------------------------------------------------------
@@ -128,23 +121,6 @@ def text_of(result: CallToolResult) -> str:
 # ------------------------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def server_env(upstream_url: str | None, **extra: str) -> dict[str, str]:
-    """A minimal environment: the key reaches a server only this way, never through argv."""
-    # OPENROUTER_MCP_AUDIT_DB: the session's throwaway audit database (conftest), never the user's own.
-    passed = ("PATH", "HOME", "LANG", "SYSTEMROOT", "OPENROUTER_MCP_AUDIT_DB")
-    env = {name: os.environ[name] for name in passed if name in os.environ}
-    if upstream_url is not None:
-        env |= {"OPENROUTER_API_KEY": TEST_KEY, "OPENROUTER_BASE_URL": upstream_url}
-    return env | extra
-
-
 @asynccontextmanager
 async def http_server(transport: str, env: dict[str, str], seen: list[str]) -> AsyncIterator[str]:
     """`python -m openrouter_mcp --transport T --port P` on a free loopback port; yields its base URL.
@@ -153,44 +129,9 @@ async def http_server(transport: str, env: dict[str, str], seen: list[str]) -> A
     must stop within EXIT_TIMEOUT with no traceback. Its status is -SIGTERM: uvicorn shuts down gracefully
     (lifespan included), then re-raises the signal it caught, as a well-behaved process does; 0 is accepted too.
     """
-    port = free_port()
-    command = [*SERVER, "--transport", transport, "--port", str(port), "--log-level", "DEBUG"]
-    stderr = bytearray()
-    ready = anyio.Event()
-    async with await anyio.open_process(command, env=env, stdin=DEVNULL, stdout=DEVNULL, stderr=PIPE) as process:
-        cmdline = Path(f"/proc/{process.pid}/cmdline")
-        if cmdline.exists():
-            seen.append(cmdline.read_bytes().replace(b"\0", b" ").decode())
-
-        async def drain_stderr() -> None:
-            assert process.stderr is not None
-            async for chunk in process.stderr:
-                stderr.extend(chunk)
-                if b"Uvicorn running on" in stderr:
-                    ready.set()
-            ready.set()  # EOF: the server died; the check below reports it
-
-        async with anyio.create_task_group() as group:
-            group.start_soon(drain_stderr)
-            try:
-                with anyio.fail_after(STARTUP_TIMEOUT):
-                    await ready.wait()
-                assert process.returncode is None, stderr.decode(errors="replace")
-                yield f"http://127.0.0.1:{port}"
-            finally:
-                # Shielded, and bounded inside: a failing or timed-out test must not leave the server running.
-                with anyio.CancelScope(shield=True):
-                    if process.returncode is None:
-                        process.send_signal(signal.SIGTERM)
-                    with anyio.move_on_after(EXIT_TIMEOUT):
-                        await process.wait()
-                    if process.returncode is None:
-                        process.kill()
-                        await process.wait()
-                seen.append(stderr.decode(errors="replace"))
-    log = stderr.decode(errors="replace")
-    assert process.returncode in (0, -signal.SIGTERM), log
-    assert "Traceback" not in log
+    async with async_http_server(env=env, transport=transport, log_level="DEBUG", seen=seen) as served:
+        yield served.url
+    served.assert_exited_cleanly()
 
 
 @asynccontextmanager
@@ -328,14 +269,15 @@ async def every_other_tool(client: Client, sim: Simulator, seen: list[str], *, g
     assert structured(await call(client, seen, "get_current_key", {}))["label"]
     assert structured(await call(client, seen, "get_generation", {"id": generation_id}))["id"] == generation_id
     assert structured(await call(client, seen, "get_models_count", {}))["count"] > 100
-    for tool, arguments, listed in [
+    listings: list[tuple[str, dict[str, Any], str]] = [
         ("list_available_models", {"limit": 3}, "models"),
         ("list_user_models", {"limit": 3}, "models"),
         ("list_embedding_models", {}, "models"),
         ("list_model_endpoints", {"model": "openai/gpt-4o"}, "endpoints"),
         ("list_providers", {"limit": 3}, "providers"),
         ("list_zdr_endpoints", {"limit": 3}, "endpoints"),
-    ]:
+    ]
+    for tool, arguments, listed in listings:
         assert structured(await call(client, seen, tool, arguments))[listed], tool
     route = structured(await call(client, seen, "route_request", {"model": "openai/gpt-4o"}))
     assert route["candidates"][0]["model"] == "openai/gpt-4o"
@@ -346,6 +288,7 @@ async def every_other_tool(client: Client, sim: Simulator, seen: list[str], *, g
     assert charge.is_error and "410" in text_of(charge)  # retired upstream: said so, with what to do instead
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("transport", SUBPROCESS_TRANSPORTS)
 async def test_a_session_over_a_real_transport_chats_streams_reads_credits_and_resources_and_reports_errors(
     transport: str, connect: Connect, sim: Simulator, seen: list[str]
@@ -361,6 +304,7 @@ async def test_a_session_over_a_real_transport_chats_streams_reads_credits_and_r
 # ------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("transport", ["memory", "stdio", "streamable-http"])
 async def test_a_streamed_chat_sends_progress_with_rising_values_heartbeats_and_the_streamed_text(
     transport: str, connect: Connect, sim: Simulator, slow_stream: Callable[[float], None], seen: list[str]
@@ -389,6 +333,7 @@ async def test_a_streamed_chat_sends_progress_with_rising_values_heartbeats_and_
     assert all(piece in answer["text"] for piece in streamed_text)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("transport", ["memory", *SUBPROCESS_TRANSPORTS])
 async def test_cancelling_a_streamed_chat_from_the_client_closes_the_upstream_stream(
     transport: str, connect: Connect, sim: Simulator, slow_stream: Callable[[float], None], seen: list[str]
@@ -432,19 +377,7 @@ INITIALIZE = {
 }
 
 
-@asynccontextmanager
-async def spawned(command: list[str], **options: Any) -> AsyncIterator[Process]:
-    """A server process; killed at the end if it has not stopped by itself, and always reaped."""
-    process = await anyio.open_process(command, **options)
-    try:
-        yield process
-    finally:
-        with anyio.CancelScope(shield=True):
-            if process.returncode is None:
-                process.kill()
-            await process.aclose()
-
-
+@pytest.mark.slow
 @pytest.mark.parametrize("stop", ["stdin closes", "SIGTERM", "SIGINT"])
 async def test_a_serving_stdio_server_exits_with_status_0_and_no_traceback_within_5_s_when(
     stop: str, upstream_url: str, seen: list[str]
@@ -469,31 +402,26 @@ async def test_a_serving_stdio_server_exits_with_status_0_and_no_traceback_withi
     assert "Traceback" not in stderr
 
 
+@pytest.mark.slow
 async def test_an_sse_server_stopped_while_a_client_is_connected_exits_without_a_traceback(
     upstream_url: str, seen: list[str]
 ) -> None:
     """SIGTERM with an SSE stream open: the SDK's endpoint would answer twice on the way out (a traceback)."""
-    port = free_port()
-    command = [*SERVER, "--transport", "sse", "--port", str(port), "--log-level", "INFO"]
-    async with spawned(command, env=server_env(upstream_url), stdin=DEVNULL, stdout=DEVNULL) as process:
-        assert process.stderr is not None
-        log = BufferedByteReceiveStream(process.stderr)
-        with anyio.fail_after(STARTUP_TIMEOUT):
-            started = await log.receive_until(b"Uvicorn running on", 1 << 20)
-        async with httpx.AsyncClient() as http, http.stream("GET", f"http://127.0.0.1:{port}/sse") as stream:
+    async with async_http_server(env=server_env(upstream_url), transport="sse") as served:
+        async with httpx.AsyncClient() as http, http.stream("GET", f"{served.url}/sse") as stream:
             lines = stream.aiter_lines()
             with anyio.fail_after(STARTUP_TIMEOUT):
                 assert await anext(lines) == "event: endpoint"
-            process.send_signal(signal.SIGTERM)  # the stream is still open
-            with anyio.fail_after(EXIT_TIMEOUT):
-                status = await process.wait()
-        rest = b"".join([chunk async for chunk in log])
-        stderr = (started + rest).decode(errors="replace")
+            served.process.send_signal(signal.SIGTERM)  # the stream is still open
+            # Waited for in a worker thread, bounded by the wait's own timeout (TimeoutExpired fails the test).
+            status = await anyio.to_thread.run_sync(served.process.wait, EXIT_TIMEOUT)
+    stderr = served.log()
     seen.append(stderr)
     assert status in (0, -signal.SIGTERM), stderr
     assert "Traceback" not in stderr and "Exception in ASGI application" not in stderr
 
 
+@pytest.mark.slow
 async def test_the_demo_answers_chat_and_catalog_calls_over_stdio_with_no_key_and_no_upstream(
     sim: Simulator, seen: list[str], tmp_path: Path
 ) -> None:
