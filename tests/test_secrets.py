@@ -83,6 +83,7 @@ def test_a_directory_as_the_key_file_is_refused_clearly(tmp_path: Path) -> None:
     assert "OPENROUTER_API_KEY_FILE" in str(caught.value)
 
 
+@pytest.mark.slow
 def test_the_server_exits_2_on_a_key_with_a_newline_and_its_stderr_does_not_hold_the_key() -> None:
     env = {name: os.environ[name] for name in ("PATH", "HOME", "LANG") if name in os.environ}
     env["OPENROUTER_API_KEY"] = KEY[:25] + "\n" + KEY[25:]
