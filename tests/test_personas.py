@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from openrouter_mcp.config import PERSONAS_ENV
 from openrouter_mcp.routing import personas
 
 
@@ -83,4 +84,4 @@ def test_model_ids_missing_from_the_catalog_are_reported_with_the_closest_real_i
 
 def test_the_path_comes_from_the_flag_then_the_environment(tmp_path: Path) -> None:
     assert personas.resolve_path("/x/p.toml", {}) == Path("/x/p.toml")
-    assert personas.resolve_path(None, {personas.PERSONAS_ENV: str(tmp_path / "e.toml")}) == tmp_path / "e.toml"
+    assert personas.resolve_path(None, {PERSONAS_ENV: str(tmp_path / "e.toml")}) == tmp_path / "e.toml"

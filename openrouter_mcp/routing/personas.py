@@ -20,11 +20,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from openrouter_mcp.config import DEFAULT_PERSONAS_FILE, PERSONAS_ENV
+
 # Defined in the one exception tree; importable from here, where it is raised.
 from openrouter_mcp.errors import PersonaError as PersonaError
 
-DEFAULT_PERSONAS_PATH = Path("~/.config/openrouter-mcp/personas.toml")
-PERSONAS_ENV = "OPENROUTER_MCP_PERSONAS"
+DEFAULT_PERSONAS_PATH = Path(DEFAULT_PERSONAS_FILE)
 EXAMPLE_PATH = Path(__file__).with_name("personas.example.toml")
 
 #: Strengths a persona can rank catalog models by; the first three are Artificial Analysis indexes.
