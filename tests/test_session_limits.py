@@ -14,6 +14,7 @@ import socket
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import anyio
 import httpx2
@@ -364,3 +365,16 @@ async def test_the_sdk_still_keeps_its_open_sessions_where_live_sessions_looks()
             assert live(session_id)
             await http.delete("/mcp", headers=MCP_HEADERS | {"mcp-session-id": session_id})
             assert not live(session_id)
+
+
+def test_the_readme_lists_each_session_and_connection_flag_with_its_real_default() -> None:
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    section = readme.split("\n## Serving a team over HTTP\n", 1)[1].split("\n## ", 1)[0]
+    rows = {
+        cells[0].split()[0].strip("`"): cells[1].strip("`")
+        for line in section.splitlines()
+        if line.startswith("| `--") and (cells := [cell.strip() for cell in line.strip("|").split("|")])
+    }
+    defaults = vars(parse_args([]))
+    for flag in ("--max-sessions-per-client", "--session-idle-timeout", "--header-timeout", "--max-connections"):
+        assert float(rows[flag]) == defaults[flag.removeprefix("--").replace("-", "_")], flag
