@@ -229,8 +229,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=_positive_seconds,
         default=DEFAULT_HEADER_TIMEOUT,
         metavar="SECONDS",
-        help="HTTP transports: close a connection that has not sent a complete request line and headers "
-        f"within SECONDS (default {DEFAULT_HEADER_TIMEOUT:g})",
+        help="HTTP transports: close a connection that takes over SECONDS to send a request's line and headers, "
+        f"or over SECONDS more for its body (default {DEFAULT_HEADER_TIMEOUT:g})",
     )
     parser.add_argument(
         "--max-connections",

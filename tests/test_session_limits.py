@@ -26,7 +26,7 @@ from openrouter_mcp.__main__ import http_options, parse_args
 from openrouter_mcp.config import Settings
 from openrouter_mcp.server import build_server
 from openrouter_mcp.serving.auth import HashedTokenVerifier, TokenEntry
-from openrouter_mcp.serving.connections import KEEP_ALIVE_TIMEOUT, MAX_HEAD_BYTES, HeaderDeadlineH11Protocol
+from openrouter_mcp.serving.connections import KEEP_ALIVE_TIMEOUT, MAX_HEAD_BYTES, RequestDeadlineH11Protocol
 from openrouter_mcp.serving.http import HttpOptions, http_app, uvicorn_config
 from openrouter_mcp.serving.sessions import SessionLimits, live_sessions
 from tests.test_http_auth import ALICE, ALICE_HASH, BOB, BOB_HASH, INITIALIZE, MCP_HEADERS, Served, serve
@@ -247,8 +247,8 @@ def test_uvicorn_is_configured_with_the_connection_bounds() -> None:
     assert config.limit_concurrency == 64
     assert config.timeout_keep_alive == KEEP_ALIVE_TIMEOUT
     assert config.h11_max_incomplete_event_size == MAX_HEAD_BYTES
-    assert isinstance(config.http, type) and issubclass(config.http, HeaderDeadlineH11Protocol)
-    assert config.http.header_timeout == 2.5
+    assert isinstance(config.http, type) and issubclass(config.http, RequestDeadlineH11Protocol)
+    assert config.http.timeout == 2.5
 
 
 # ------------------------------------------------------------------------------------------------
@@ -309,32 +309,68 @@ async def test_over_real_http_an_idle_session_is_closed_and_then_answers_404(gua
     assert gone.status_code == 404
 
 
+def drip(sock: socket.socket, data: bytes) -> float | None:
+    """Send `data` a byte at a time, each after waiting up to 0.1 s for the server to close; seconds until it did.
+
+    None if the server took every byte. Bounded: at most `len(data)` waits of 0.1 s.
+    """
+    sock.settimeout(0.1)
+    started = time.monotonic()
+    for byte in data:
+        try:
+            sock.sendall(bytes([byte]))
+            if sock.recv(1024) == b"":
+                return time.monotonic() - started
+        except TimeoutError:
+            continue
+        except (ConnectionResetError, BrokenPipeError):
+            return time.monotonic() - started
+    return None
+
+
+def port_of(served: Served) -> int:
+    return int(served.url.rsplit(":", 1)[1])
+
+
+#: 100 bytes at one per 0.1 s: about 10 s, far past the 1 s deadline.
+DRIP = b"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Drip: " + b"a" * 100
+
+
 def test_a_client_dripping_its_headers_is_disconnected_within_the_header_timeout(guarded_server: Served) -> None:
-    port = int(guarded_server.url.rsplit(":", 1)[1])
-    head = b"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\n" + b"X-Drip: " + b"a" * 200
-    closed_after: float | None = None
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
-        sock.settimeout(0.1)  # the pace of the drip: each wait is for the server to close, at most 0.1 s
-        started = time.monotonic()
-        for byte in head[:100]:  # at most 100 bytes and about 10 s, far past the 1 s deadline
-            try:
-                sock.sendall(bytes([byte]))
-                if sock.recv(1024) == b"":
-                    closed_after = time.monotonic() - started
-                    break
-            except TimeoutError:
-                continue
-            except (ConnectionResetError, BrokenPipeError):
-                closed_after = time.monotonic() - started
-                break
-    assert closed_after is not None, "the server kept a dripping connection for 100 bytes"
+    with socket.create_connection(("127.0.0.1", port_of(guarded_server)), timeout=5) as sock:
+        closed_after = drip(sock, DRIP[:100])
+    assert closed_after is not None, "the server kept a connection dripping its headers for 10 s"
     assert HEADER_TIMEOUT * 0.9 <= closed_after < HEADER_TIMEOUT + 3
     assert "no complete request headers within 1 s" in guarded_server.wait_for_log("no complete request headers")
 
 
+def test_a_kept_alive_connection_dripping_its_next_request_is_disconnected_too(guarded_server: Served) -> None:
+    with socket.create_connection(("127.0.0.1", port_of(guarded_server)), timeout=5) as sock:
+        sock.sendall(b"GET /nowhere HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        assert sock.recv(65536).startswith(b"HTTP/1.1 404")
+        # uvicorn's keep-alive timer (5 s) restarts at every byte; the head deadline does not.
+        closed_after = drip(sock, DRIP[:100])
+    assert closed_after is not None and closed_after < HEADER_TIMEOUT + 3
+
+
+def test_a_client_dripping_its_body_is_disconnected_within_the_timeout_after_its_headers(
+    guarded_server: Served,
+) -> None:
+    head = (
+        "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        f"Accept: application/json, text/event-stream\r\nAuthorization: Bearer {ALICE}\r\n"
+        "Content-Length: 500\r\n\r\n"
+    ).encode()
+    with socket.create_connection(("127.0.0.1", port_of(guarded_server)), timeout=5) as sock:
+        sock.sendall(head)
+        closed_after = drip(sock, b'{"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {' + b" " * 100)
+    assert closed_after is not None, "the server kept a connection dripping its body for 10 s"
+    assert HEADER_TIMEOUT * 0.9 <= closed_after < HEADER_TIMEOUT + 3
+    assert "no complete request body within 1 s" in guarded_server.wait_for_log("no complete request body")
+
+
 def test_a_silent_connection_is_closed_within_the_header_timeout(guarded_server: Served) -> None:
-    port = int(guarded_server.url.rsplit(":", 1)[1])
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+    with socket.create_connection(("127.0.0.1", port_of(guarded_server)), timeout=5) as sock:
         sock.settimeout(HEADER_TIMEOUT + 3)
         started = time.monotonic()
         assert sock.recv(1024) == b""

@@ -53,7 +53,8 @@ class HttpOptions:
     max_concurrent_per_client: int = DEFAULT_MAX_CONCURRENT_PER_CLIENT
     max_sessions_per_client: int = DEFAULT_MAX_SESSIONS_PER_CLIENT
     session_idle_timeout: float = DEFAULT_SESSION_IDLE_TIMEOUT
-    #: Seconds a client may take to send a request's line and headers before its connection is closed.
+    #: Seconds a client may take to send a request's line and headers, and then its body, before its connection
+    #: is closed.
     header_timeout: float = DEFAULT_HEADER_TIMEOUT
     #: Connections (and requests in flight) uvicorn serves at once; past it a request gets 503.
     max_connections: int = DEFAULT_MAX_CONNECTIONS
@@ -195,7 +196,7 @@ def uvicorn_config(app: ASGIApp, options: HttpOptions) -> uvicorn.Config:
     """uvicorn's settings for `options`: where to listen, and the bounds that keep slow clients from hoarding."""
     import uvicorn
 
-    from openrouter_mcp.serving.connections import KEEP_ALIVE_TIMEOUT, MAX_HEAD_BYTES, HeaderDeadlineH11Protocol
+    from openrouter_mcp.serving.connections import KEEP_ALIVE_TIMEOUT, MAX_HEAD_BYTES, RequestDeadlineH11Protocol
 
     return uvicorn.Config(
         app,
@@ -203,7 +204,7 @@ def uvicorn_config(app: ASGIApp, options: HttpOptions) -> uvicorn.Config:
         port=options.port,
         log_level=options.log_level.lower(),
         lifespan="on",
-        http=HeaderDeadlineH11Protocol.with_timeout(options.header_timeout),
+        http=RequestDeadlineH11Protocol.with_timeout(options.header_timeout),
         timeout_keep_alive=KEEP_ALIVE_TIMEOUT,
         h11_max_incomplete_event_size=MAX_HEAD_BYTES,
         limit_concurrency=options.max_connections,
