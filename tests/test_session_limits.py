@@ -414,3 +414,24 @@ def test_the_readme_lists_each_session_and_connection_flag_with_its_real_default
     defaults = vars(parse_args([]))
     for flag in ("--max-sessions-per-client", "--session-idle-timeout", "--header-timeout", "--max-connections"):
         assert float(rows[flag]) == defaults[flag.removeprefix("--").replace("-", "_")], flag
+
+
+@pytest.fixture(scope="module")
+def two_connection_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    yield from serve(
+        tmp_path_factory.mktemp("two-connections"), "--transport", "streamable-http", "--max-connections", "2"
+    )
+
+
+def test_past_max_connections_a_request_gets_503(two_connection_server: Served) -> None:
+    port = port_of(two_connection_server)
+    request = b"GET /nowhere HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as alone:
+        alone.sendall(request)
+        assert alone.recv(65536).startswith(b"HTTP/1.1 404")
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=5),
+        socket.create_connection(("127.0.0.1", port), timeout=5) as crowded,
+    ):
+        crowded.sendall(request)
+        assert crowded.recv(65536).startswith(b"HTTP/1.1 503")

@@ -181,7 +181,7 @@ def http_app(server: MCPServer[Any], options: HttpOptions, verifier: HashedToken
                 SessionCap,
                 sessions,
                 transport=options.transport,
-                sse_path=HTTP_PATHS["sse"],
+                path=HTTP_PATHS[options.transport],
                 authenticated=verifier is not None,
             )
         )

@@ -140,9 +140,9 @@ def client_key(scope: Scope) -> str | None:
 class SessionCap:
     """ASGI middleware: refuses a client's request to open a session past its cap with 429.
 
-    `transport` says what opens a session: for streamable HTTP a request without `Mcp-Session-Id`
-    (and of a handshake-era protocol version; later versions keep no session); for SSE a GET of
-    `sse_path`. `authenticated`: requests without an identity are passed on uncounted, for the SDK
+    `transport` says what opens a session at `path`: for streamable HTTP a request without
+    `Mcp-Session-Id` (and of a handshake-era protocol version; later versions keep no session); for
+    SSE a GET. `authenticated`: requests without an identity are passed on uncounted, for the SDK
     to refuse with 401.
     """
 
@@ -152,20 +152,22 @@ class SessionCap:
         limits: SessionLimits,
         *,
         transport: str,
-        sse_path: str = "/sse",
+        path: str,
         authenticated: bool = False,
         key: Callable[[Scope], str | None] = client_key,
     ) -> None:
         self.app = app
         self.limits = limits
         self.transport = transport
-        self.sse_path = sse_path
+        self.path = path
         self.authenticated = authenticated
         self.key = key
 
     def _opens_session(self, scope: Scope) -> bool:
+        if scope["path"] != self.path:
+            return False
         if self.transport == "sse":
-            return bool(scope["method"] == "GET" and scope["path"] == self.sse_path)
+            return bool(scope["method"] == "GET")
         headers = dict(scope["headers"])
         if _SESSION_ID_HEADER in headers:
             return False
