@@ -27,10 +27,14 @@ from openrouter_mcp.errors import ConfigurationError
 from openrouter_mcp.routing import personas
 from openrouter_mcp.routing.personas import DEFAULT_PERSONAS_PATH
 from openrouter_mcp.serving.http import (
+    DEFAULT_HEADER_TIMEOUT,
     DEFAULT_HOST,
     DEFAULT_MAX_CONCURRENT_PER_CLIENT,
+    DEFAULT_MAX_CONNECTIONS,
     DEFAULT_MAX_REQUEST_BYTES,
+    DEFAULT_MAX_SESSIONS_PER_CLIENT,
     DEFAULT_PORT,
+    DEFAULT_SESSION_IDLE_TIMEOUT,
     HTTP_PATHS,
     TRANSPORTS,
     HttpOptions,
@@ -83,6 +87,16 @@ def _positive_int(raw: str) -> int:
         raise argparse.ArgumentTypeError(f"{raw!r} is not a whole number") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _positive_seconds(raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{raw!r} is not a number of seconds") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {raw}")
     return value
 
 
@@ -195,6 +209,37 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         f"(default {DEFAULT_MAX_CONCURRENT_PER_CLIENT})",
     )
     parser.add_argument(
+        "--max-sessions-per-client",
+        type=_positive_int,
+        default=DEFAULT_MAX_SESSIONS_PER_CLIENT,
+        metavar="N",
+        help="HTTP transports: answer 429 to a client's request for a new session while it holds N (per token "
+        f"user, else per address; default {DEFAULT_MAX_SESSIONS_PER_CLIENT})",
+    )
+    parser.add_argument(
+        "--session-idle-timeout",
+        type=_positive_seconds,
+        default=DEFAULT_SESSION_IDLE_TIMEOUT,
+        metavar="SECONDS",
+        help="streamable HTTP: close a session that has had no request in flight for SECONDS; its id then gets "
+        f"404 and the client starts a new one (default {DEFAULT_SESSION_IDLE_TIMEOUT:g})",
+    )
+    parser.add_argument(
+        "--header-timeout",
+        type=_positive_seconds,
+        default=DEFAULT_HEADER_TIMEOUT,
+        metavar="SECONDS",
+        help="HTTP transports: close a connection that takes over SECONDS to send a request's line and headers, "
+        f"or over SECONDS more for its body (default {DEFAULT_HEADER_TIMEOUT:g})",
+    )
+    parser.add_argument(
+        "--max-connections",
+        type=_positive_int,
+        default=DEFAULT_MAX_CONNECTIONS,
+        metavar="N",
+        help=f"HTTP transports: answer 503 while N connections are open (default {DEFAULT_MAX_CONNECTIONS})",
+    )
+    parser.add_argument(
         "--stateless",
         action="store_true",
         help="streamable HTTP: keep no session between requests, so several processes can serve one URL "
@@ -241,6 +286,10 @@ def http_options(args: argparse.Namespace) -> HttpOptions:
         allowed_origins=tuple(args.allowed_origin),
         max_request_bytes=args.max_request_bytes,
         max_concurrent_per_client=args.max_concurrent_per_client,
+        max_sessions_per_client=args.max_sessions_per_client,
+        session_idle_timeout=args.session_idle_timeout,
+        header_timeout=args.header_timeout,
+        max_connections=args.max_connections,
         stateless=args.stateless,
         insecure_no_auth=args.insecure_no_auth,
         log_level=args.log_level,

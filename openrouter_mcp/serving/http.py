@@ -1,4 +1,5 @@
-"""Serving MCP over streamable HTTP or SSE: exposure rules, DNS-rebinding protection, tokens, size limits."""
+"""Serving MCP over streamable HTTP or SSE: exposure rules, DNS-rebinding protection, tokens, size, session and
+connection limits."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
+    import uvicorn
     from mcp.server.mcpserver import MCPServer
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -26,6 +28,15 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
 DEFAULT_MAX_REQUEST_BYTES = 1024 * 1024
 DEFAULT_MAX_CONCURRENT_PER_CLIENT = 4
+#: Open sessions per client: a person running several hosts and agents at once holds a handful, and at about
+#: 40 KB per idle session, 32 of them cost about 1.3 MB, so even a hundred users stay far from the SDK's cap.
+DEFAULT_MAX_SESSIONS_PER_CLIENT = 32
+#: Seconds without any request in flight after which a session is closed (the SDK's default is 30 minutes).
+DEFAULT_SESSION_IDLE_TIMEOUT = 300.0
+#: Seconds a client may take to send a request's line and headers: one packet for any real client.
+DEFAULT_HEADER_TIMEOUT = 10.0
+#: Connections (and requests in flight) at once: well under the common soft limit of 1,024 open files.
+DEFAULT_MAX_CONNECTIONS = 512
 
 
 @dataclass(frozen=True)
@@ -40,6 +51,13 @@ class HttpOptions:
     allowed_origins: tuple[str, ...] = ()
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
     max_concurrent_per_client: int = DEFAULT_MAX_CONCURRENT_PER_CLIENT
+    max_sessions_per_client: int = DEFAULT_MAX_SESSIONS_PER_CLIENT
+    session_idle_timeout: float = DEFAULT_SESSION_IDLE_TIMEOUT
+    #: Seconds a client may take to send a request's line and headers, and then its body, before its connection
+    #: is closed.
+    header_timeout: float = DEFAULT_HEADER_TIMEOUT
+    #: Connections (and requests in flight) uvicorn serves at once; past it a request gets 503.
+    max_connections: int = DEFAULT_MAX_CONNECTIONS
     #: Streamable HTTP keeps no session between requests.
     stateless: bool = False
     #: A non-loopback host may serve without tokens (a proxy in front authenticates).
@@ -103,9 +121,6 @@ def own_url(options: HttpOptions) -> str:
 async def serve_http(server: MCPServer[Any], options: HttpOptions, verifier: HashedTokenVerifier | None = None) -> None:
     """Serve streamable HTTP or SSE with uvicorn; `verifier` (also given to `build_server`) means tokens are on."""
     import uvicorn
-    from mcp.server.transport_security import TransportSecuritySettings
-
-    from openrouter_mcp.serving.auth import AuthFailureReporter
 
     if not is_loopback(options.host) and verifier is None:
         logger.warning(
@@ -113,6 +128,23 @@ async def serve_http(server: MCPServer[Any], options: HttpOptions, verifier: Has
             "can spend your OpenRouter credits",
             options.host,
         )
+    app = http_app(server, options, verifier)
+    # uvicorn handles SIGTERM/SIGINT itself: it stops accepting, finishes in-flight requests, runs shutdown.
+    await uvicorn.Server(uvicorn_config(app, options)).serve()
+
+
+def http_app(server: MCPServer[Any], options: HttpOptions, verifier: HashedTokenVerifier | None = None) -> ASGIApp:
+    """The ASGI app `serve_http` serves: the SDK's app for the transport, with our limits and reporting around it.
+
+    Its lifespan (run by uvicorn) runs the SDK's session manager for streamable HTTP.
+    """
+    from mcp.server.transport_security import TransportSecuritySettings
+    from starlette.applications import Starlette
+    from starlette.middleware import Middleware
+
+    from openrouter_mcp.serving.auth import AuthFailureReporter
+    from openrouter_mcp.serving.sessions import SessionCap, SessionLimits, live_sessions
+
     loopback = [f"{h}:*" for h in ("127.0.0.1", "localhost", "[::1]")]
     hosts = [*loopback, f"{url_host(options.host)}:*", *options.allowed_hosts]
     security = TransportSecuritySettings(
@@ -120,34 +152,63 @@ async def serve_http(server: MCPServer[Any], options: HttpOptions, verifier: Has
         allowed_hosts=hosts,
         allowed_origins=[f"http://{h}" for h in hosts] + list(options.allowed_origins),
     )
-    app: ASGIApp
+    inner: Starlette
     if options.transport == "sse":
-        sse = server.sse_app(
+        inner = server.sse_app(
             transport_security=security,
             host=options.host,
             max_request_body_size=options.max_request_bytes,
             sse_path=HTTP_PATHS["sse"],
         )
-        app = OneResponsePerRequest(sse)
     else:
         # Stateless: every POST gets a fresh transport and no session id, so any process behind a load
         # balancer can answer any request. Responses stay SSE streams (not json_response) so that progress
         # and heartbeats still reach the caller during a long chat.
-        app = server.streamable_http_app(
+        inner = server.streamable_http_app(
             transport_security=security,
             host=options.host,
             max_request_body_size=options.max_request_bytes,
             stateless_http=options.stateless,
             streamable_http_path=HTTP_PATHS["streamable-http"],
+            session_idle_timeout=options.session_idle_timeout,
         )
+    if not options.stateless:
+        live = live_sessions(server.session_manager) if options.transport == "streamable-http" else None
+        sessions = SessionLimits(options.max_sessions_per_client, retry_after=options.session_idle_timeout, live=live)
+        # Innermost of the app's middleware, after authentication, so that it knows who is calling.
+        inner.user_middleware.append(
+            Middleware(
+                SessionCap,
+                sessions,
+                transport=options.transport,
+                path=HTTP_PATHS[options.transport],
+                authenticated=verifier is not None,
+            )
+        )
+    app: ASGIApp = OneResponsePerRequest(inner) if options.transport == "sse" else inner
     if verifier is not None:
         # Outside the SDK's middleware, to see the 401s it sends without asking the verifier.
         app = AuthFailureReporter(app, verifier.on_failure)
-    config = uvicorn.Config(
-        app, host=options.host, port=options.port, log_level=options.log_level.lower(), lifespan="on"
+    return app
+
+
+def uvicorn_config(app: ASGIApp, options: HttpOptions) -> uvicorn.Config:
+    """uvicorn's settings for `options`: where to listen, and the bounds that keep slow clients from hoarding."""
+    import uvicorn
+
+    from openrouter_mcp.serving.connections import KEEP_ALIVE_TIMEOUT, MAX_HEAD_BYTES, RequestDeadlineH11Protocol
+
+    return uvicorn.Config(
+        app,
+        host=options.host,
+        port=options.port,
+        log_level=options.log_level.lower(),
+        lifespan="on",
+        http=RequestDeadlineH11Protocol.with_timeout(options.header_timeout),
+        timeout_keep_alive=KEEP_ALIVE_TIMEOUT,
+        h11_max_incomplete_event_size=MAX_HEAD_BYTES,
+        limit_concurrency=options.max_connections,
     )
-    # uvicorn handles SIGTERM/SIGINT itself: it stops accepting, finishes in-flight requests, runs shutdown.
-    await uvicorn.Server(config).serve()
 
 
 class OneResponsePerRequest:
