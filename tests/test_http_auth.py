@@ -46,29 +46,24 @@ from openrouter_mcp.serving.auth import (
     parse_tokens,
 )
 from openrouter_mcp.serving.http import exposure_problem
-from tests.processes import SERVER, STARTUP_TIMEOUT, ServerProcess, free_port, http_server, server_env
+from tests.processes import SERVER, STARTUP_TIMEOUT, free_port, server_env
+from tests.team import (
+    ALICE,
+    ALICE_HASH,
+    BOB,
+    BOB_HASH,
+    INITIALIZE,
+    MCP_HEADERS,
+    Served,
+    serve,
+    tokens_toml,
+    write_tokens,
+)
 
 pytestmark = pytest.mark.anyio
 
 #: Small, so an oversized body is cheap to send; the SDK client's own messages stay far below it.
 MAX_REQUEST_BYTES = 64 * 1024
-ALICE, ALICE_HASH = new_token()
-BOB, BOB_HASH = new_token()
-
-
-def tokens_toml() -> str:
-    return (
-        f'[[tokens]]\nuser = "alice"\nsha256 = "{ALICE_HASH}"\n\n'
-        f'[[tokens]]\nuser = "bob"\nsha256 = "{BOB_HASH}"\npersonas = ["default"]\n'
-    )
-
-
-def write_tokens(path: Path, text: str, mode: int = 0o600) -> Path:
-    path.write_text(text, encoding="utf-8")
-    path.chmod(mode)
-    return path
-
-
 # ------------------------------------------------------------------------------------------------
 # The tokens file
 # ------------------------------------------------------------------------------------------------
@@ -203,15 +198,6 @@ async def in_process_app(failures: list[str]) -> AsyncIterator[httpx.AsyncClient
             yield http
 
 
-INITIALIZE = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "test", "version": "0"}},
-}
-MCP_HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
-
-
 @pytest.mark.parametrize(
     ("authorization", "reason"),
     [
@@ -339,24 +325,6 @@ def test_only_an_unauthenticated_non_loopback_http_server_is_refused(
 # ------------------------------------------------------------------------------------------------
 # Servers in subprocesses
 # ------------------------------------------------------------------------------------------------
-
-
-#: A server subprocess: its base URL, and its log so far (`log()`, `wait_for_log(text)`).
-Served = ServerProcess
-
-
-def serve(tmp_path: Path, transport: str, *args: str) -> Iterator[Served]:
-    """`python -m openrouter_mcp --transport T --demo --auth-tokens FILE ARGS` on a free loopback port, until SIGTERM.
-
-    Sync and thread-drained, so one server can serve a whole module. Ready when uvicorn says so.
-    """
-    tokens = write_tokens(tmp_path / "tokens.toml", tokens_toml())
-    args = ("--demo", "--auth-tokens", str(tokens), *args)
-    with http_server(*args, env=server_env(None), transport=transport) as served:
-        yield served
-    served.assert_exited_cleanly()
-    log = served.log()
-    assert ALICE not in log and BOB not in log
 
 
 @pytest.fixture(scope="module")

@@ -29,7 +29,7 @@ from openrouter_mcp.serving.auth import HashedTokenVerifier, TokenEntry
 from openrouter_mcp.serving.connections import KEEP_ALIVE_TIMEOUT, MAX_HEAD_BYTES, RequestDeadlineH11Protocol
 from openrouter_mcp.serving.http import HttpOptions, http_app, uvicorn_config
 from openrouter_mcp.serving.sessions import SessionLimits, live_sessions
-from tests.test_http_auth import ALICE, ALICE_HASH, BOB, BOB_HASH, INITIALIZE, MCP_HEADERS, Served, serve
+from tests.team import ALICE, ALICE_HASH, BOB, BOB_HASH, INITIALIZE, MCP_HEADERS, Served, serve
 
 pytestmark = pytest.mark.anyio
 
@@ -263,14 +263,14 @@ def guarded_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]
     """Streamable HTTP with tokens, 2 sessions per user, 1 s idle timeout and a 1 s header deadline."""
     yield from serve(
         tmp_path_factory.mktemp("guarded"),
-        "--transport", "streamable-http", "--max-sessions-per-client", "2", "--session-idle-timeout", "1",
+        "streamable-http", "--max-sessions-per-client", "2", "--session-idle-timeout", "1",
         "--header-timeout", str(HEADER_TIMEOUT),
     )  # fmt: skip
 
 
 @pytest.fixture(scope="module")
 def guarded_sse_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    yield from serve(tmp_path_factory.mktemp("guarded-sse"), "--transport", "sse", "--max-sessions-per-client", "1")
+    yield from serve(tmp_path_factory.mktemp("guarded-sse"), "sse", "--max-sessions-per-client", "1")
 
 
 async def test_over_real_http_a_flooding_user_gets_429_and_another_user_still_initializes(
@@ -418,9 +418,7 @@ def test_the_readme_lists_each_session_and_connection_flag_with_its_real_default
 
 @pytest.fixture(scope="module")
 def two_connection_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    yield from serve(
-        tmp_path_factory.mktemp("two-connections"), "--transport", "streamable-http", "--max-connections", "2"
-    )
+    yield from serve(tmp_path_factory.mktemp("two-connections"), "streamable-http", "--max-connections", "2")
 
 
 def test_past_max_connections_a_request_gets_503(two_connection_server: Served) -> None:
