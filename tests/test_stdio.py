@@ -67,14 +67,19 @@ def replies(stdout: bytes) -> dict[int, dict[str, Any]]:
 
 
 def read_replies(stdout: IO[bytes], count: int, timeout: float = 60.0) -> dict[int, dict[str, Any]]:
-    """Responses read off a server's stdout until `count` have come, the server stops, or `timeout` passes."""
+    """Responses read off a server's stdout until `count` have come, the server stops, or `timeout` passes.
+
+    Read raw, never through the pipe object's buffer: a reply already buffered there is invisible to select.
+    """
     got: dict[int, dict[str, Any]] = {}
+    partial = b""
     deadline = time.monotonic() + timeout
     while len(got) < count and select.select([stdout], [], [], max(0.0, deadline - time.monotonic()))[0]:
-        line = stdout.readline()
-        if not line:
+        chunk = os.read(stdout.fileno(), 65536)
+        if not chunk:
             break
-        got |= replies(line)
+        *lines, partial = (partial + chunk).split(b"\n")
+        got |= replies(b"\n".join(lines))
     return got
 
 
