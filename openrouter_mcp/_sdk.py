@@ -1,9 +1,12 @@
 """What we rely on in the `mcp` SDK beyond its public surface, in one place.
 
 Everything else the package takes from `mcp` is public: exported in an `__all__` (`mcp`, `mcp.server`,
-`mcp.server.mcpserver`, `mcp.server.mcpserver.tools`, `mcp.server.subscriptions`, `mcp.types`) or
-documented (the auth types `TokenVerifier`, `AccessToken`, `AuthSettings` and `get_access_token()` on the
-SDK's Authorization page; `MCPServer(middleware=...)` with `async (ctx, call_next)` on its Middleware page).
+`mcp.server.mcpserver`, `mcp.server.mcpserver.prompts`, `mcp.server.mcpserver.tools`,
+`mcp.server.subscriptions`, `mcp.types`), or documented: the auth types `TokenVerifier`, `AccessToken`,
+`AuthSettings` and `get_access_token()` on the SDK's Authorization page; `MCPServer(middleware=...)`, each
+an `async (ctx, call_next)`, on its Middleware page (marked provisional there); `ResourceError` and
+`ResourceNotFoundError`, which their docstrings and `MCPServer.read_resource`'s tell handlers to raise;
+`TransportSecuritySettings`, the type of the public `transport_security=` of `MCPServer.streamable_http_app()`.
 Each assumption below is pinned by one test in `tests/test_sdk_contract.py`, so that an SDK upgrade that
 breaks it fails there, by name, rather than somewhere in a transport or a tool:
 

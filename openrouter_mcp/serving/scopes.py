@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
-from mcp.server.mcpserver import MCPServer
-from mcp.server.mcpserver.prompts.base import Prompt, UserMessage
+from mcp.server import ServerRequestContext
+from mcp.server.mcpserver import MCPServer, UserMessage
+from mcp.server.mcpserver.prompts import Prompt
 
+from openrouter_mcp._sdk import CallNext, HandlerResult
 from openrouter_mcp.errors import NotAllowedError
 from openrouter_mcp.routing.personas import Persona, PersonasConfig
 from openrouter_mcp.serving.auth import current_identity
