@@ -16,7 +16,9 @@ breaks it fails there, by name, rather than somewhere in a transport or a tool:
    whose stdin we read ourselves (see `serving/stdio.py`).
    Guarded by `test_an_mcp_server_serves_a_connection_with_its_lifespan_on_any_pair_of_streams`.
 2. `stdio_server(stdin=...)` takes any async iterable of lines, though typed `anyio.AsyncFile[str]`: it only
-   iterates it. Guarded by `test_stdio_server_reads_messages_from_any_async_iterable_of_lines`.
+   iterates it. Its streams carry `SessionMessage`s (from `mcp.shared.message`, not exported) whose `message`
+   is the JSON-RPC message as `mcp.types` models it (`JSONRPCRequest`, `JSONRPCResponse`, ...).
+   Guarded by `test_stdio_server_reads_messages_from_any_async_iterable_of_lines`.
 3. `whole_arguments_tool`: a `Tool` built directly (`fn_metadata=`, `context_kwarg=`, `parameters=`), and
    handed to `MCPServer(tools=...)`, is run by calling `fn_metadata.validate_arguments(arguments)` and passing
    the dict it returns, plus the context under `context_kwarg`, as keyword arguments to `fn`; so a
@@ -37,6 +39,7 @@ from typing import TYPE_CHECKING, Any, cast
 from mcp.server.context import CallNext, HandlerResult
 from mcp.server.mcpserver.tools import Tool
 from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase, FuncMetadata
+from mcp.shared.message import SessionMessage
 from mcp.types import ToolAnnotations
 
 if TYPE_CHECKING:
@@ -46,6 +49,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CallNext",
     "HandlerResult",
+    "SessionMessage",
     "ToolInputBase",
     "as_stdin",
     "serve_streams",

@@ -16,11 +16,25 @@ import pytest
 from mcp import Client, stdio_server
 from mcp.server import ServerRequestContext
 from mcp.server.mcpserver import Context, MCPServer
-from mcp.shared.message import SessionMessage
-from mcp.types import CallToolResult, TextContent, ToolAnnotations, jsonrpc_message_adapter
+from mcp.types import (
+    CallToolResult,
+    JSONRPCNotification,
+    JSONRPCRequest,
+    TextContent,
+    ToolAnnotations,
+    jsonrpc_message_adapter,
+)
 from pydantic import ConfigDict
 
-from openrouter_mcp._sdk import CallNext, HandlerResult, ToolInputBase, as_stdin, serve_streams, whole_arguments_tool
+from openrouter_mcp._sdk import (
+    CallNext,
+    HandlerResult,
+    SessionMessage,
+    ToolInputBase,
+    as_stdin,
+    serve_streams,
+    whole_arguments_tool,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -93,7 +107,12 @@ async def test_stdio_server_reads_messages_from_any_async_iterable_of_lines() ->
     with anyio.fail_after(10):
         async with stdio_server(stdin=as_stdin(lines()), stdout=stdout) as (read_stream, write_stream):  # type: ignore[arg-type]
             async with read_stream, write_stream:
-                received = [unwire(message) async for message in read_stream]
+                items = [item async for item in read_stream]
+                assert all(isinstance(item, SessionMessage) for item in items)
+                assert isinstance(items[0].message, JSONRPCRequest) and isinstance(
+                    items[1].message, JSONRPCNotification
+                )
+                received = [unwire(item) for item in items]
                 await write_stream.send(wire({"jsonrpc": "2.0", "id": 1, "result": {}}))
     assert received == [INITIALIZE, INITIALIZED]
     assert [json.loads(line) for line in "".join(stdout.written).splitlines()] == [

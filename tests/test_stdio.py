@@ -174,6 +174,27 @@ async def test_stray_writes_to_stdout_go_to_stderr_and_never_corrupt_the_protoco
     assert log.count("stray write to fd 1") == 2
 
 
+def test_requests_already_read_when_stdin_ends_are_all_answered_before_the_server_exits(upstream_url: str) -> None:
+    """`openrouter-mcp < requests.jsonl`: every request is answered, the upstream call too, then status 0."""
+    chat = {"model": "openai/gpt-4o", "messages": [{"role": "user", "content": "Say hello"}]}
+    requests = [{"method": "tools/list"}] * 20
+    requests += [{"method": "tools/call", "params": {"name": "create_chat_completion", "arguments": chat}}]
+    requests += [{"method": "ping"}]
+    done = subprocess.run(
+        SERVER,
+        input=handshake_lines(*requests),
+        capture_output=True,
+        env=server_env(upstream_url),
+        cwd=REPO,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr.decode(errors="replace")
+    got = replies(done.stdout)
+    assert sorted(got) == list(range(1, 24))
+    assert got[22]["result"]["structuredContent"]["text"]
+    assert got[23]["result"] == {}
+
+
 def test_a_host_that_stops_reading_for_a_while_loses_no_reply(upstream_url: str) -> None:
     """300 `tools/list` requests (about 4.7 MB of replies) sent at once, and stdout left unread meanwhile.
 

@@ -5,6 +5,10 @@ The SDK's `stdio_server` frames the messages and owns stdout: it claims fd 1, so
 Its own stdin reader, though, blocks a worker thread that no cancellation interrupts and that
 interpreter exit waits for: on SIGTERM the server would keep serving until the host closes stdin.
 So stdin is read here, by a daemon thread, and handed to `stdio_server` as its `stdin`.
+
+When stdin ends, the SDK cancels whatever is still running; but a host that writes its requests
+and then closes stdin (`openrouter-mcp < requests.jsonl`) wants their answers. So the server's
+input is ended only once every request read has been answered (or cancelled by the client).
 """
 
 from __future__ import annotations
@@ -20,15 +24,19 @@ import anyio
 import anyio.from_thread
 import anyio.lowlevel
 from mcp import stdio_server
+from mcp.types import JSONRPCError, JSONRPCNotification, JSONRPCRequest, JSONRPCResponse, RequestId
 
-from openrouter_mcp._sdk import as_stdin, serve_streams
+from openrouter_mcp._sdk import SessionMessage, as_stdin, serve_streams
 
 if TYPE_CHECKING:
+    from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
     from mcp.server.mcpserver import MCPServer
 
 logger = logging.getLogger("openrouter_mcp")
 
 STDIN = 0
+#: Longest wait, once stdin has ended, for the requests already read to be answered.
+DRAIN_TIMEOUT = 60.0
 
 
 async def serve_stdio(server: MCPServer[Any]) -> None:
@@ -47,14 +55,77 @@ async def serve_stdio(server: MCPServer[Any]) -> None:
             lines = _StdinLines()
             try:
                 # No `stdout`: the SDK claims fd 1 itself, diverting stray writes to stderr.
-                async with stdio_server(stdin=as_stdin(lines)) as (read_stream, write_stream):
-                    await serve_streams(server, read_stream, write_stream)
+                async with stdio_server(stdin=as_stdin(lines)) as (wire_in, wire_out):
+                    await _serve_answering_what_was_read(server, wire_in, wire_out)
             finally:
                 lines.close()
             group.cancel_scope.cancel()
     except* BrokenPipeError:
         # Nobody is left to answer: the host went away without closing stdin first.
         logger.info("the host closed stdout, shutting down")
+
+
+async def _serve_answering_what_was_read(
+    server: MCPServer[Any],
+    wire_in: MemoryObjectReceiveStream[SessionMessage | Exception],
+    wire_out: MemoryObjectSendStream[SessionMessage],
+) -> None:
+    """Serve `server` on the transport's streams; when input ends, first answer the requests already read."""
+    to_server, server_in = anyio.create_memory_object_stream[SessionMessage | Exception](0)
+    server_out, from_server = anyio.create_memory_object_stream[SessionMessage](0)
+    unanswered = _Unanswered()
+
+    async def requests() -> None:
+        async with wire_in, to_server:
+            async for item in wire_in:
+                if isinstance(item, SessionMessage):
+                    unanswered.note_request(item.message)
+                await to_server.send(item)
+            with anyio.move_on_after(DRAIN_TIMEOUT):
+                await unanswered.none_left()
+
+    async def replies() -> None:
+        async with from_server, wire_out:
+            async for item in from_server:
+                try:
+                    await wire_out.send(item)
+                except anyio.BrokenResourceError:
+                    return  # the transport's writer failed (stdout closed): its own error says so
+                unanswered.note_reply(item.message)
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(requests)
+        group.start_soon(replies)
+        await serve_streams(server, server_in, server_out)
+
+
+class _Unanswered:
+    """The ids of the requests read and not yet answered; `await none_left()` once input has ended."""
+
+    def __init__(self) -> None:
+        self._ids: set[RequestId] = set()
+        self._none_left: anyio.Event | None = None
+
+    def note_request(self, message: object) -> None:
+        if isinstance(message, JSONRPCRequest):
+            self._ids.add(message.id)
+        elif isinstance(message, JSONRPCNotification) and message.method == "notifications/cancelled":
+            # A cancelled request is never answered.
+            self._discard((message.params or {}).get("requestId"))
+
+    def note_reply(self, message: object) -> None:
+        if isinstance(message, JSONRPCResponse | JSONRPCError):
+            self._discard(message.id)
+
+    async def none_left(self) -> None:
+        if self._ids:
+            self._none_left = anyio.Event()
+            await self._none_left.wait()
+
+    def _discard(self, request_id: object) -> None:
+        self._ids.discard(request_id)
+        if not self._ids and self._none_left is not None:
+            self._none_left.set()
 
 
 class _LineSplitter:
