@@ -29,7 +29,6 @@ from mcp.types import JSONRPCError, JSONRPCNotification, JSONRPCRequest, JSONRPC
 from openrouter_mcp._sdk import SessionMessage, as_stdin, serve_streams
 
 if TYPE_CHECKING:
-    from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
     from mcp.server.mcpserver import MCPServer
 
 logger = logging.getLogger("openrouter_mcp")
@@ -65,12 +64,11 @@ async def serve_stdio(server: MCPServer[Any]) -> None:
         logger.info("the host closed stdout, shutting down")
 
 
-async def _serve_answering_what_was_read(
-    server: MCPServer[Any],
-    wire_in: MemoryObjectReceiveStream[SessionMessage | Exception],
-    wire_out: MemoryObjectSendStream[SessionMessage],
-) -> None:
-    """Serve `server` on the transport's streams; when input ends, first answer the requests already read."""
+async def _serve_answering_what_was_read(server: MCPServer[Any], wire_in: Any, wire_out: Any) -> None:
+    """Serve `server` on the transport's streams; when input ends, first answer the requests already read.
+
+    `wire_in` and `wire_out` are what `stdio_server` yields: memory streams of `SessionMessage`s.
+    """
     to_server, server_in = anyio.create_memory_object_stream[SessionMessage | Exception](0)
     server_out, from_server = anyio.create_memory_object_stream[SessionMessage](0)
     unanswered = _Unanswered()
