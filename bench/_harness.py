@@ -42,7 +42,6 @@ NOWHERE = "http://127.0.0.1:9/api/v1"
 OURS = (sys.executable, "-m", "openrouter_mcp")
 BARE = (sys.executable, "-m", "bench.bare_server")
 BARE_MINIMAL = (*BARE, "--minimal")
-BARE_OURS_STDIO = (*BARE, "--ours-stdio")
 
 #: Longest wait for a server or the upstream to come up, or for one request, before the run is abandoned.
 STARTUP_TIMEOUT = 30.0

@@ -12,10 +12,8 @@ and keep-alive as ours), and returns the answer as text, without models, validat
 | ping() | none | "pong" (the floor: an MCP round trip and nothing else) |
 
 `--minimal` serves one trivial tool and no HTTP client at all: the cold-start baseline, the least
-any MCPServer can do. `--ours-stdio` serves the same tools over openrouter-mcp's own stdio transport
-(`openrouter_mcp.serving.stdio`) instead of the SDK's, so that the overhead benchmark can tell what ours
-gains in the transport from what its tool layer costs. Settings come from the environment as for
-ours: OPENROUTER_API_KEY and OPENROUTER_BASE_URL.
+any MCPServer can do. Settings come from the environment as for ours: OPENROUTER_API_KEY and
+OPENROUTER_BASE_URL.
 """
 
 from __future__ import annotations
@@ -136,16 +134,10 @@ def build(environ: Mapping[str, str] = os.environ) -> MCPServer[Upstream]:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="A bare MCPServer over stdio: the benchmarks' baseline.")
     parser.add_argument("--minimal", action="store_true", help="one trivial tool, no HTTP client")
-    parser.add_argument("--ours-stdio", action="store_true", help="serve over openrouter-mcp's stdio transport")
     args = parser.parse_args(argv)
     logging.basicConfig(stream=sys.stderr, level=logging.WARNING)
     server = build_minimal() if args.minimal else build()
-    if args.ours_stdio:
-        from openrouter_mcp.serving.stdio import serve_stdio
-
-        anyio.run(serve_stdio, server)
-    else:
-        anyio.run(server.run_stdio_async)
+    anyio.run(server.run_stdio_async)
 
 
 if __name__ == "__main__":

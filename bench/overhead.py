@@ -11,9 +11,6 @@ fresh random order, so drift and whatever one call leaves running affect all ali
 - ours: `python -m openrouter_mcp` over stdio, key and base URL from the environment, as users run it:
   the audit log on (a row committed per tool call before the result returns), in a scratch file;
 - ours, audit off: the same with `OPENROUTER_MCP_AUDIT=off`, so "on − off" is what the audit log costs a call;
-- bare on ours' stdio (chat and `ping` only): the bare server served by openrouter-mcp's own stdio transport,
-  which reads and writes the host's pipes from the event loop where the SDK's hops to a worker thread. Against
-  bare it is what the transport saves; against ours, what ours' tool layer costs on equal transports.
 
 All three servers are driven by the real `mcp.Client` (`--mode legacy`, the `initialize` handshake of
 today's hosts, by default), so a figure includes what a host pays (framing, validation of the
@@ -50,7 +47,6 @@ from pydantic import SecretStr
 
 from bench._harness import (
     BARE,
-    BARE_OURS_STDIO,
     BENCH_KEY,
     MODES,
     OURS,
@@ -83,10 +79,9 @@ CATALOG_LIMIT = 5
 #: Ours as users run it (the audit log on, the default), then with `OPENROUTER_MCP_AUDIT=off`. "ours" is the first.
 OURS_OFF = "ours, audit off"
 OURS_TARGETS = ("ours", OURS_OFF)
-#: The bare server on openrouter-mcp's stdio transport: splits ours − bare into transport and tool layer.
-BARE_OURS = "bare, ours' stdio"
-BARE_TARGETS = ("bare", BARE_OURS)
-ARGV = {"bare": BARE, BARE_OURS: BARE_OURS_STDIO}
+#: Both serve stdio through the SDK's transport, so ours − bare is what ours' tool layer costs a call.
+BARE_TARGETS = ("bare",)
+ARGV = {"bare": BARE}
 PROMPT = [{"role": "user", "content": "Say hello in five words."}]
 
 
@@ -281,7 +276,6 @@ async def measure(calls: int, warmup: int, latency: float, mode: str) -> Run:
             else:
                 scenarios.append(catalog)
             pairs = [(s, t) for s in scenarios for t in ("direct", "bare", *OURS_TARGETS)]
-            pairs += [(s, BARE_OURS) for s in scenarios if s.tool == "create_chat_completion"]
             pairs += [(floor, target) for floor, targets_ in floors(mode) for target in targets_]
             remarks = []
             # Ours first: when it routes, direct and bare are then made to send the very same upstream request.
@@ -429,43 +423,6 @@ def report(run: Run, latency: float, mode: str) -> None:
         )
     for remark in run.remarks:
         emit(remark)
-    emit()
-    split_rows = []
-    for label in [s.label for s in scenarios] + [f.label for f, _ in floors(mode)]:
-        if (label, BARE_OURS) not in samples:
-            continue
-        bare, bare_ours, ours = (Summary.of(samples[(label, t)]) for t in ("bare", BARE_OURS, "ours"))
-        split_rows.append(
-            [
-                label,
-                ms(bare.p50),
-                ms(bare_ours.p50),
-                ms(ours.p50),
-                f"{paired(label, BARE_OURS, 'bare') * 1000:+.2f}",
-                f"{paired(label, 'ours', BARE_OURS) * 1000:+.2f}",
-            ]
-        )
-    emit("Transport and tool layer, in the same rounds (the bare server also served by ours' stdio transport):")
-    emit()
-    emit(
-        table(
-            [
-                "call",
-                "bare, SDK stdio p50 (ms)",
-                "bare, ours' stdio p50 (ms)",
-                "openrouter-mcp p50 (ms)",
-                "transport: ours' − SDK's stdio, paired Δ (ms)",
-                "tool layer: ours − bare on ours' stdio, paired Δ (ms)",
-            ],
-            split_rows,
-        )
-    )
-    emit()
-    emit(
-        "The SDK's stdio transport hands each read, write and flush to a worker thread; ours reads and writes the "
-        "host's pipes from the event loop. The first Δ is what that saves a call, the second what ours' tool layer "
-        "(persona, routing, fallback, typed parsing and results, audit row) costs on equal transports."
-    )
     emit()
     audit_rows = []
     for label in [s.label for s in scenarios] + [f.label for f, t in floors(mode) if OURS_OFF in t]:

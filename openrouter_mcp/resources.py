@@ -32,11 +32,11 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, cast
 
-from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
+from mcp import MCPError
+from mcp.server import ServerRequestContext
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError
 from mcp.server.subscriptions import ResourcesListChanged, SubscriptionBus
-from mcp.shared.exceptions import MCPError
 from mcp.types import (
     INTERNAL_ERROR,
     Completion,
@@ -46,6 +46,7 @@ from mcp.types import (
     ResourceTemplateReference,
 )
 
+from openrouter_mcp._sdk import CallNext, HandlerResult
 from openrouter_mcp.errors import NotFoundError, OpenRouterError
 from openrouter_mcp.serving.scopes import allowed_personas
 from openrouter_mcp.state import AppState

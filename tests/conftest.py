@@ -21,14 +21,6 @@ from openrouter_mcp.state import AppState
 TEST_KEY = "sk-or-v1-" + secrets.token_hex(24)
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Every test in test_stdio.py runs a server process: `slow`, until that module (being rewritten on another
-    branch) carries the mark itself."""
-    for item in items:
-        if item.path.name == "test_stdio.py":
-            item.add_marker(pytest.mark.slow)
-
-
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"

@@ -12,12 +12,13 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
-from mcp.server.mcpserver import MCPServer
-from mcp.server.mcpserver.prompts.base import Prompt, UserMessage
-from mcp.shared.exceptions import MCPError
+from mcp import MCPError
+from mcp.server import ServerRequestContext
+from mcp.server.mcpserver import MCPServer, UserMessage
+from mcp.server.mcpserver.prompts import Prompt
 from mcp.types import INVALID_PARAMS, CompleteResult, Completion
 
+from openrouter_mcp._sdk import CallNext, HandlerResult
 from openrouter_mcp.errors import NotAllowedError
 from openrouter_mcp.routing.personas import Persona, PersonasConfig
 from openrouter_mcp.serving.auth import current_identity

@@ -3,7 +3,8 @@
 Hosts commonly time a tool call out after about 60 s unless progress arrives. While a call waits
 on OpenRouter we send a heartbeat every `interval` seconds, and while a stream produces text we
 send that text as the progress message (at most every `MIN_GAP` seconds, so a fast stream does
-not become a flood of notifications). Nothing is sent when the client asked for no progress.
+not become a flood of notifications). Nothing is sent unless the request carries a progress token
+(the SDK's in-memory `Client` sends one only when the call passes `meta={"progress_token": ...}`).
 """
 
 from __future__ import annotations
@@ -22,22 +23,9 @@ MAX_MESSAGE = 400
 
 
 def progress_requested(ctx: Context) -> bool:
-    """Whether the caller asked for progress notifications for this request."""
+    """Whether the caller asked for progress notifications for this request: it sent a progress token."""
     meta = ctx.request_context.meta
-    if meta and meta.get("progress_token") is not None:
-        return True
-    if getattr(ctx.request_context.lifespan_context, "transport", "memory") != "memory":
-        return False  # over stdio and HTTP a caller that wants progress always sends a token
-    # The SDK's in-process transport sends no token: it calls the caller's progress callback directly. Its
-    # dispatch context (possibly wrapped) holds that callback; the public API does not say, so look, boundedly.
-    outbound = getattr(ctx.request_context.session, "_request_outbound", None)
-    for _ in range(4):
-        if outbound is None:
-            break
-        if getattr(outbound, "_on_progress", None) is not None or getattr(outbound, "_progress_token", None):
-            return True
-        outbound = getattr(outbound, "_inner", None)
-    return False
+    return meta is not None and meta.get("progress_token") is not None
 
 
 class ProgressReporter:

@@ -3,7 +3,8 @@
 MCPServer derives a tool's input schema from a function signature; we want one pydantic model
 per tool instead (its field descriptions are what the calling model reads, and `extra="forbid"`
 turns a misspelt argument into a clear error). So `build_tool` assembles the SDK's `Tool` from
-our `ToolSpec` directly, and turns our errors into `isError` results the model can act on.
+our `ToolSpec` directly (through `_sdk.whole_arguments_tool`, which hands the handler that model
+whole), and turns our errors into `isError` results the model can act on.
 """
 
 from __future__ import annotations
@@ -20,10 +21,10 @@ from typing import Any, Generic, TypeVar, cast
 import pydantic_core
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.tools import Tool
-from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase, FuncMetadata
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, ConfigDict
 
+from openrouter_mcp._sdk import ToolInputBase, whole_arguments_tool
 from openrouter_mcp.errors import NotAllowedError, OpenRouterError
 from openrouter_mcp.serving.scopes import caller, check_tool_allowed
 from openrouter_mcp.state import AppState
@@ -32,7 +33,7 @@ from openrouter_mcp.tools.recording import record_call
 logger = logging.getLogger(__name__)
 
 
-class ToolInput(ArgModelBase):
+class ToolInput(ToolInputBase):
     """Base of every tool's arguments: unknown fields are errors, not silently dropped."""
 
     # defer_build: validators are built on first use, not at start-up (schemas ship in schemas.json).
@@ -167,30 +168,16 @@ def build_tool(spec: ToolSpec[Any, Any], schemas: dict[str, Any] | None = None) 
                 error=error,
             )
 
-    return Tool(
-        fn=run,
+    return whole_arguments_tool(
+        run,
         name=spec.name,
         title=spec.title,
         description=spec.description,
-        parameters=schemas["input"],
-        # No `output_model`: the handler already returns a validated `output_model` instance, and the SDK
-        # would validate its dump a second time on every call. The schema is still published.
-        fn_metadata=_WholeArguments(arg_model=spec.input_model, output_schema=schemas["output"]),
-        is_async=True,
-        context_kwarg="ctx",
+        input_model=spec.input_model,
+        input_schema=schemas["input"],
+        output_schema=schemas["output"],
         annotations=spec.annotations,
     )
-
-
-class _WholeArguments(FuncMetadata):
-    """Hands the tool its validated input model whole (`args=`), where the SDK would pass its fields as kwargs.
-
-    The handler wants the model itself, and rebuilding it from the kwargs would validate every call twice.
-    """
-
-    def validate_arguments(self, arguments_to_validate: dict[str, Any]) -> dict[str, Any]:
-        # pre_parse_json: as the SDK does, accept a list or object sent as a JSON string (some hosts do).
-        return {"args": self.arg_model.model_validate(self.pre_parse_json(arguments_to_validate))}
 
 
 def lean_schema(schema: Any, *, result: bool = False) -> Any:

@@ -1,0 +1,109 @@
+"""What we rely on in the `mcp` SDK beyond its public surface, in one place.
+
+Everything else the package takes from `mcp` is public: exported in an `__all__` (`mcp`, `mcp.server`,
+`mcp.server.mcpserver`, `mcp.server.mcpserver.prompts`, `mcp.server.mcpserver.tools`,
+`mcp.server.subscriptions`, `mcp.types`), or documented: the auth types `TokenVerifier`, `AccessToken`,
+`AuthSettings` and `get_access_token()` on the SDK's Authorization page; `MCPServer(middleware=...)`, each
+an `async (ctx, call_next)`, on its Middleware page (marked provisional there); `ResourceError` and
+`ResourceNotFoundError`, which their docstrings and `MCPServer.read_resource`'s tell handlers to raise;
+`TransportSecuritySettings`, the type of the public `transport_security=` of `MCPServer.streamable_http_app()`.
+Each assumption below is pinned by one test in `tests/test_sdk_contract.py`, so that an SDK upgrade that
+breaks it fails there, by name, rather than somewhere in a transport or a tool:
+
+1. `serve_streams`: an `MCPServer` serves one connection on a pair of streams, lifespan included, through
+   its private `_lowlevel_server.run(read, write, _lowlevel_server.create_initialization_options())`, as
+   `MCPServer.run_stdio_async()` itself does. We need it to serve `stdio_server(stdin=...)`'s streams,
+   whose stdin we read ourselves (see `serving/stdio.py`).
+   Guarded by `test_an_mcp_server_serves_a_connection_with_its_lifespan_on_any_pair_of_streams`.
+2. `stdio_server(stdin=...)` takes any async iterable of lines, though typed `anyio.AsyncFile[str]`: it only
+   iterates it. Its streams carry `SessionMessage`s (from `mcp.shared.message`, not exported) whose `message`
+   is the JSON-RPC message as `mcp.types` models it (`JSONRPCRequest`, `JSONRPCResponse`, ...).
+   Guarded by `test_stdio_server_reads_messages_from_any_async_iterable_of_lines`.
+3. `whole_arguments_tool`: a `Tool` built directly (`fn_metadata=`, `context_kwarg=`, `parameters=`), and
+   handed to `MCPServer(tools=...)`, is run by calling `fn_metadata.validate_arguments(arguments)` and passing
+   the dict it returns, plus the context under `context_kwarg`, as keyword arguments to `fn`; so a
+   `FuncMetadata` subclass can hand the tool its validated input model whole. `FuncMetadata.pre_parse_json`
+   (lists and objects sent as JSON strings) and `ArgModelBase` (the base `arg_model` must have, here
+   `ToolInputBase`) exist. Guarded by `test_a_whole_arguments_tool_gets_its_validated_input_model_and_the_context`
+   and `test_a_whole_arguments_tool_publishes_its_schemas_and_reports_invalid_arguments_as_a_tool_error`.
+4. `CallNext` and `HandlerResult`, the middleware types, live in `mcp.server.context` (not exported), and
+   a middleware sees `tools/list`'s result already shaped for the wire: a dict whose `tools` are dicts.
+   Guarded by `test_middleware_sees_the_method_and_a_tools_list_result_shaped_for_the_wire`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterable, Awaitable, Callable
+from typing import TYPE_CHECKING, Any, cast
+
+from mcp.server.context import CallNext, HandlerResult
+from mcp.server.mcpserver.tools import Tool
+from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase, FuncMetadata
+from mcp.shared.message import SessionMessage
+from mcp.types import ToolAnnotations
+
+if TYPE_CHECKING:
+    import anyio
+    from mcp.server.mcpserver import MCPServer
+
+__all__ = [
+    "CallNext",
+    "HandlerResult",
+    "SessionMessage",
+    "ToolInputBase",
+    "as_stdin",
+    "serve_streams",
+    "whole_arguments_tool",
+]
+
+#: The base every tool input model must have for the SDK to accept it as a tool's argument model.
+ToolInputBase = ArgModelBase
+
+
+async def serve_streams(server: MCPServer[Any], read_stream: Any, write_stream: Any) -> None:
+    """Serve one connection on `read_stream`/`write_stream` until the read side closes, lifespan included."""
+    lowlevel = server._lowlevel_server
+    await lowlevel.run(read_stream, write_stream, lowlevel.create_initialization_options())
+
+
+def as_stdin(lines: AsyncIterable[str]) -> anyio.AsyncFile[str]:
+    """`lines` typed as what `stdio_server(stdin=...)` declares; it only iterates it."""
+    return cast("anyio.AsyncFile[str]", lines)
+
+
+def whole_arguments_tool(
+    fn: Callable[..., Awaitable[Any]],
+    *,
+    name: str,
+    title: str,
+    description: str,
+    input_model: type[ArgModelBase],
+    input_schema: dict[str, Any],
+    output_schema: dict[str, Any],
+    annotations: ToolAnnotations,
+) -> Tool:
+    """A tool whose `fn(ctx=..., args=...)` gets the context and its validated `input_model` instance whole.
+
+    The SDK would pass the model's fields as keyword arguments; rebuilding the model from them would
+    validate every call twice. `input_schema` and `output_schema` are published as given. No output model:
+    `fn` returns a validated result already, and the SDK would validate its dump a second time.
+    """
+    return Tool(
+        fn=fn,
+        name=name,
+        title=title,
+        description=description,
+        parameters=input_schema,
+        fn_metadata=_WholeArguments(arg_model=input_model, output_schema=output_schema),
+        is_async=True,
+        context_kwarg="ctx",
+        annotations=annotations,
+    )
+
+
+class _WholeArguments(FuncMetadata):
+    """Validated arguments as one keyword argument, `args=`, holding the input model itself."""
+
+    def validate_arguments(self, arguments_to_validate: dict[str, Any]) -> dict[str, Any]:
+        # pre_parse_json: as the SDK does, accept a list or object sent as a JSON string (some hosts do).
+        return {"args": self.arg_model.model_validate(self.pre_parse_json(arguments_to_validate))}

@@ -1,0 +1,203 @@
+"""The SDK's behaviour that `openrouter_mcp._sdk` relies on beyond its public surface: one test per assumption.
+
+If one of these fails after an SDK upgrade, the assumption it names (in `_sdk`'s docstring) no longer
+holds: change `_sdk.py`, and only it, to whatever the new SDK offers.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio
+import pytest
+from mcp import Client, stdio_server
+from mcp.server import ServerRequestContext
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.types import (
+    CallToolResult,
+    JSONRPCNotification,
+    JSONRPCRequest,
+    TextContent,
+    ToolAnnotations,
+    jsonrpc_message_adapter,
+)
+from pydantic import ConfigDict
+
+from openrouter_mcp._sdk import (
+    CallNext,
+    HandlerResult,
+    SessionMessage,
+    ToolInputBase,
+    as_stdin,
+    serve_streams,
+    whole_arguments_tool,
+)
+
+pytestmark = pytest.mark.anyio
+
+INITIALIZE = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "contract", "version": "0"}},
+}
+INITIALIZED = {"jsonrpc": "2.0", "method": "notifications/initialized"}
+
+
+def wire(message: dict[str, Any]) -> SessionMessage:
+    return SessionMessage(jsonrpc_message_adapter.validate_python(message, by_name=False))
+
+
+def unwire(message: SessionMessage | Exception) -> dict[str, Any]:
+    assert isinstance(message, SessionMessage), message
+    return dict(message.message.model_dump(by_alias=True, mode="json", exclude_none=True))
+
+
+async def test_an_mcp_server_serves_a_connection_with_its_lifespan_on_any_pair_of_streams() -> None:
+    lifespan_states: list[str] = []
+
+    @asynccontextmanager
+    async def lifespan(server: MCPServer[str]) -> AsyncIterator[str]:
+        lifespan_states.append("entered")
+        yield "the lifespan state"
+        lifespan_states.append("exited")
+
+    server = MCPServer("contract", lifespan=lifespan)
+
+    @server.tool()
+    def state(ctx: Context) -> str:
+        return str(ctx.request_context.lifespan_context)
+
+    to_server, server_reads = anyio.create_memory_object_stream[SessionMessage | Exception](4)
+    server_writes, from_server = anyio.create_memory_object_stream[SessionMessage](4)
+    with anyio.fail_after(10):
+        async with to_server, server_reads, server_writes, from_server, anyio.create_task_group() as group:
+            group.start_soon(serve_streams, server, server_reads, server_writes)
+            await to_server.send(wire(INITIALIZE))
+            initialized = unwire(await from_server.receive())
+            await to_server.send(wire(INITIALIZED))
+            call = {"name": "state", "arguments": {}}
+            await to_server.send(wire({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": call}))
+            called = unwire(await from_server.receive())
+            await to_server.aclose()  # the read side closes: the server stops by itself
+    assert initialized["result"]["serverInfo"]["name"] == "contract"
+    assert called["id"] == 2 and called["result"]["structuredContent"] == {"result": "the lifespan state"}
+    assert lifespan_states == ["entered", "exited"]
+
+
+async def test_stdio_server_reads_messages_from_any_async_iterable_of_lines() -> None:
+    async def lines() -> AsyncIterator[str]:
+        yield json.dumps(INITIALIZE)
+        yield json.dumps(INITIALIZED)
+
+    class Stdout:
+        def __init__(self) -> None:
+            self.written: list[str] = []
+
+        async def write(self, text: str) -> None:
+            self.written.append(text)
+
+        async def flush(self) -> None:
+            pass
+
+    stdout = Stdout()
+    with anyio.fail_after(10):
+        async with stdio_server(stdin=as_stdin(lines()), stdout=stdout) as (read_stream, write_stream):  # type: ignore[arg-type]
+            async with read_stream, write_stream:
+                items = [item async for item in read_stream]
+                assert all(isinstance(item, SessionMessage) for item in items)
+                assert isinstance(items[0].message, JSONRPCRequest) and isinstance(
+                    items[1].message, JSONRPCNotification
+                )
+                received = [unwire(item) for item in items]
+                await write_stream.send(wire({"jsonrpc": "2.0", "id": 1, "result": {}}))
+    assert received == [INITIALIZE, INITIALIZED]
+    assert [json.loads(line) for line in "".join(stdout.written).splitlines()] == [
+        {"jsonrpc": "2.0", "id": 1, "result": {}}
+    ]
+
+
+class Tags(ToolInputBase):
+    model_config = ConfigDict(extra="forbid")
+    tags: list[str]
+    times: int = 1
+
+
+INPUT_SCHEMA = {"type": "object", "properties": {"tags": {"type": "array"}, "times": {"type": "integer"}}}
+OUTPUT_SCHEMA = {"type": "object", "description": "the tags, joined"}
+
+
+def tags_server(calls: list[tuple[Any, Any]]) -> MCPServer[Any]:
+    async def join(ctx: Context, args: Tags) -> CallToolResult:
+        calls.append((ctx, args))
+        text = ",".join(args.tags * args.times)
+        return CallToolResult(content=[TextContent(type="text", text=text)], structured_content={"joined": text})
+
+    tool = whole_arguments_tool(
+        join,
+        name="join",
+        title="Join",
+        description="Joins tags.",
+        input_model=Tags,
+        input_schema=INPUT_SCHEMA,
+        output_schema=OUTPUT_SCHEMA,
+        annotations=ToolAnnotations(read_only_hint=True),
+    )
+    return MCPServer("contract", tools=[tool])
+
+
+async def test_a_whole_arguments_tool_gets_its_validated_input_model_and_the_context() -> None:
+    calls: list[tuple[Any, Any]] = []
+    async with Client(tags_server(calls)) as client:
+        # A list sent as a JSON string, as some hosts do: pre_parse_json turns it back into a list.
+        result = await client.call_tool("join", {"tags": '["a", "b"]', "times": 2})
+    assert not result.is_error, result.content
+    assert result.structured_content == {"joined": "a,b,a,b"}
+    [(ctx, args)] = calls
+    assert isinstance(ctx, Context)
+    assert type(args) is Tags and args == Tags(tags=["a", "b"], times=2)
+
+
+async def test_a_whole_arguments_tool_publishes_its_schemas_and_reports_invalid_arguments_as_a_tool_error() -> None:
+    calls: list[tuple[Any, Any]] = []
+    async with Client(tags_server(calls)) as client:
+        [listed] = (await client.list_tools()).tools
+        refused = await client.call_tool("join", {"tags": ["a"], "colour": "red"})
+    assert (listed.input_schema, listed.output_schema) == (INPUT_SCHEMA, OUTPUT_SCHEMA)
+    assert listed.annotations == ToolAnnotations(read_only_hint=True)
+    assert refused.is_error
+    text = " ".join(block.text for block in refused.content if isinstance(block, TextContent))
+    assert "colour" in text and "Extra inputs are not permitted" in text
+    assert calls == []
+
+
+async def test_middleware_sees_the_method_and_a_tools_list_result_shaped_for_the_wire() -> None:
+    seen: list[tuple[str, Any]] = []
+
+    async def only_first(ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
+        result = await call_next(ctx)
+        seen.append((ctx.method, result))
+        if ctx.method == "tools/list" and isinstance(result, dict):
+            return {**result, "tools": [tool for tool in result["tools"] if tool.get("name") == "first"]}
+        return result
+
+    server = MCPServer("contract", middleware=[only_first])
+
+    @server.tool()
+    def first() -> str:
+        return "1"
+
+    @server.tool()
+    def second() -> str:
+        return "2"
+
+    async with Client(server) as client:
+        listed = await client.list_tools()
+    [wire_result] = [result for method, result in seen if method == "tools/list"]
+    assert isinstance(wire_result, dict)
+    assert all(isinstance(tool, dict) for tool in wire_result["tools"])
+    assert {tool["name"] for tool in wire_result["tools"]} == {"first", "second"}
+    assert [tool.name for tool in listed.tools] == ["first"]
