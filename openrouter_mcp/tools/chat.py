@@ -21,7 +21,14 @@ from openrouter_mcp.serving.scopes import persona_for
 from openrouter_mcp.state import AppState
 from openrouter_mcp.tools.progress import ProgressReporter
 from openrouter_mcp.tools.registry import ToolInput, ToolOutput, ToolSpec
-from openrouter_mcp.tools.routed_call import PERSONA_FIELD, TASK_FIELD, call_routed, check_budget_for, plan_for
+from openrouter_mcp.tools.routed_call import (
+    PERSONA_FIELD,
+    TASK_FIELD,
+    call_routed,
+    check_budget_for,
+    plan_for,
+    require_key,
+)
 
 if TYPE_CHECKING:
     from openrouter_mcp.upstream.models import ChatCompletion, MessagesResult
@@ -205,6 +212,7 @@ def _without_none(**fields: Any) -> dict[str, Any]:
 
 async def create_chat_completion(args: ChatCompletionInput, state: AppState, ctx: Context) -> dict[str, Any]:
     persona = persona_for(state, args.persona, "create_chat_completion")
+    require_key(state, "create_chat_completion")
     check_budget_for(state, persona)
     body = args.model_dump(mode="json", exclude_none=True, exclude={"stream", "persona", "task"})
     if persona.system_prompt and not any(m.role in ("system", "developer") for m in args.messages):
@@ -345,6 +353,7 @@ def _message_output(result: MessagesResult, record: RoutingRecord) -> dict[str, 
 
 async def create_message(args: MessageInput, state: AppState, ctx: Context) -> dict[str, Any]:
     persona = persona_for(state, args.persona, "create_message")
+    require_key(state, "create_message")
     check_budget_for(state, persona)
     body = args.model_dump(mode="json", exclude_none=True, exclude={"persona", "task"})
     if persona.system_prompt and args.system is None:
