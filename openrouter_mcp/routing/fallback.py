@@ -208,7 +208,10 @@ async def run_with_fallback(
             f"the persona's deadline of {policy.deadline_seconds:g} s ran out after "
             f"{record.upstream_calls} upstream call(s){waiting}"
         )
-        message = f"gave up after {policy.deadline_seconds:g} s (the persona's deadline){waiting}"
+        message = (
+            f"gave up when the persona's deadline of {policy.deadline_seconds:g} s ran out, after "
+            f"{record.upstream_calls} upstream call(s){waiting}"
+        )
     elif last is None:
         message = "no candidate model fits this request"
     elif queue and record.upstream_calls >= policy.max_attempts:

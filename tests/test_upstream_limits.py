@@ -1,0 +1,174 @@
+"""What an upstream answer may cost us is capped, and a request httpx refuses to build is a clear argument error."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import anyio
+import httpx
+import pytest
+from mcp import Client
+from mcp.types import CallToolResult
+from pydantic import SecretStr
+
+from openrouter_mcp import errors
+from openrouter_mcp.config import MIB, Settings
+from openrouter_mcp.routing.decisions import Action, decide
+from openrouter_mcp.routing.personas import FallbackPolicy
+from openrouter_mcp.server import build_server
+from openrouter_mcp.simulator import Simulator
+from openrouter_mcp.upstream.client import OpenRouterClient
+from tests.conftest import TEST_KEY
+
+pytestmark = pytest.mark.anyio
+
+HELLO = [{"role": "user", "content": "Hello, size caps."}]
+
+
+def error_payload(result: CallToolResult) -> dict[str, Any]:
+    assert result.is_error, result.structured_content
+    text = result.content[0].text  # type: ignore[union-attr]
+    return dict(json.loads(text.split("\n", 1)[1]))
+
+
+def mock_client(handler: Any, **changes: Any) -> OpenRouterClient:
+    settings = Settings(api_key=SecretStr(TEST_KEY), base_url="http://upstream.test/api/v1", **changes)
+    return OpenRouterClient(settings, httpx.AsyncClient(transport=httpx.MockTransport(handler)))
+
+
+async def test_an_answer_over_the_size_cap_is_a_clear_error_that_is_not_retried(
+    settings: Settings, sim: Simulator
+) -> None:
+    # The simulated /models answer is a few hundred KiB: over a 64 KiB cap.
+    async with Client(build_server(dataclasses.replace(settings, max_response_bytes=64 * 1024))) as client:
+        payload = error_payload(await client.call_tool("list_available_models", {}))
+    assert payload["error"] == "response_too_large" and payload["retryable"] is False
+    assert payload["message"].startswith("OpenRouter's answer to GET /models exceeded 65536 bytes")
+    assert "OPENROUTER_MAX_RESPONSE_MB" in payload["message"]
+
+
+async def test_an_endless_body_without_a_length_is_read_only_up_to_the_cap() -> None:
+    sent = 0
+
+    async def endless() -> AsyncIterator[bytes]:
+        nonlocal sent
+        while True:  # would never end: only the cap stops the reading
+            sent += 1024
+            yield b"x" * 1024
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=endless())
+
+    client = mock_client(answer, max_response_bytes=MIB)
+    with anyio.fail_after(10), pytest.raises(errors.ResponseTooLargeError) as caught:
+        await client.get_credits()
+    assert sent <= MIB + 2 * 1024
+    assert "GET /credits exceeded 1 MiB" in caught.value.message
+
+
+async def test_a_declared_length_over_the_cap_is_refused_before_reading_the_body() -> None:
+    read = False
+
+    async def body() -> AsyncIterator[bytes]:
+        nonlocal read
+        read = True
+        yield b"{}"
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=body(), headers={"content-length": str(3 * MIB)})
+
+    with pytest.raises(errors.ResponseTooLargeError):
+        await mock_client(answer, max_response_bytes=2 * MIB).list_providers()
+    assert not read
+
+
+async def test_an_answer_just_under_the_cap_is_read_whole() -> None:
+    credits = {"data": {"total_credits": 5.0, "total_usage": 1.0}}
+    body = json.dumps(credits).encode()
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=body)
+
+    result = await mock_client(answer, max_response_bytes=len(body)).get_credits()
+    assert result.total_credits == 5.0
+
+
+async def test_a_stream_over_the_size_cap_stops_with_the_same_error(settings: Settings, sim: Simulator) -> None:
+    client = OpenRouterClient(dataclasses.replace(settings, max_response_bytes=2048))
+    received = 0
+    try:
+        with pytest.raises(errors.ResponseTooLargeError) as caught:
+            long_prompt = [{"role": "user", "content": "Please write a long story. " * 20}]
+            async with client.stream_chat_completion({"messages": long_prompt, "model": "openai/gpt-4o"}) as chunks:
+                async for _ in chunks:
+                    received += 1
+    finally:
+        await client.aclose()
+    assert received >= 1  # it streamed until the cap, then stopped
+    assert "POST /chat/completions (streamed) exceeded 2048 bytes" in caught.value.message
+
+
+async def test_a_stream_line_that_never_ends_is_bounded_by_the_cap_too() -> None:
+    async def one_endless_line() -> AsyncIterator[bytes]:
+        yield b"data: "
+        while True:
+            yield b"y" * 4096
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=one_endless_line(), headers={"content-type": "text/event-stream"})
+
+    client = mock_client(answer, max_response_bytes=MIB)
+    with anyio.fail_after(10), pytest.raises(errors.ResponseTooLargeError):
+        async with client.stream_chat_completion({"messages": HELLO}) as chunks:
+            async for _ in chunks:
+                pass
+
+
+def test_a_too_large_answer_fails_the_chat_rather_than_paying_another_model_for_it() -> None:
+    error = errors.ResponseTooLargeError("too large")
+    assert decide(error, "a/1", FallbackPolicy()).action is Action.FAIL
+
+
+# --- requests httpx refuses to build --------------------------------------------------------
+
+
+async def test_a_base_url_httpx_refuses_is_an_invalid_arguments_error_and_nothing_is_sent(
+    settings: Settings, sim: Simulator
+) -> None:
+    broken = dataclasses.replace(settings, base_url=settings.base_url + "/\x01")
+    async with Client(build_server(broken)) as client:
+        result = await client.call_tool("get_credits", {})
+    payload = error_payload(result)
+    assert payload["error"] == "invalid_arguments" and payload["retryable"] is False
+    assert "refused to build the request for GET /credits" in payload["message"]
+    assert "Nothing was sent" in payload["message"]
+    assert TEST_KEY not in result.content[0].text  # type: ignore[union-attr]
+    assert sim.requests == []
+
+
+async def test_a_header_value_httpx_refuses_to_send_is_an_invalid_arguments_error(
+    settings: Settings, sim: Simulator
+) -> None:
+    # A line break in the app title passes httpx's header model but not the HTTP/1.1 writer (h11).
+    broken = dataclasses.replace(settings, app_title="my app\r\nX-Injected: 1")
+    async with Client(build_server(broken)) as client:
+        result = await client.call_tool("list_providers", {})
+    payload = error_payload(result)
+    assert payload["error"] == "invalid_arguments" and payload["retryable"] is False
+    assert "Nothing was sent" in payload["message"]
+    assert sim.requests == []
+
+
+async def test_a_header_value_that_is_not_ascii_is_an_invalid_arguments_error(
+    settings: Settings, sim: Simulator
+) -> None:
+    broken = dataclasses.replace(settings, app_title="café")
+    async with Client(build_server(broken)) as client:
+        result = await client.call_tool("get_models_count", {})
+    payload = error_payload(result)
+    assert payload["error"] == "invalid_arguments"
+    assert "refused to build the request for GET /models/count" in payload["message"]
+    assert sim.requests == []
