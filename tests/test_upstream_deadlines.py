@@ -201,3 +201,23 @@ async def test_a_model_that_drips_past_the_chat_deadline_is_left_for_the_next_ca
         ("openai/gpt-4o-mini", "timeout"),
         ("meta-llama/llama-3.3-70b-instruct", "timeout"),
     ]
+
+
+async def test_a_stream_cut_by_its_deadline_after_text_arrived_reports_that_text_instead_of_restarting(
+    settings: Settings, sim: Simulator
+) -> None:
+    sim.stream_chunk_delay = DEADLINE / 5
+    long_prompt = [{"role": "user", "content": "Please write a long story. " * 20}]
+    try:
+        async with Client(build_server(dataclasses.replace(settings, stream_deadline=DEADLINE))) as client:
+            with anyio.fail_after(DEADLINE + MARGIN):
+                result = await client.call_tool(
+                    "create_chat_completion", {"messages": long_prompt, "model": "openai/gpt-4o", "stream": True}
+                )
+    finally:
+        sim.stream_chunk_delay = 0.0
+    payload = error_payload(result)
+    assert payload["error"] == "mid_stream_error" and payload["error_type"] == "timeout"
+    assert payload["partial_text"]
+    assert "did not finish answering" in payload["message"] and "incomplete" in payload["message"]
+    assert payload["routing"]["upstream_calls"] == 1 and sim.count("/chat/completions") == 1

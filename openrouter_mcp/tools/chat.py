@@ -13,7 +13,7 @@ from mcp.server.mcpserver import Context
 from mcp.types import ToolAnnotations
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_serializer
 
-from openrouter_mcp.errors import MidStreamError
+from openrouter_mcp.errors import MidStreamError, UpstreamTimeout
 from openrouter_mcp.routing.fallback import RoutingRecord
 from openrouter_mcp.routing.plan import RouteRequest
 from openrouter_mcp.routing.pricing import provider_preferences
@@ -246,6 +246,17 @@ async def _streamed(state: AppState, body: dict[str, Any], progress: ProgressRep
         # Text already streamed to the client is reported, never silently dropped or restarted elsewhere.
         exc.partial_text = aggregator.text
         raise
+    except UpstreamTimeout as exc:
+        if not aggregator.text:
+            raise  # nothing shown yet: another model may still answer in time
+        # A deadline cut the stream after text went out: the same rule, so the text is reported, not restarted.
+        raise MidStreamError(
+            f"{exc.message}; the answer is incomplete",
+            status_code=200,
+            error_type="timeout",
+            generation_id=aggregator.id,
+            partial_text=aggregator.text,
+        ) from None
     return aggregator.result()
 
 
