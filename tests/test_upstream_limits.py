@@ -158,6 +158,7 @@ async def test_a_header_value_httpx_refuses_to_send_is_an_invalid_arguments_erro
         result = await client.call_tool("list_providers", {})
     payload = error_payload(result)
     assert payload["error"] == "invalid_arguments" and payload["retryable"] is False
+    assert "refused to build the request for GET /api/v1/providers" in payload["message"]
     assert "Nothing was sent" in payload["message"]
     assert sim.requests == []
 
@@ -172,3 +173,14 @@ async def test_a_header_value_that_is_not_ascii_is_an_invalid_arguments_error(
     assert payload["error"] == "invalid_arguments"
     assert "refused to build the request for GET /models/count" in payload["message"]
     assert sim.requests == []
+
+
+async def test_a_refused_header_quoting_the_key_becomes_an_invalid_arguments_error_without_the_key() -> None:
+    def refuse(request: httpx.Request) -> httpx.Response:
+        raise httpx.LocalProtocolError(f"Illegal header value b'Bearer {TEST_KEY}\\n'", request=request)
+
+    with pytest.raises(errors.InvalidRequestError) as caught:
+        await mock_client(refuse).get_current_key()
+    assert TEST_KEY not in str(caught.value.payload()) and "[redacted]" in caught.value.message
+    assert caught.value.kind == "invalid_arguments" and not caught.value.retryable
+    assert isinstance(caught.value, ValueError)  # an argument error to every layer that checks for one

@@ -569,7 +569,8 @@ class _TransportErrors:
         message = self._redact(str(exc) or type(exc).__name__)
         if isinstance(exc, httpx.LocalProtocolError):
             # Raised before anything is written: our own request is what the HTTP stack refused (a header value).
-            raise _refused(exc.request.url.path if _has_request(exc) else "the request", message) from None
+            what = f"{exc.request.method} {exc.request.url.path}" if _has_request(exc) else "the request"
+            raise _refused(what, message) from None
         if isinstance(exc, httpx.TimeoutException):
             raise UpstreamTimeout(f"OpenRouter did not answer in time ({type(exc).__name__}): {message}") from None
         if isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError | httpx.WriteError | httpx.ConnectError):
