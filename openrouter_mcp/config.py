@@ -200,7 +200,7 @@ def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
         value = float(raw)
     except ValueError:
         raise ConfigurationError(f"{name}={raw!r} is not a number of seconds (example: {name}={default:g})") from None
-    if value <= 0:
+    if not value > 0:  # `not >` also refuses nan
         raise ConfigurationError(f"{name} must be greater than 0 seconds, got {raw!r}")
     return value
 

@@ -184,3 +184,50 @@ async def test_a_refused_header_quoting_the_key_becomes_an_invalid_arguments_err
     assert TEST_KEY not in str(caught.value.payload()) and "[redacted]" in caught.value.message
     assert caught.value.kind == "invalid_arguments" and not caught.value.retryable
     assert isinstance(caught.value, ValueError)  # an argument error to every layer that checks for one
+
+
+def test_the_deadlines_and_the_size_cap_are_read_from_the_environment() -> None:
+    settings = Settings.from_env(
+        {
+            "OPENROUTER_LOOKUP_DEADLINE": "5",
+            "OPENROUTER_CHAT_DEADLINE": "60",
+            "OPENROUTER_STREAM_DEADLINE": "90.5",
+            "OPENROUTER_MAX_RESPONSE_MB": "0.5",
+        }
+    )
+    assert (settings.lookup_deadline, settings.chat_deadline, settings.stream_deadline) == (5.0, 60.0, 90.5)
+    assert settings.max_response_bytes == MIB // 2
+    defaults = Settings.from_env({})
+    assert (defaults.lookup_deadline, defaults.chat_deadline, defaults.stream_deadline) == (30.0, 300.0, 600.0)
+    assert defaults.max_response_bytes == 32 * MIB
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("OPENROUTER_LOOKUP_DEADLINE", "0"),
+        ("OPENROUTER_CHAT_DEADLINE", "soon"),
+        ("OPENROUTER_STREAM_DEADLINE", "nan"),
+        ("OPENROUTER_MAX_RESPONSE_MB", "-1"),
+        ("OPENROUTER_MAX_RESPONSE_MB", "inf"),
+        ("OPENROUTER_MAX_RESPONSE_MB", "nan"),
+    ],
+)
+def test_a_deadline_or_cap_that_is_not_a_positive_number_is_refused_at_start_up(name: str, value: str) -> None:
+    with pytest.raises(errors.ConfigurationError, match=name):
+        Settings.from_env({name: value})
+
+
+async def test_the_drip_fault_delivers_the_whole_answer_a_byte_at_a_time(upstream_url: str, sim: Simulator) -> None:
+    from openrouter_mcp.simulator import Fault
+
+    sim.path_faults["/credits"] = Fault(drip=0.001)
+    pieces: list[bytes] = []
+    async with httpx.AsyncClient() as http:
+        headers = {"Authorization": f"Bearer {TEST_KEY}"}
+        async with http.stream("GET", f"{upstream_url}/credits", headers=headers) as response:
+            async for piece in response.aiter_raw():
+                pieces.append(piece)
+    body = b"".join(pieces)
+    assert json.loads(body)["data"]["total_credits"] == sim.total_credits
+    assert len(pieces) > 1  # it came in small writes, not in one
