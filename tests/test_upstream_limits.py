@@ -20,6 +20,7 @@ from openrouter_mcp.routing.decisions import Action, decide
 from openrouter_mcp.routing.personas import FallbackPolicy
 from openrouter_mcp.server import build_server
 from openrouter_mcp.simulator import Simulator
+from openrouter_mcp.upstream.bounds import timed_lines
 from openrouter_mcp.upstream.client import OpenRouterClient
 from tests.conftest import TEST_KEY
 
@@ -231,3 +232,21 @@ async def test_the_drip_fault_delivers_the_whole_answer_a_byte_at_a_time(upstrea
     body = b"".join(pieces)
     assert json.loads(body)["data"]["total_credits"] == sim.total_credits
     assert len(pieces) > 1  # it came in small writes, not in one
+
+
+@pytest.mark.parametrize(
+    ("chunks", "lines"),
+    [
+        ([b"data: a\r", b"\ndata: b\r\n\r\n"], ["data: a", "data: b", ""]),  # CRLF split between two chunks
+        ([b"data: a\rdata: b\n\n"], ["data: a", "data: b", ""]),  # a lone CR ends a line too
+        ([b"data: caf\xc3", b"\xa9\n", b"data: end"], ["data: café", "data: end"]),  # UTF-8 split; no final newline
+    ],
+)
+async def test_stream_lines_are_split_as_sse_says_whatever_the_chunking(chunks: list[bytes], lines: list[str]) -> None:
+    async def body() -> AsyncIterator[bytes]:
+        for chunk in chunks:
+            yield chunk
+
+    ends = anyio.current_time() + 10
+    got = [line async for line in timed_lines(body(), what="s", gap=10, ends=ends, deadline=10, cap=MIB)]
+    assert got == lines

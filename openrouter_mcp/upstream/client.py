@@ -6,14 +6,13 @@ with the API key scrubbed from whatever text we pass on.
 Every call is bounded in time and in size, whatever the upstream does: an overall deadline per kind of call
 (`Settings.lookup_deadline`, `chat_deadline`, `stream_deadline`; the read timeout alone lets an answer that
 drips a byte at a time last forever), the read timeout between two events of a stream, and a cap on the
-bytes of one answer read into memory (`Settings.max_response_bytes`), read incrementally and refused at the cap.
+bytes of one answer read into memory (`Settings.max_response_bytes`), read incrementally and refused at the cap
+(`bounds.py` does the reading; the deadlines are set here, around the send and the read).
 """
 
 from __future__ import annotations
 
-import codecs
 import json
-import re
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -26,15 +25,7 @@ import pydantic_core
 from pydantic import BaseModel, ValidationError
 
 from openrouter_mcp import __version__
-from openrouter_mcp.config import (
-    CHAT_DEADLINE_ENV,
-    LOOKUP_DEADLINE_ENV,
-    MAX_RESPONSE_MB_ENV,
-    MIB,
-    READ_TIMEOUT_ENV,
-    STREAM_DEADLINE_ENV,
-    Settings,
-)
+from openrouter_mcp.config import CHAT_DEADLINE_ENV, LOOKUP_DEADLINE_ENV, STREAM_DEADLINE_ENV, Settings
 from openrouter_mcp.errors import (
     APIStatusError,
     ErrorInResponseError,
@@ -43,13 +34,13 @@ from openrouter_mcp.errors import (
     MidStreamError,
     MissingApiKeyError,
     OpenRouterError,
-    ResponseTooLargeError,
     TransportError,
     UpstreamConnectionError,
     UpstreamTimeout,
     status_error_class,
 )
 from openrouter_mcp.upstream import url_parts
+from openrouter_mcp.upstream.bounds import late, read_capped, timed_lines
 from openrouter_mcp.upstream.envelope import error_from_body, rate_limit_headers, retry_after_seconds
 from openrouter_mcp.upstream.models import (
     ChatChunk,
@@ -66,8 +57,6 @@ from openrouter_mcp.upstream.models import (
 )
 
 _M = TypeVar("_M", bound=BaseModel)
-#: Line ends in an SSE stream; a `\r` at the end of a chunk waits for the next one (it may start with `\n`).
-_LINE_END = re.compile(r"\r\n|\r(?!$)|\n")
 
 
 @dataclass(frozen=True)
@@ -179,7 +168,7 @@ class OpenRouterClient:
             with self._translate_transport_errors():
                 response = await self._http.send(request, stream=True)
         if response is None:
-            raise UpstreamTimeout(_late(what, limit, STREAM_DEADLINE_ENV))
+            raise UpstreamTimeout(late(what, limit, STREAM_DEADLINE_ENV))
         try:
             if response.status_code >= 400:
                 content: bytes | None = None
@@ -187,7 +176,7 @@ class OpenRouterClient:
                     with self._translate_transport_errors():
                         content = await self._read_capped(response, what)
                 if content is None:
-                    raise UpstreamTimeout(_late(what, limit, STREAM_DEADLINE_ENV))
+                    raise UpstreamTimeout(late(what, limit, STREAM_DEADLINE_ENV))
                 raise self._status_error(_answer(response, content))
             yield self._iter_chunks(response, what, ends)
         finally:
@@ -198,7 +187,15 @@ class OpenRouterClient:
         generation_id = response.headers.get("x-generation-id")
         finished, events = False, 0
         with self._translate_transport_errors():
-            async for data in _sse_data(self._timed_lines(response, what, ends)):
+            lines = timed_lines(
+                response.aiter_bytes(),
+                what=what,
+                gap=self._settings.read_timeout,
+                ends=ends,
+                deadline=self._settings.stream_deadline,
+                cap=self._settings.max_response_bytes,
+            )
+            async for data in _sse_data(lines):
                 if data == "[DONE]":
                     return
                 events += 1
@@ -227,45 +224,6 @@ class OpenRouterClient:
                 error_type="incomplete_stream",
                 generation_id=generation_id,
             )
-
-    async def _timed_lines(self, response: httpx.Response, what: str, ends: float) -> AsyncIterator[str]:
-        """The lines of a streamed body, each within the read timeout of the last and all before `ends`.
-
-        Split here rather than by httpx, so that the size cap also bounds a line that never ends.
-
-        Raises:
-            UpstreamTimeout: a line took longer than the read timeout, or the stream outlasted its deadline.
-            ResponseTooLargeError: the stream passed `Settings.max_response_bytes`.
-        """
-        gap, cap = self._settings.read_timeout, self._settings.max_response_bytes
-        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        chunks = response.aiter_bytes()
-        received, pending = 0, ""
-        line_due = min(anyio.current_time() + gap, ends)
-        while True:
-            chunk: bytes | None = None
-            with anyio.move_on_at(line_due) as waiting:
-                chunk = await anext(chunks, None)
-            if waiting.cancelled_caught:
-                if line_due >= ends:
-                    raise UpstreamTimeout(_late(what, self._settings.stream_deadline, STREAM_DEADLINE_ENV))
-                raise UpstreamTimeout(
-                    f"OpenRouter's stream for {what} went {gap:g} s without a complete event (the read timeout, "
-                    f"{READ_TIMEOUT_ENV})"
-                )
-            if chunk is None:
-                break
-            received += len(chunk)
-            if received > cap:
-                raise ResponseTooLargeError(_too_large(what, cap))
-            *lines, pending = _LINE_END.split(pending + decoder.decode(chunk))
-            if lines:
-                line_due = min(anyio.current_time() + gap, ends)
-            for line in lines:
-                yield line
-        pending += decoder.decode(b"", final=True)
-        for line in _LINE_END.split(pending.rstrip("\r")) if pending else ():
-            yield line
 
     async def create_message(self, body: Mapping[str, Any], *, router_metadata: bool = False) -> MessagesResult:
         """POST /messages (Anthropic Messages format), without streaming.
@@ -444,27 +402,16 @@ class OpenRouterClient:
                     with anyio.CancelScope(shield=True):  # closing must happen even when the deadline cancelled us
                         await response.aclose()
         if answer is None:
-            raise UpstreamTimeout(_late(what, limit, variable))
+            raise UpstreamTimeout(late(what, limit, variable))
         if answer.status_code >= 400:
             raise self._status_error(answer)
         return answer
 
     async def _read_capped(self, response: httpx.Response, what: str) -> bytes:
-        """The body of `response`, read incrementally and refused once past `Settings.max_response_bytes`.
-
-        Raises:
-            ResponseTooLargeError: the body (as declared, or as it arrives) is larger than the cap.
-        """
+        """The body of `response` within `Settings.max_response_bytes`. Raises: ResponseTooLargeError."""
+        declared = response.headers.get("content-length")
         cap = self._settings.max_response_bytes
-        declared = response.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > cap:
-            raise ResponseTooLargeError(_too_large(what, cap))
-        body = bytearray()
-        async for chunk in response.aiter_bytes():
-            body += chunk
-            if len(body) > cap:
-                raise ResponseTooLargeError(_too_large(what, cap))
-        return bytes(body)
+        return await read_capped(response.aiter_bytes(), declared_length=declared, cap=cap, what=what)
 
     def _translate_transport_errors(self) -> _TransportErrors:
         # A plain (sync) context manager: translation needs no await, and it wraps awaits fine.
@@ -590,15 +537,6 @@ def _has_request(exc: httpx.RequestError) -> bool:
 
 def _answer(response: httpx.Response, content: bytes) -> _Answer:
     return _Answer(response.status_code, response.headers, content, response.request.url.path)
-
-
-def _late(what: str, limit: float, variable: str) -> str:
-    return f"OpenRouter did not finish answering {what} within {limit:g} s (the deadline {variable} sets)"
-
-
-def _too_large(what: str, cap: int) -> str:
-    size = f"{cap / MIB:g} MiB" if cap >= MIB else f"{cap} bytes"
-    return f"OpenRouter's answer to {what} exceeded {size} (the cap {MAX_RESPONSE_MB_ENV} sets); nothing of it was used"
 
 
 def _refused(what: str, reason: str) -> InvalidRequestError:
