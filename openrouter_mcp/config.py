@@ -25,6 +25,12 @@ DEFAULT_REFERER = "https://github.com/openrouter-mcp/openrouter-mcp"
 DEFAULT_TITLE = "openrouter-mcp"
 DEFAULT_CONNECT_TIMEOUT = 10.0
 DEFAULT_READ_TIMEOUT = 120.0
+DEFAULT_LOOKUP_DEADLINE = 30.0
+DEFAULT_CHAT_DEADLINE = 300.0
+DEFAULT_STREAM_DEADLINE = 600.0
+#: OpenRouter's full /models is 1-2 MB: 32 MiB leaves room to grow, and still bounds what one answer can cost.
+DEFAULT_MAX_RESPONSE_MB = 32.0
+MIB = 1024 * 1024
 DEFAULT_CATALOG_TTL = 300.0
 DEFAULT_HEARTBEAT_INTERVAL = 5.0
 DEFAULT_LOW_BALANCE_USD = 1.0
@@ -39,6 +45,10 @@ HTTP_REFERER_ENV = "OPENROUTER_HTTP_REFERER"
 APP_TITLE_ENV = "OPENROUTER_APP_TITLE"
 CONNECT_TIMEOUT_ENV = "OPENROUTER_CONNECT_TIMEOUT"
 READ_TIMEOUT_ENV = "OPENROUTER_READ_TIMEOUT"
+LOOKUP_DEADLINE_ENV = "OPENROUTER_LOOKUP_DEADLINE"
+CHAT_DEADLINE_ENV = "OPENROUTER_CHAT_DEADLINE"
+STREAM_DEADLINE_ENV = "OPENROUTER_STREAM_DEADLINE"
+MAX_RESPONSE_MB_ENV = "OPENROUTER_MAX_RESPONSE_MB"
 CATALOG_TTL_ENV = "OPENROUTER_CATALOG_TTL"
 HEARTBEAT_INTERVAL_ENV = "OPENROUTER_HEARTBEAT_INTERVAL"
 PERSONAS_ENV = "OPENROUTER_MCP_PERSONAS"
@@ -70,6 +80,22 @@ ENVIRONMENT: tuple[EnvVar, ...] = (
     EnvVar(APP_TITLE_ENV, DEFAULT_TITLE, "app attribution header `X-OpenRouter-Title`"),
     EnvVar(CONNECT_TIMEOUT_ENV, f"{DEFAULT_CONNECT_TIMEOUT:g}", "seconds to open a connection"),
     EnvVar(READ_TIMEOUT_ENV, f"{DEFAULT_READ_TIMEOUT:g}", "seconds to wait between bytes of an answer"),
+    EnvVar(
+        LOOKUP_DEADLINE_ENV,
+        f"{DEFAULT_LOOKUP_DEADLINE:g}",
+        "seconds an account or catalog call may take in all, however slowly its answer arrives",
+    ),
+    EnvVar(CHAT_DEADLINE_ENV, f"{DEFAULT_CHAT_DEADLINE:g}", "seconds a chat or message call (not streamed) may take"),
+    EnvVar(
+        STREAM_DEADLINE_ENV,
+        f"{DEFAULT_STREAM_DEADLINE:g}",
+        "seconds a streamed chat may take in all (between two of its events: the read timeout)",
+    ),
+    EnvVar(
+        MAX_RESPONSE_MB_ENV,
+        f"{DEFAULT_MAX_RESPONSE_MB:g}",
+        "MiB of one answer (or one stream) read into memory at most; a larger one is an error",
+    ),
     EnvVar(CATALOG_TTL_ENV, f"{DEFAULT_CATALOG_TTL:g}", "seconds a fetched model catalog stays fresh"),
     EnvVar(
         HEARTBEAT_INTERVAL_ENV,
@@ -114,6 +140,11 @@ class Settings:
     app_title: str = DEFAULT_TITLE
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
     read_timeout: float = DEFAULT_READ_TIMEOUT
+    #: Overall deadlines per kind of upstream call: the read timeout alone lets a dripping answer last forever.
+    lookup_deadline: float = DEFAULT_LOOKUP_DEADLINE
+    chat_deadline: float = DEFAULT_CHAT_DEADLINE
+    stream_deadline: float = DEFAULT_STREAM_DEADLINE
+    max_response_bytes: int = int(DEFAULT_MAX_RESPONSE_MB * MIB)
     catalog_ttl: float = DEFAULT_CATALOG_TTL
     heartbeat_interval: float = DEFAULT_HEARTBEAT_INTERVAL
     extra_headers: Mapping[str, str] = field(default_factory=dict)
@@ -137,6 +168,10 @@ class Settings:
             app_title=env.get(APP_TITLE_ENV, DEFAULT_TITLE),
             connect_timeout=_seconds(env, CONNECT_TIMEOUT_ENV, DEFAULT_CONNECT_TIMEOUT),
             read_timeout=_seconds(env, READ_TIMEOUT_ENV, DEFAULT_READ_TIMEOUT),
+            lookup_deadline=_seconds(env, LOOKUP_DEADLINE_ENV, DEFAULT_LOOKUP_DEADLINE),
+            chat_deadline=_seconds(env, CHAT_DEADLINE_ENV, DEFAULT_CHAT_DEADLINE),
+            stream_deadline=_seconds(env, STREAM_DEADLINE_ENV, DEFAULT_STREAM_DEADLINE),
+            max_response_bytes=_mebibytes(env, MAX_RESPONSE_MB_ENV, DEFAULT_MAX_RESPONSE_MB),
             catalog_ttl=_seconds(env, CATALOG_TTL_ENV, DEFAULT_CATALOG_TTL),
             heartbeat_interval=_seconds(env, HEARTBEAT_INTERVAL_ENV, DEFAULT_HEARTBEAT_INTERVAL),
             audit_enabled=_switch(env, AUDIT_ENV, default=True),
@@ -165,9 +200,22 @@ def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
         value = float(raw)
     except ValueError:
         raise ConfigurationError(f"{name}={raw!r} is not a number of seconds (example: {name}={default:g})") from None
-    if value <= 0:
+    if not value > 0:  # `not >` also refuses nan
         raise ConfigurationError(f"{name} must be greater than 0 seconds, got {raw!r}")
     return value
+
+
+def _mebibytes(env: Mapping[str, str], name: str, default: float) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return int(default * MIB)
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigurationError(f"{name}={raw!r} is not a number of MiB (example: {name}={default:g})") from None
+    if not value > 0 or value == float("inf"):
+        raise ConfigurationError(f"{name} must be a number of MiB greater than 0, got {raw!r}")
+    return max(1, int(value * MIB))
 
 
 def _switch(env: Mapping[str, str], name: str, *, default: bool) -> bool:

@@ -12,10 +12,13 @@ OpenRouterError
 │   ├── BudgetExceededError         the persona's daily or monthly budget is spent
 │   └── TooBusyError                the client already has as many calls running as allowed
 ├── RoutingFailed                   no candidate model answered (takes the last error's kind; lists attempts)
+├── InvalidRequestError             the HTTP client refused to build the request (nothing was sent)
 ├── TransportError                  no HTTP answer at all
-│   ├── UpstreamTimeout             connect/read/write/pool timeout
+│   ├── UpstreamTimeout             connect/read/write/pool timeout, or the call's overall deadline
+│   │   └── DeadlineExceededError   a persona's deadline ran out across its fallback attempts
 │   └── UpstreamConnectionError     refused, reset, DNS, TLS
 ├── MalformedResponseError          an answer we cannot parse (bad JSON, wrong shape)
+│   └── ResponseTooLargeError       an answer larger than we read into memory
 └── APIStatusError                  OpenRouter answered with an error (status, envelope, Retry-After)
     ├── BadRequestError               400
     ├── AuthenticationError           401
@@ -62,8 +65,10 @@ __all__ = [
     "ConfigurationError",
     "EdgeTimeoutError",
     "ErrorInResponseError",
+    "DeadlineExceededError",
     "GoneError",
     "InternalServerError",
+    "InvalidRequestError",
     "MalformedResponseError",
     "MidStreamError",
     "MissingApiKeyError",
@@ -77,6 +82,7 @@ __all__ = [
     "ProviderOverloadedError",
     "RateLimitError",
     "RequestTimeoutError",
+    "ResponseTooLargeError",
     "RoutingFailed",
     "ServiceUnavailableError",
     "TooBusyError",
@@ -216,6 +222,16 @@ class RoutingFailed(OpenRouterError):
         return data
 
 
+class InvalidRequestError(OpenRouterError, ValueError):
+    """The HTTP client refused to build the request from these values (a URL or header it cannot send).
+
+    Nothing was sent. Most values are checked before a request is built (`upstream/url_parts.py`); this is
+    the backstop for what slips past, so the caller reads what was refused instead of a generic failure.
+    """
+
+    kind = "invalid_arguments"
+
+
 class TransportError(OpenRouterError):
     """No HTTP response was received from OpenRouter."""
 
@@ -229,6 +245,16 @@ class UpstreamTimeout(TransportError):
     kind = "timeout"
 
 
+class DeadlineExceededError(UpstreamTimeout):
+    """A persona's `deadline_seconds` ran out before any of its attempts answered.
+
+    Retryable: the models may answer in time later, and the routing record says what was tried.
+    """
+
+    kind = "deadline_exceeded"
+    hint = "Retry later, or raise the persona's fallback.deadline_seconds if its models are slow."
+
+
 class UpstreamConnectionError(TransportError):
     """The connection to OpenRouter could not be made or was lost."""
 
@@ -240,6 +266,16 @@ class MalformedResponseError(OpenRouterError):
 
     kind = "malformed_response"
     retryable = True
+
+
+class ResponseTooLargeError(MalformedResponseError):
+    """OpenRouter's answer is larger than the cap on what is read into memory; reading stopped at the cap.
+
+    Not retryable: the same request gets the same answer; a narrower request (filters) or a larger cap may fit.
+    """
+
+    kind = "response_too_large"
+    retryable = False
 
 
 class APIStatusError(OpenRouterError):

@@ -11,7 +11,8 @@ timeout.
 Privacy applies to the call's arguments and structured response only: "full" stores them as
 JSON, "hashes" stores the sha256 of their canonical JSON (sorted keys: enough to prove what was sent
 without keeping it), "metadata" stores neither. Tokens, cost, models and routing attempts are always kept,
-because budgets and usage reports are computed from them.
+because budgets and usage reports are computed from them. In "full", a value whose JSON is over
+`log.MAX_STORED_JSON_BYTES` (256 KiB) is stored as a marker with its full size and sha256 instead (see there).
 
 The schema version lives in `PRAGMA user_version`; `schema.MIGRATIONS[i]` takes a file from version `i`
 to `i + 1`, all pending ones in one transaction. A file from a newer version is refused rather

@@ -30,6 +30,13 @@ from openrouter_mcp.routing.personas import Privacy
 
 PRIVACY_MODES: tuple[Privacy, ...] = get_args(Privacy)
 _EXPORT_BATCH = 500
+#: Largest arguments or response JSON stored whole in one row (and longest error text). Past it, "full" stores
+#: `{"truncated": {"size_bytes", "sha256", "cap_bytes"}}` instead, with the sha256 also in the `*_sha256`
+#: column: the same hash "hashes" would keep, so what was cut can still be proven. A constant rather than a
+#: setting: a prompt or answer this large is a catalog listing or a bulk transcript, not an audit fact, and
+#: one 50 MB answer must not turn every call into a 100 MB write on the hot path (`audit tail` and `export`
+#: read rows whole). 256 KiB still keeps a ~60,000-token prompt or answer whole.
+MAX_STORED_JSON_BYTES = 256 * 1024
 
 
 @dataclass(frozen=True)
@@ -96,10 +103,12 @@ class AuditLog:
         privacy: Privacy = "full",
         clock: Callable[[], float] = time.time,
         busy_timeout: float = 5.0,
+        max_field_bytes: int = MAX_STORED_JSON_BYTES,
     ) -> None:
         """Open (creating if needed) the log at `path` and bring its schema up to date.
 
-        `busy_timeout` is how long a write waits for another process's write before failing.
+        `busy_timeout` is how long a write waits for another process's write before failing;
+        `max_field_bytes` is the largest arguments or response JSON stored whole (see `MAX_STORED_JSON_BYTES`).
 
         Raises:
             AuditSetupError: the path cannot be created or opened, is not an openrouter-mcp audit log,
@@ -109,6 +118,7 @@ class AuditLog:
         self.path = Path(path)
         self.privacy: Privacy = _checked_privacy(privacy)
         self._clock = clock
+        self._max_field_bytes = max_field_bytes
         self._lock = threading.Lock()
         create_private(self.path)
         try:
@@ -198,8 +208,8 @@ class AuditLog:
         mode = self.privacy if privacy is None else privacy
         arguments_json = arguments_sha256 = response_json = response_sha256 = None
         if mode == "full":
-            arguments_json = _json_or_none(record.arguments)
-            response_json = _json_or_none(record.response)
+            arguments_json, arguments_sha256 = _capped_json(record.arguments, self._max_field_bytes)
+            response_json, response_sha256 = _capped_json(record.response, self._max_field_bytes)
         elif mode == "hashes":
             arguments_sha256 = _sha256_or_none(record.arguments)
             response_sha256 = _sha256_or_none(record.response)
@@ -221,7 +231,7 @@ class AuditLog:
             record.completion_tokens,
             record.cost,
             _json_or_none(None if record.attempts is None else list(record.attempts)),
-            record.error,
+            _capped_text(record.error, self._max_field_bytes),
             mode,
             arguments_json,
             arguments_sha256,
@@ -359,6 +369,23 @@ def _checked_privacy(mode: str) -> Privacy:
 def _json_or_none(value: Any) -> str | None:
     # pydantic-core's encoder (Rust): several times faster than json.dumps, and this runs on every call's path.
     return None if value is None else pydantic_core.to_json(value, fallback=str).decode()
+
+
+def _capped_json(value: Any, cap: int) -> tuple[str | None, str | None]:
+    """(JSON to store, sha256 to store) for "full": the JSON itself, or past `cap` bytes a marker and the hash."""
+    stored = None if value is None else pydantic_core.to_json(value, fallback=str)
+    if stored is None or len(stored) <= cap:
+        return (None if stored is None else stored.decode()), None
+    full = canonical_json(value).encode()
+    digest = hashlib.sha256(full).hexdigest()
+    marker = {"truncated": {"size_bytes": len(full), "sha256": digest, "cap_bytes": cap}}
+    return canonical_json(marker), digest
+
+
+def _capped_text(text: str | None, cap: int) -> str | None:
+    if text is None or len(text) <= cap:
+        return text
+    return f"{text[:cap]}... [cut: {len(text)} characters in all]"
 
 
 def _sha256_or_none(value: Any) -> str | None:

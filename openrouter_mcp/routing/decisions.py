@@ -23,6 +23,7 @@ from openrouter_mcp.errors import (
     PermissionDeniedError,
     RateLimitError,
     RequestTimeoutError,
+    ResponseTooLargeError,
     TransportError,
 )
 from openrouter_mcp.routing.cooldowns import ACCOUNT, FREE_TIER
@@ -70,6 +71,9 @@ def decide(error: OpenRouterError, model_id: str, policy: FallbackPolicy, *, ret
     """
     if isinstance(error, ConfigurationError):
         return Decision(Action.FAIL, why="the server is not configured for this call")
+    if isinstance(error, ResponseTooLargeError):
+        # Paid for already, and another model's answer to the same request would be as long.
+        return Decision(Action.FAIL, cool=(), why="the answer was larger than the size cap")
     if isinstance(error, MidStreamError) and error.partial_text:
         return Decision(Action.FAIL, cool=(model_id,), why="the stream failed after text was delivered")
     if isinstance(error, RateLimitError):

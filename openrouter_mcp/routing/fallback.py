@@ -17,7 +17,15 @@ from typing import Any, Generic, Literal, TypeVar
 
 import anyio
 
-from openrouter_mcp.errors import OpenRouterError, RoutingFailed, UpstreamConnectionError, status_error_class
+from openrouter_mcp.errors import (
+    ConfigurationError,
+    DeadlineExceededError,
+    InvalidRequestError,
+    OpenRouterError,
+    RoutingFailed,
+    UpstreamConnectionError,
+    status_error_class,
+)
 from openrouter_mcp.routing.cooldowns import Cooldowns
 from openrouter_mcp.routing.decisions import Action, Decision, decide
 from openrouter_mcp.routing.personas import Persona
@@ -35,6 +43,10 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+
+#: Errors raised before a request leaves the process (no key, a request the HTTP client cannot build): they
+#: are not upstream calls, and no model failed.
+_NOTHING_SENT = (ConfigurationError, InvalidRequestError)
 
 #: OpenRouter's cap on the native `models` fallback array.
 NATIVE_GROUP = 3
@@ -140,7 +152,8 @@ async def run_with_fallback(
 
     Raises:
         RoutingFailed: no candidate fits, every candidate failed, a request error made trying others
-            pointless, or the attempt budget or deadline ran out; `record` lists every attempt either way.
+            pointless, or the attempt budget or deadline ran out (then of kind `deadline_exceeded`, retryable);
+            `record` lists every attempt either way, and counts only requests that were sent.
         OpenRouterError: the one call to OpenRouter's default model failed.
     """
     if route.openrouter_default:
@@ -153,15 +166,22 @@ async def run_with_fallback(
     policy = persona.fallback
     last: OpenRouterError | None = None
     queue = [c.model_id for c in route.candidates]
+    in_flight: list[str] = []  # the group whose call is under way, for the record if the deadline cuts it
+    started = time.monotonic()
     with anyio.move_on_after(policy.deadline_seconds) as deadline:
         retried = False
         while queue and record.upstream_calls < policy.max_attempts:
             models = [c.model_id for c in native_groups([c for c in route.candidates if c.model_id in queue])[0]]
             started = time.monotonic()
             record.upstream_calls += 1
+            in_flight = models
             try:
                 result = await upstream.call(models)
+            except _NOTHING_SENT as error:
+                record.upstream_calls -= 1
+                raise RoutingFailed(f"nothing was sent: {error.message}", record, error) from None
             except OpenRouterError as error:
+                in_flight = []
                 last = error
                 decision = _decide_for_group(error, models, persona, cooldowns, record, started, retried)
                 if decision.action is Action.RETRY_SAME:
@@ -174,11 +194,24 @@ async def run_with_fallback(
                     break
                 queue = [m for m in queue if m not in models and cooldowns.blocking(m) is None]
                 continue
+            in_flight = []
             served = upstream.served_model(result)
             _record_success(result, upstream, served, models, persona, cooldowns, record, started)
             return result
     if deadline.cancel_called:
-        message = f"gave up after {policy.deadline_seconds:g} s (the persona's deadline)"
+        # The group cut off by the deadline failed too (nothing in flight if it struck between attempts).
+        latency = round((time.monotonic() - started) * 1000, 1)
+        for model in in_flight:
+            record.attempts.append(Attempt(model, "failed", None, DeadlineExceededError.kind, latency, "fail"))
+        waiting = f"; {in_flight[0]} had not answered yet" if in_flight else ""
+        last = DeadlineExceededError(
+            f"the persona's deadline of {policy.deadline_seconds:g} s ran out after "
+            f"{record.upstream_calls} upstream call(s){waiting}"
+        )
+        message = (
+            f"gave up when the persona's deadline of {policy.deadline_seconds:g} s ran out, after "
+            f"{record.upstream_calls} upstream call(s){waiting}"
+        )
     elif last is None:
         message = "no candidate model fits this request"
     elif queue and record.upstream_calls >= policy.max_attempts:

@@ -163,7 +163,30 @@ class Simulator(ChatCompletions, Messages, CatalogRoutes, AccountRoutes):
                 *[(k.lower().encode(), v.encode()) for k, v in reply.headers],
             ]
             await send({"type": "http.response.start", "status": reply.status, "headers": headers})
-            await send({"type": "http.response.body", "body": reply.body})
+            if reply.drip > 0:
+                await self._send_dripping(reply.body, reply.drip, receive, send)
+            else:
+                await send({"type": "http.response.body", "body": reply.body})
+
+    @staticmethod
+    async def _send_dripping(body: bytes, drip: float, receive: Receive, send: Send) -> None:
+        """``body`` one byte every ``drip`` seconds, until it is sent or the client goes away."""
+        async with anyio.create_task_group() as group:
+
+            async def watch_disconnect() -> None:
+                while (await receive())["type"] != "http.disconnect":
+                    pass
+                group.cancel_scope.cancel()
+
+            group.start_soon(watch_disconnect)
+            try:
+                for index in range(len(body)):
+                    await send({"type": "http.response.body", "body": body[index : index + 1], "more_body": True})
+                    await anyio.sleep(drip)
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+            except OSError:
+                pass  # uvicorn raises an OSError subclass when writing to a closed connection
+            group.cancel_scope.cancel()
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -214,7 +237,11 @@ class Simulator(ChatCompletions, Messages, CatalogRoutes, AccountRoutes):
                         # [DONE] and asks /generation at once finds it.
                         sent = index + 1
                         finish(True)
-                    await send({"type": "http.response.body", "body": event.data, "more_body": True})
+                    pieces = [event.data[i : i + 1] for i in range(len(event.data))] if reply.drip > 0 else [event.data]
+                    for piece in pieces:
+                        await send({"type": "http.response.body", "body": piece, "more_body": True})
+                        if reply.drip > 0:
+                            await anyio.sleep(reply.drip)
                     sent = index + 1
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
             except OSError:
@@ -249,12 +276,12 @@ class Simulator(ChatCompletions, Messages, CatalogRoutes, AccountRoutes):
             if fault.latency > 0:
                 await anyio.sleep(fault.latency)
             if fault.status is not None:
-                return fault_reply(fault, anthropic=anthropic)
+                return _dripping(fault_reply(fault, anthropic=anthropic), fault.drip)
             if fault.malformed and req.path not in ("/chat/completions", "/messages"):
-                return malformed_reply()
+                return _dripping(malformed_reply(), fault.drip)
         else:
             fault = None
-        return await handler(req, params, fault)
+        return _dripping(await handler(req, params, fault), fault.drip if fault is not None else 0.0)
 
     def _route(self, req: Incoming) -> tuple[Handler | None, dict[str, str]]:
         methods = self._routes.get(req.path)
@@ -277,3 +304,9 @@ class Simulator(ChatCompletions, Messages, CatalogRoutes, AccountRoutes):
 
     def _authorized(self, req: Incoming) -> bool:
         return self._api_key is None or self._authenticated(req)
+
+
+def _dripping(reply: Reply | StreamReply, drip: float) -> Reply | StreamReply:
+    """``reply``, sent one byte every ``drip`` seconds if that is slower than it already is."""
+    reply.drip = max(reply.drip, drip)
+    return reply

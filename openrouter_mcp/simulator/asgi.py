@@ -40,6 +40,8 @@ class Reply:
     body: bytes
     headers: list[tuple[str, str]] = field(default_factory=list)
     content_type: str = "application/json"
+    #: Seconds between bytes: > 0 sends the body one byte at a time (``Fault.drip``).
+    drip: float = 0.0
 
 
 @dataclass
@@ -54,6 +56,8 @@ class StreamReply:
     headers: list[tuple[str, str]]
     events: list[Event]
     on_done: Callable[[bool, int], None]
+    #: Seconds between bytes: > 0 sends every event one byte at a time (``Fault.drip``).
+    drip: float = 0.0
 
 
 def dumps(obj: Any) -> bytes:

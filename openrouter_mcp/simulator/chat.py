@@ -153,7 +153,9 @@ class ChatCompletions(Inference):
             gen_id=gen_id, req=req, model=model, endpoint=endpoint, plan=plan, finish_reason=finish,
             completion_tokens=completion_tokens, attempts=attempts, streamed=False, cancelled=False, started=started,
         )  # fmt: skip
-        return json_reply(200, result, headers)
+        reply = json_reply(200, result, headers)
+        reply.drip = served.drip
+        return reply
 
     def _chat_usage(
         self, plan: Plan, completion_tokens: int, cost: float, prompt_cost: float, completion_cost: float
@@ -274,4 +276,4 @@ class ChatCompletions(Inference):
                 streamed=True, cancelled=not completed, started=started,
             )  # fmt: skip
 
-        return StreamReply(headers, events, on_done)
+        return StreamReply(headers, events, on_done, drip=served.drip)

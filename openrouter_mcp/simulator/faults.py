@@ -45,6 +45,8 @@ class Fault:
         cut_stream: streaming: a couple of content chunks, then the stream ends with neither a finish_reason nor
             ``[DONE]``, as when a connection drops between events behind a proxy.
         malformed: answer 200 with a body that is not valid JSON.
+        drip: seconds between bytes: the answer (every event of a stream, an error answer too) is sent one byte at
+            a time, so each read gets data well within any read timeout while the whole answer takes forever.
         error_in_200: non-streaming chat: HTTP 200 whose ``choices[0]`` has ``finish_reason: "error"``.
         error_type: ``error.metadata.error_type``; derived from ``status`` when None.
         provider_code: ``error.metadata.provider_code`` for upstream errors; None = OpenRouter's own error.
@@ -59,6 +61,7 @@ class Fault:
     mid_stream_error: bool = False
     cut_stream: bool = False
     malformed: bool = False
+    drip: float = 0.0
     error_in_200: bool = False
     error_type: str | None = None
     provider_code: int | str | None = None
@@ -87,6 +90,7 @@ class Served:
     error_in_200: bool = False
     error_type: str | None = None
     provider_code: int | str | None = None
+    drip: float = 0.0
 
     @classmethod
     def merge(cls, *faults: Fault | None) -> Served:
@@ -98,6 +102,7 @@ class Served:
             served.mid_stream_error |= fault.mid_stream_error
             served.cut_stream |= fault.cut_stream
             served.error_in_200 |= fault.error_in_200
+            served.drip = max(served.drip, fault.drip)
             served.error_type = served.error_type or fault.error_type
             served.provider_code = served.provider_code if served.provider_code is not None else fault.provider_code
         return served

@@ -142,4 +142,6 @@ class Messages(Inference):
             completion_tokens=plan.completion_tokens, attempts=attempts, streamed=False, cancelled=False,
             started=started,
         )  # fmt: skip
-        return json_reply(200, result, headers)
+        reply = json_reply(200, result, headers)
+        reply.drip = served.drip
+        return reply

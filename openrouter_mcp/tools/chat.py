@@ -13,7 +13,7 @@ from mcp.server.mcpserver import Context
 from mcp.types import ToolAnnotations
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_serializer
 
-from openrouter_mcp.errors import MidStreamError
+from openrouter_mcp.errors import MidStreamError, UpstreamTimeout
 from openrouter_mcp.routing.fallback import RoutingRecord
 from openrouter_mcp.routing.plan import RouteRequest
 from openrouter_mcp.routing.pricing import provider_preferences
@@ -21,7 +21,14 @@ from openrouter_mcp.serving.scopes import persona_for
 from openrouter_mcp.state import AppState
 from openrouter_mcp.tools.progress import ProgressReporter
 from openrouter_mcp.tools.registry import ToolInput, ToolOutput, ToolSpec
-from openrouter_mcp.tools.routed_call import PERSONA_FIELD, TASK_FIELD, call_routed, check_budget_for, plan_for
+from openrouter_mcp.tools.routed_call import (
+    PERSONA_FIELD,
+    TASK_FIELD,
+    call_routed,
+    check_budget_for,
+    plan_for,
+    require_key,
+)
 
 if TYPE_CHECKING:
     from openrouter_mcp.upstream.models import ChatCompletion, MessagesResult
@@ -205,6 +212,7 @@ def _without_none(**fields: Any) -> dict[str, Any]:
 
 async def create_chat_completion(args: ChatCompletionInput, state: AppState, ctx: Context) -> dict[str, Any]:
     persona = persona_for(state, args.persona, "create_chat_completion")
+    require_key(state, "create_chat_completion")
     check_budget_for(state, persona)
     body = args.model_dump(mode="json", exclude_none=True, exclude={"stream", "persona", "task"})
     if persona.system_prompt and not any(m.role in ("system", "developer") for m in args.messages):
@@ -238,6 +246,17 @@ async def _streamed(state: AppState, body: dict[str, Any], progress: ProgressRep
         # Text already streamed to the client is reported, never silently dropped or restarted elsewhere.
         exc.partial_text = aggregator.text
         raise
+    except UpstreamTimeout as exc:
+        if not aggregator.text:
+            raise  # nothing shown yet: another model may still answer in time
+        # A deadline cut the stream after text went out: the same rule, so the text is reported, not restarted.
+        raise MidStreamError(
+            f"{exc.message}; the answer is incomplete",
+            status_code=200,
+            error_type="timeout",
+            generation_id=aggregator.id,
+            partial_text=aggregator.text,
+        ) from None
     return aggregator.result()
 
 
@@ -345,6 +364,7 @@ def _message_output(result: MessagesResult, record: RoutingRecord) -> dict[str, 
 
 async def create_message(args: MessageInput, state: AppState, ctx: Context) -> dict[str, Any]:
     persona = persona_for(state, args.persona, "create_message")
+    require_key(state, "create_message")
     check_budget_for(state, persona)
     body = args.model_dump(mode="json", exclude_none=True, exclude={"persona", "task"})
     if persona.system_prompt and args.system is None:

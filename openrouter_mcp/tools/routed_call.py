@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 from pydantic import Field
 
+from openrouter_mcp.errors import MissingApiKeyError
 from openrouter_mcp.routing.budgets import check_budget
 from openrouter_mcp.routing.fallback import RoutingRecord, Upstream, group_body, run_with_fallback
 from openrouter_mcp.routing.personas import Persona
@@ -23,6 +24,17 @@ T = TypeVar("T")
 
 PERSONA_FIELD = Field(None, description="Picks and bounds the model (default persona if unset)")
 TASK_FIELD = Field(None, description="e.g. code, summarize, vision")
+
+
+def require_key(state: AppState, tool: str) -> None:
+    """Refuse a paid call without a key before any upstream work: the catalog fetch routing needs would
+    otherwise fail first (offline, say) with an error that hides the real problem.
+
+    Raises:
+        MissingApiKeyError: no API key is configured.
+    """
+    if state.settings.api_key is None:
+        raise MissingApiKeyError(f"`{tool}`")
 
 
 def check_budget_for(state: AppState, persona: Persona) -> None:

@@ -2,6 +2,12 @@
 
 Every httpx exception and every error answer is translated here, once, into `errors.py`'s tree,
 with the API key scrubbed from whatever text we pass on.
+
+Every call is bounded in time and in size, whatever the upstream does: an overall deadline per kind of call
+(`Settings.lookup_deadline`, `chat_deadline`, `stream_deadline`; the read timeout alone lets an answer that
+drips a byte at a time last forever), the read timeout between two events of a stream, and a cap on the
+bytes of one answer read into memory (`Settings.max_response_bytes`), read incrementally and refused at the cap
+(`bounds.py` does the reading; the deadlines are set here, around the send and the read).
 """
 
 from __future__ import annotations
@@ -9,18 +15,21 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 from urllib.parse import quote
 
+import anyio
 import httpx
 import pydantic_core
 from pydantic import BaseModel, ValidationError
 
 from openrouter_mcp import __version__
-from openrouter_mcp.config import Settings
+from openrouter_mcp.config import CHAT_DEADLINE_ENV, LOOKUP_DEADLINE_ENV, STREAM_DEADLINE_ENV, Settings
 from openrouter_mcp.errors import (
     APIStatusError,
     ErrorInResponseError,
+    InvalidRequestError,
     MalformedResponseError,
     MidStreamError,
     MissingApiKeyError,
@@ -31,6 +40,7 @@ from openrouter_mcp.errors import (
     status_error_class,
 )
 from openrouter_mcp.upstream import url_parts
+from openrouter_mcp.upstream.bounds import late, read_capped, timed_lines
 from openrouter_mcp.upstream.envelope import error_from_body, rate_limit_headers, retry_after_seconds
 from openrouter_mcp.upstream.models import (
     ChatChunk,
@@ -47,6 +57,21 @@ from openrouter_mcp.upstream.models import (
 )
 
 _M = TypeVar("_M", bound=BaseModel)
+
+
+@dataclass(frozen=True)
+class _Answer:
+    """An upstream answer read whole, within the size cap: what the parsers need of it."""
+
+    status_code: int
+    headers: httpx.Headers
+    content: bytes
+    #: The request's URL path, as messages name it (`/api/v1/models`).
+    path: str
+
+    @property
+    def text(self) -> str:
+        return self.content.decode("utf-8", errors="replace")
 
 
 def build_http_client(settings: Settings, *, asgi_app: Callable[..., Any] | None = None) -> httpx.AsyncClient:
@@ -97,7 +122,12 @@ class OpenRouterClient:
             OpenRouterError: any failure, including a 200 whose choice finished with "error".
         """
         response = await self._send(
-            "POST", "/chat/completions", json_body={**body, "stream": False}, auth=True, router_metadata=router_metadata
+            "POST",
+            "/chat/completions",
+            json_body={**body, "stream": False},
+            auth=True,
+            router_metadata=router_metadata,
+            deadline=(self._settings.chat_deadline, CHAT_DEADLINE_ENV),
         )
         completion = self._parse(response, ChatCompletion)
         for choice in completion.choices:
@@ -119,29 +149,53 @@ class OpenRouterClient:
 
         Leaving the `async with` block (normally, on error, or by cancellation) closes the
         upstream connection, which stops generation and billing at providers that support it.
+        The whole stream must end within `Settings.stream_deadline`, and each of its lines (events, and
+        the keep-alive comments between them) arrive within the read timeout of the one before.
 
         Raises:
             OpenRouterError: a pre-stream error status, a transport failure, a malformed event,
-                or `MidStreamError` for an error chunk after HTTP 200.
+                `MidStreamError` for an error chunk after HTTP 200, `UpstreamTimeout` past a deadline,
+                `ResponseTooLargeError` for a stream past `Settings.max_response_bytes`.
         """
         self._require_key("create_chat_completion")
-        request = self._request("POST", "/chat/completions", {**body, "stream": True}, router_metadata=router_metadata)
-        with self._translate_transport_errors():
-            response = await self._http.send(request, stream=True)
+        what, limit = "POST /chat/completions (streamed)", self._settings.stream_deadline
+        request = self._build(
+            what, "POST", "/chat/completions", {**body, "stream": True}, router_metadata=router_metadata
+        )
+        ends = anyio.current_time() + limit
+        response: httpx.Response | None = None
+        with anyio.move_on_at(ends):
+            with self._translate_transport_errors():
+                response = await self._http.send(request, stream=True)
+        if response is None:
+            raise UpstreamTimeout(late(what, limit, STREAM_DEADLINE_ENV))
         try:
             if response.status_code >= 400:
-                with self._translate_transport_errors():
-                    await response.aread()
-                raise self._status_error(response)
-            yield self._iter_chunks(response)
+                content: bytes | None = None
+                with anyio.move_on_at(ends):
+                    with self._translate_transport_errors():
+                        content = await self._read_capped(response, what)
+                if content is None:
+                    raise UpstreamTimeout(late(what, limit, STREAM_DEADLINE_ENV))
+                raise self._status_error(_answer(response, content))
+            yield self._iter_chunks(response, what, ends)
         finally:
-            await response.aclose()
+            with anyio.CancelScope(shield=True):  # closing must happen even when a deadline cancelled us
+                await response.aclose()
 
-    async def _iter_chunks(self, response: httpx.Response) -> AsyncIterator[ChatChunk]:
+    async def _iter_chunks(self, response: httpx.Response, what: str, ends: float) -> AsyncIterator[ChatChunk]:
         generation_id = response.headers.get("x-generation-id")
         finished, events = False, 0
         with self._translate_transport_errors():
-            async for data in _sse_data(response.aiter_lines()):
+            lines = timed_lines(
+                response.aiter_bytes(),
+                what=what,
+                gap=self._settings.read_timeout,
+                ends=ends,
+                deadline=self._settings.stream_deadline,
+                cap=self._settings.max_response_bytes,
+            )
+            async for data in _sse_data(lines):
                 if data == "[DONE]":
                     return
                 events += 1
@@ -178,7 +232,12 @@ class OpenRouterClient:
             OpenRouterError: any failure.
         """
         response = await self._send(
-            "POST", "/messages", json_body={**body, "stream": False}, auth=True, router_metadata=router_metadata
+            "POST",
+            "/messages",
+            json_body={**body, "stream": False},
+            auth=True,
+            router_metadata=router_metadata,
+            deadline=(self._settings.chat_deadline, CHAT_DEADLINE_ENV),
         )
         return self._parse(response, MessagesResult)
 
@@ -256,6 +315,27 @@ class OpenRouterClient:
         if self._secret is None:
             raise MissingApiKeyError(f"`{what}`")
 
+    def _build(
+        self,
+        what: str,
+        method: str,
+        path: str,
+        json_body: Any = None,
+        *,
+        params: Mapping[str, Any] | None = None,
+        router_metadata: bool = False,
+    ) -> httpx.Request:
+        """`_request`, with what httpx refuses to build turned into a clear error (a backstop: see url_parts).
+
+        Raises:
+            UnsafeUrlValueError: a value that would change the URL's meaning.
+            InvalidRequestError: httpx cannot build a URL or header from the values (or the settings).
+        """
+        try:
+            return self._request(method, path, json_body, params=params, router_metadata=router_metadata)
+        except (httpx.InvalidURL, UnicodeEncodeError) as exc:
+            raise _refused(what, self._redact(str(exc))) from None
+
     def _request(
         self,
         method: str,
@@ -297,15 +377,41 @@ class OpenRouterClient:
         json_body: Any = None,
         auth: bool = False,
         router_metadata: bool = False,
-    ) -> httpx.Response:
+        deadline: tuple[float, str] | None = None,
+    ) -> _Answer:
+        """Send one request and read its whole answer, within `deadline` (seconds, and the variable that sets
+        them; default: the lookup deadline) and the size cap.
+
+        Raises:
+            UpstreamTimeout: no whole answer within the deadline (or a transport timeout).
+            ResponseTooLargeError: the answer is larger than `Settings.max_response_bytes`.
+            OpenRouterError: the answer is an error status, or another transport failure.
+        """
         if auth:
             self._require_key(path.lstrip("/"))
-        request = self._request(method, path, json_body, params=params, router_metadata=router_metadata)
-        with self._translate_transport_errors():
-            response = await self._http.send(request)
-        if response.status_code >= 400:
-            raise self._status_error(response)
-        return response
+        limit, variable = deadline or (self._settings.lookup_deadline, LOOKUP_DEADLINE_ENV)
+        what = f"{method} {path}"
+        request = self._build(what, method, path, json_body, params=params, router_metadata=router_metadata)
+        answer: _Answer | None = None
+        with anyio.move_on_after(limit):
+            with self._translate_transport_errors():
+                response = await self._http.send(request, stream=True)
+                try:
+                    answer = _answer(response, await self._read_capped(response, what))
+                finally:
+                    with anyio.CancelScope(shield=True):  # closing must happen even when the deadline cancelled us
+                        await response.aclose()
+        if answer is None:
+            raise UpstreamTimeout(late(what, limit, variable))
+        if answer.status_code >= 400:
+            raise self._status_error(answer)
+        return answer
+
+    async def _read_capped(self, response: httpx.Response, what: str) -> bytes:
+        """The body of `response` within `Settings.max_response_bytes`. Raises: ResponseTooLargeError."""
+        declared = response.headers.get("content-length")
+        cap = self._settings.max_response_bytes
+        return await read_capped(response.aiter_bytes(), declared_length=declared, cap=cap, what=what)
 
     def _translate_transport_errors(self) -> _TransportErrors:
         # A plain (sync) context manager: translation needs no await, and it wraps awaits fine.
@@ -314,14 +420,14 @@ class OpenRouterClient:
     def _redact(self, text: str) -> str:
         return redact(text, self._secret_forms)
 
-    def _status_error(self, response: httpx.Response) -> APIStatusError:
+    def _status_error(self, response: _Answer) -> APIStatusError:
         try:
-            body = response.json()
+            body = pydantic_core.from_json(response.content)
         except ValueError:
             body = None
         envelope = body.get("error") if isinstance(body, dict) else None
         if not isinstance(envelope, dict):
-            text = response.text[:300] if response.text else response.reason_phrase
+            text = response.text[:300] if response.content else httpx.codes.get_reason_phrase(response.status_code)
             envelope = {"message": f"HTTP {response.status_code}: {text}"}
         return error_from_body(
             envelope,
@@ -334,17 +440,17 @@ class OpenRouterClient:
             redact=self._redact,
         )
 
-    def _json(self, response: httpx.Response) -> Any:
+    def _json(self, response: _Answer) -> Any:
         try:
             # pydantic-core's parser (Rust) reads the bytes directly: faster than decoding text for json.loads.
             return pydantic_core.from_json(response.content)
         except ValueError:
             snippet = self._redact(response.text[:120])
             raise MalformedResponseError(
-                f"OpenRouter answered {response.request.url.path} with invalid JSON: {snippet!r}"
+                f"OpenRouter answered {response.path} with invalid JSON: {snippet!r}"
             ) from None
 
-    def _parse(self, response: httpx.Response, model: type[_M]) -> _M:
+    def _parse(self, response: _Answer, model: type[_M]) -> _M:
         # The common case in one pass: bytes straight into the model, no intermediate dict.
         try:
             parsed = model.model_validate_json(response.content)
@@ -364,34 +470,34 @@ class OpenRouterClient:
             return model.model_validate(body)
         except ValidationError as exc:
             raise MalformedResponseError(
-                f"OpenRouter's answer to {response.request.url.path} has an unexpected shape: {_short(exc)}"
+                f"OpenRouter's answer to {response.path} has an unexpected shape: {_short(exc)}"
             ) from None
 
-    def _parse_data(self, response: httpx.Response, model: type[_M]) -> _M:
+    def _parse_data(self, response: _Answer, model: type[_M]) -> _M:
         body = self._json(response)
         if not isinstance(body, dict) or "data" not in body:
             if isinstance(body, dict) and isinstance(body.get("error"), dict):
                 raise error_from_body(
                     body["error"], ErrorInResponseError, status_code=response.status_code, redact=self._redact
                 )
-            raise MalformedResponseError(f"OpenRouter's answer to {response.request.url.path} has no `data` field")
+            raise MalformedResponseError(f"OpenRouter's answer to {response.path} has no `data` field")
         try:
             return model.model_validate(body["data"])
         except ValidationError as exc:
             raise MalformedResponseError(
-                f"OpenRouter's answer to {response.request.url.path} has an unexpected shape: {_short(exc)}"
+                f"OpenRouter's answer to {response.path} has an unexpected shape: {_short(exc)}"
             ) from None
 
-    def _parse_list(self, response: httpx.Response, model: type[_M]) -> list[_M]:
+    def _parse_list(self, response: _Answer, model: type[_M]) -> list[_M]:
         body = self._json(response)
         data = body.get("data") if isinstance(body, dict) else None
         if not isinstance(data, list):
-            raise MalformedResponseError(f"OpenRouter's answer to {response.request.url.path} has no `data` list")
+            raise MalformedResponseError(f"OpenRouter's answer to {response.path} has no `data` list")
         try:
             return [model.model_validate(item) for item in data]
         except ValidationError as exc:
             raise MalformedResponseError(
-                f"OpenRouter's answer to {response.request.url.path} has an unexpected shape: {_short(exc)}"
+                f"OpenRouter's answer to {response.path} has an unexpected shape: {_short(exc)}"
             ) from None
 
 
@@ -408,6 +514,10 @@ class _TransportErrors:
         if exc is None or isinstance(exc, OpenRouterError) or not isinstance(exc, httpx.HTTPError):
             return False
         message = self._redact(str(exc) or type(exc).__name__)
+        if isinstance(exc, httpx.LocalProtocolError):
+            # Raised before anything is written: our own request is what the HTTP stack refused (a header value).
+            what = f"{exc.request.method} {exc.request.url.path}" if _has_request(exc) else "the request"
+            raise _refused(what, message) from None
         if isinstance(exc, httpx.TimeoutException):
             raise UpstreamTimeout(f"OpenRouter did not answer in time ({type(exc).__name__}): {message}") from None
         if isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError | httpx.WriteError | httpx.ConnectError):
@@ -415,6 +525,25 @@ class _TransportErrors:
         if isinstance(exc, httpx.DecodingError):
             raise MalformedResponseError(f"OpenRouter's answer could not be decoded: {message}") from None
         raise TransportError(f"HTTP transport error talking to OpenRouter: {message}") from None
+
+
+def _has_request(exc: httpx.RequestError) -> bool:
+    try:
+        exc.request  # noqa: B018 -- httpx raises RuntimeError when the error carries no request
+    except RuntimeError:
+        return False
+    return True
+
+
+def _answer(response: httpx.Response, content: bytes) -> _Answer:
+    return _Answer(response.status_code, response.headers, content, response.request.url.path)
+
+
+def _refused(what: str, reason: str) -> InvalidRequestError:
+    return InvalidRequestError(
+        f"the HTTP client refused to build the request for {what}: {reason}. Nothing was sent: check this call's "
+        "arguments (and, if they look right, OPENROUTER_BASE_URL, OPENROUTER_APP_TITLE and OPENROUTER_HTTP_REFERER)"
+    )
 
 
 async def _sse_data(lines: AsyncIterator[str]) -> AsyncIterator[str]:
