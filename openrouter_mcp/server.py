@@ -15,6 +15,7 @@ from openrouter_mcp.config import Settings
 from openrouter_mcp.resources import register_resources, tool_for_resource
 from openrouter_mcp.routing.personas import PersonasConfig
 from openrouter_mcp.serving.scopes import Scope, register_persona_prompts
+from openrouter_mcp.spec_errors import PromptErrors
 from openrouter_mcp.state import AppState
 from openrouter_mcp.tools import ALL_TOOLS
 from openrouter_mcp.tools.registry import build_tool, load_schemas
@@ -95,5 +96,6 @@ def build_server(
         auth=auth,
     )
     register_resources(server, bus=bus)
+    server.middleware.append(PromptErrors(server))
     register_persona_prompts(server, state.personas, state.bound_persona)
     return server
