@@ -49,7 +49,7 @@ def validate_or_refuse(model: type[ModelT], arguments: Any) -> ModelT | InvalidA
 def tidy_validation_message(exc: ValidationError, model: type[BaseModel] | None = None) -> str:
     """One line: how many problems, each one's argument and what is wrong with it, then the accepted arguments.
 
-    E.g. "1 validation error: unknown argument 'limt'; accepted: limit, offset, query".
+    E.g. "1 validation error: unknown argument 'limt': Extra inputs are not permitted; accepted: limit, offset".
 
     No pydantic URL, no model class name, no rejected value beyond what pydantic's own short message says.
     """
@@ -58,7 +58,7 @@ def tidy_validation_message(exc: ValidationError, model: type[BaseModel] | None 
     for error in errors[:MAX_PROBLEMS]:
         where = ".".join(str(part) for part in error["loc"]) or "arguments"
         if error["type"] == "extra_forbidden":
-            problems.append(f"unknown argument {where!r}")
+            problems.append(f"unknown argument {where!r}: {error['msg']}")
         elif error["type"] == "missing":
             problems.append(f"missing required argument {where!r}")
         else:
