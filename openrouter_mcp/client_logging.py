@@ -3,7 +3,9 @@
 A client sends `logging/setLevel`; from then on the records of the `openrouter_mcp` loggers at or above
 that level reach it as `notifications/message` (level, logger name, the message as text), per
 connection. Until a client sets a level it gets none (the spec leaves the default to the server).
-On 2026-07-28 connections `logging/setLevel` does not exist, and nothing is sent.
+On 2026-07-28 connections `logging/setLevel` does not exist: a request opts in by carrying a level
+in its `_meta` (`io.modelcontextprotocol/logLevel`), and the records logged while handling that
+request, at or above that level, are sent on its own stream before its response (`RequestLogs`).
 
 A record must never block or break what logged it, so the log handler only appends to a bounded
 buffer (and drops, counting, when it is full); a task of the server's lifespan sends what is
@@ -33,13 +35,21 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, get_args
 
 import anyio
-from mcp.types import EmptyResult, LoggingLevel, SetLevelRequestParams
+from mcp.server.connection import allowed_log_levels
+from mcp.types import (
+    EmptyResult,
+    LoggingLevel,
+    LoggingMessageNotification,
+    LoggingMessageNotificationParams,
+    SetLevelRequestParams,
+)
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from openrouter_mcp.connections import connection_of
 
 if TYPE_CHECKING:
     from mcp.server.connection import Connection
-    from mcp.server.context import ServerRequestContext
+    from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
     from mcp.server.mcpserver import MCPServer
     from pydantic import SecretStr
 
@@ -91,6 +101,18 @@ class _Entry:
     message: str
 
 
+@dataclass(slots=True)
+class _Pending:
+    """The records of one 2026-07-28 request that opted in, kept until its response goes."""
+
+    threshold: int
+    entries: list[_Entry]
+    dropped: int = 0
+
+
+_request_logs: ContextVar[_Pending | None] = ContextVar("openrouter_mcp_request_logs", default=None)
+
+
 class ClientLogs:
     """Which connections asked for which level, the handler that buffers records, and their sender.
 
@@ -116,10 +138,53 @@ class ClientLogs:
         self._logger_level: int | None = None
 
     def install(self, server: MCPServer[Any]) -> None:
-        """Serve `logging/setLevel` on `server` (which makes the SDK declare the logging capability)."""
+        """Serve `logging/setLevel` on `server` (which makes the SDK declare the logging capability), and the
+        per-request opt-in of 2026-07-28 requests (a middleware)."""
         # Registered as a handler, not as the constructor's on_set_logging_level, which warns of the 2026 removal.
         lowlevel = server._lowlevel_server  # the SDK's own Client reaches it the same way
         lowlevel.add_request_handler("logging/setLevel", SetLevelRequestParams, self._set_level)
+        server.middleware.append(self._request_logs)
+
+    async def _request_logs(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
+        if ctx.request_id is None or ctx.protocol_version not in MODERN_PROTOCOL_VERSIONS:
+            return await call_next(ctx)
+        allowed = allowed_log_levels(ctx.protocol_version, ctx.meta)
+        if not allowed:
+            return await call_next(ctx)
+        threshold = min(PYTHON_LEVELS[level] for level in allowed)
+        if self._redact is None:
+            self._redact = _redactor(self._key)
+        self._let_through(threshold)
+        pending = _Pending(threshold, [])
+        token = _request_logs.set(pending)
+        try:
+            return await call_next(ctx)
+        finally:
+            _request_logs.reset(token)
+            # Before the response: the spec allows these notices only on the request's own stream.
+            with anyio.CancelScope(shield=True), anyio.move_on_after(SEND_TIMEOUT):
+                await self._send_pending(ctx, pending)
+
+    async def _send_pending(self, ctx: ServerRequestContext[Any, Any], pending: _Pending) -> None:
+        entries = pending.entries
+        if pending.dropped:
+            note = f"{pending.dropped} log record(s) were dropped: the server's log buffer was full"
+            entries = [*entries, _Entry(logging.WARNING, __name__, note)]
+        token = _sending.set(True)
+        try:
+            for entry in entries:
+                notice = LoggingMessageNotification(params=LoggingMessageNotificationParams(**self._params(entry)))
+                await ctx.session.send_notification(notice, related_request_id=ctx.request_id)
+        finally:
+            _sending.reset(token)
+
+    def _let_through(self, threshold: int) -> None:
+        """Records below the package logger's level are never made: let the most verbose client's level through."""
+        package = logging.getLogger(FORWARDED_LOGGER)
+        if package.getEffectiveLevel() > threshold:
+            if self._logger_level is None:
+                self._logger_level = package.level
+            package.setLevel(threshold)
 
     @property
     def listening(self) -> int:
@@ -133,13 +198,7 @@ class ClientLogs:
         if connection not in self._levels:
             connection.exit_stack.callback(self._forget, connection)
         self._levels[connection] = PYTHON_LEVELS[params.level]
-        # Records below the package logger's level are never made: let the most verbose client's level through.
-        package = logging.getLogger(FORWARDED_LOGGER)
-        wanted = min(self._levels.values())
-        if package.getEffectiveLevel() > wanted:
-            if self._logger_level is None:
-                self._logger_level = package.level
-            package.setLevel(wanted)
+        self._let_through(self._levels[connection])
         logger.debug("a client asked for log records at %s and above", params.level)
         return EmptyResult()
 
@@ -171,7 +230,15 @@ class ClientLogs:
 
     def buffer(self, record: logging.LogRecord) -> None:
         """Keep `record` for the clients that asked for its level (called by the handler; never blocks)."""
-        if _sending.get() or record.name == __name__ or not self._levels:
+        if _sending.get() or record.name == __name__:
+            return
+        pending = _request_logs.get()
+        if pending is not None and record.levelno >= pending.threshold:
+            if len(pending.entries) >= self.capacity:
+                pending.dropped += 1
+            else:
+                pending.entries.append(_Entry(record.levelno, record.name, record.getMessage()))
+        if not self._levels:
             return
         if record.levelno < min(self._levels.values(), default=logging.CRITICAL + 100):
             return
@@ -209,9 +276,12 @@ class ClientLogs:
                 await self._send(_Entry(logging.WARNING, __name__, note))
             await self._send(entry)
 
-    async def _send(self, entry: _Entry) -> None:
+    def _params(self, entry: _Entry) -> dict[str, Any]:
         redact = self._redact or (lambda text: text)
-        params = {"level": mcp_level(entry.levelno), "logger": entry.logger, "data": redact(entry.message)}
+        return {"level": mcp_level(entry.levelno), "logger": entry.logger, "data": redact(entry.message)}
+
+    async def _send(self, entry: _Entry) -> None:
+        params = self._params(entry)
         for connection, threshold in list(self._levels.items()):
             if entry.levelno < threshold:
                 continue

@@ -169,3 +169,45 @@ async def test_after_the_session_ends_the_server_logs_as_before(server: MCPServe
         assert package.getEffectiveLevel() == logging.DEBUG
 
     assert package.level == level and package.handlers == handlers
+
+
+# --- 2026-07-28: the per-request opt-in -----------------------------------------------------------
+
+
+class Logged:
+    """A `logging_callback`: the log entries a 2026-07-28 client received."""
+
+    def __init__(self) -> None:
+        self.received: list[dict[str, Any]] = []
+
+    async def __call__(self, params: Any) -> None:
+        self.received.append(params.model_dump())
+
+
+async def test_a_request_that_opts_in_gets_the_records_of_its_own_handling_before_its_answer(
+    server: MCPServer[AppState],
+) -> None:
+    logged = Logged()
+    async with Client(server, log_level="info", logging_callback=logged) as client:
+        result = await client.call_tool("get_generation", {"id": "gen-does-not-exist"})
+        received_before_answer = list(logged.received)
+
+    assert result.is_error
+    (notice,) = [m for m in received_before_answer if m["logger"] == "openrouter_mcp.tools.registry"]
+    assert notice["level"] == "info" and "tool get_generation failed: not_found" in notice["data"]
+
+
+async def test_a_request_without_the_opt_in_gets_no_records(server: MCPServer[AppState]) -> None:
+    logged = Logged()
+    async with Client(server, logging_callback=logged) as client:
+        result = await client.call_tool("get_generation", {"id": "gen-does-not-exist"})
+
+    assert result.is_error and logged.received == []
+
+
+async def test_a_request_gets_only_records_at_or_above_the_level_it_asked_for(server: MCPServer[AppState]) -> None:
+    logged = Logged()
+    async with Client(server, log_level="error", logging_callback=logged) as client:
+        result = await client.call_tool("get_generation", {"id": "gen-does-not-exist"})
+
+    assert result.is_error and logged.received == [], "the failure is logged at info, below error"
