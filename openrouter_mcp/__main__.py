@@ -15,14 +15,14 @@ import logging
 import re
 import sys
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import anyio
 from pydantic import SecretStr
 
 from openrouter_mcp import __version__
 from openrouter_mcp.audit.lazy import LazyAudit, open_audit
-from openrouter_mcp.config import ENVIRONMENT, PERSONAS_ENV, TOKENS_ENV, Settings
+from openrouter_mcp.config import API_KEY_ENV, API_KEY_FILE_ENV, ENVIRONMENT, PERSONAS_ENV, TOKENS_ENV, Settings
 from openrouter_mcp.errors import ConfigurationError
 from openrouter_mcp.routing import personas
 from openrouter_mcp.routing.personas import DEFAULT_PERSONAS_PATH
@@ -56,6 +56,11 @@ DEMO_BASE_URL = "http://simulated-openrouter.invalid/api/v1"
 DEMO_API_KEY = "sk-or-v1-demo-not-a-real-key"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 DEFAULT_LOG_LEVEL = "WARNING"
+#: Libraries' loggers and the most they may log whatever --log-level says: httpcore's DEBUG trace holds response
+#: headers (an upstream may echo the key in one); httpx's INFO line (method, URL, status) is the request log.
+LIBRARY_LOG_CAPS = {"httpcore": logging.WARNING, "httpx": logging.INFO}
+#: An argument that looks like an OpenRouter (or any `sk-`) key: never echoed in an argument error.
+KEY_LIKE = re.compile(r"sk-[A-Za-z0-9_-]{6,}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -145,8 +150,36 @@ def _epilog() -> str:
     )
 
 
+class _KeyHidingParser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors never repeat a secret argument (argparse echoes what it cannot parse)."""
+
+    secrets: tuple[str, ...] = ()
+
+    def error(self, message: str) -> NoReturn:
+        for secret in sorted(self.secrets, key=len, reverse=True):
+            message = message.replace(secret, "[redacted]")
+        super().error(KEY_LIKE.sub("[redacted]", message))
+
+
+def _key_arguments(argv: list[str]) -> tuple[bool, tuple[str, ...]]:
+    """Whether `argv` tries to pass a key as an option (`--api-key`, `--key`, ...), and the values to hide."""
+    option_given = False
+    secrets: list[str] = [arg for arg in argv if KEY_LIKE.search(arg)]
+    for index, arg in enumerate(argv):
+        name, equals, value = arg.partition("=")
+        if not name.startswith("--") or "key" not in name.lower():
+            continue
+        option_given = True
+        if equals:
+            secrets += [arg, value] if value else [arg]
+        elif index + 1 < len(argv):
+            secrets.append(argv[index + 1])
+    return option_given, tuple(secret for secret in secrets if secret)
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
+    argv = sys.argv[1:] if argv is None else argv
+    parser = _KeyHidingParser(
         prog="openrouter-mcp",
         description="MCP server for the OpenRouter API. Set OPENROUTER_API_KEY in the environment.",
         epilog=_epilog(),
@@ -268,6 +301,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help=f"how much to log, to stderr (default {DEFAULT_LOG_LEVEL})",
     )
     parser.add_argument("--version", action="version", version=f"openrouter-mcp {__version__}")
+    key_option, parser.secrets = _key_arguments(argv)
+    if key_option:
+        parser.error(
+            f"the API key is never accepted as an argument (it would show in `ps` and the shell history): "
+            f"set {API_KEY_ENV}, or {API_KEY_FILE_ENV} to a file only you can read"
+        )
     args = parser.parse_args(argv)
     if args.stateless and args.transport != "streamable-http":
         parser.error("--stateless applies to --transport streamable-http only")
@@ -304,9 +343,7 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(command(argv[1:]))
     args = parse_args(argv)
     options = http_options(args)
-    logging.basicConfig(
-        stream=sys.stderr, level=options.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(options.log_level)
     tokens: list[TokenEntry] | None = None
     try:
         settings = Settings.from_env()
@@ -335,6 +372,20 @@ def main(argv: list[str] | None = None) -> None:
     finally:
         if audit is not None:
             audit.close()
+
+
+def configure_logging(level: str) -> None:
+    """Log to stderr at `level`, with the libraries that could log a header capped (`LIBRARY_LOG_CAPS`).
+
+    The stderr handler itself filters at `level` too: a client's `logging/setLevel` may lower our own loggers'
+    levels to receive their records as notifications, and those must not reach stderr as well.
+    """
+    logging.basicConfig(stream=sys.stderr, level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for handler in logging.getLogger().handlers:
+        handler.setLevel(level)
+    for name, cap in LIBRARY_LOG_CAPS.items():
+        library = logging.getLogger(name)
+        library.setLevel(max(cap, library.getEffectiveLevel()))
 
 
 async def _check_personas(settings: Settings, config: personas.PersonasConfig) -> int:

@@ -81,12 +81,14 @@ def whole_arguments_tool(
     input_schema: dict[str, Any],
     output_schema: dict[str, Any],
     annotations: ToolAnnotations,
+    validate: Callable[[type[ArgModelBase], Any], Any] | None = None,
 ) -> Tool:
     """A tool whose `fn(ctx=..., args=...)` gets the context and its validated `input_model` instance whole.
 
     The SDK would pass the model's fields as keyword arguments; rebuilding the model from them would
     validate every call twice. `input_schema` and `output_schema` are published as given. No output model:
     `fn` returns a validated result already, and the SDK would validate its dump a second time.
+    `validate(input_model, arguments)`, when given, replaces `input_model.model_validate`.
     """
     return Tool(
         fn=fn,
@@ -94,7 +96,7 @@ def whole_arguments_tool(
         title=title,
         description=description,
         parameters=input_schema,
-        fn_metadata=_WholeArguments(arg_model=input_model, output_schema=output_schema),
+        fn_metadata=_WholeArguments(arg_model=input_model, output_schema=output_schema, argument_check=validate),
         is_async=True,
         context_kwarg="ctx",
         annotations=annotations,
@@ -102,8 +104,17 @@ def whole_arguments_tool(
 
 
 class _WholeArguments(FuncMetadata):
-    """Validated arguments as one keyword argument, `args=`, holding the input model itself."""
+    """Validated arguments as one keyword argument, `args=`, holding the input model itself.
+
+    `argument_check(arg_model, arguments)` (the tool's `validate`), when given, replaces
+    `arg_model.model_validate`: the registry's returns a readable refusal instead of raising pydantic's dump.
+    """
+
+    argument_check: Callable[[type[ArgModelBase], Any], Any] | None = None
 
     def validate_arguments(self, arguments_to_validate: dict[str, Any]) -> dict[str, Any]:
         # pre_parse_json: as the SDK does, accept a list or object sent as a JSON string (some hosts do).
-        return {"args": self.arg_model.model_validate(self.pre_parse_json(arguments_to_validate))}
+        arguments = self.pre_parse_json(arguments_to_validate)
+        if self.argument_check is not None:
+            return {"args": self.argument_check(self.arg_model, arguments)}
+        return {"args": self.arg_model.model_validate(arguments)}

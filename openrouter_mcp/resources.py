@@ -54,6 +54,7 @@ from openrouter_mcp.upstream import url_parts
 from openrouter_mcp.upstream.catalog import ModelEntry
 
 if TYPE_CHECKING:
+    from openrouter_mcp.subscriptions import ResourceSubscriptions
     from openrouter_mcp.upstream.models import Provider
 
 logger = logging.getLogger(__name__)
@@ -86,13 +87,19 @@ _CATALOG_METHODS = frozenset({"tools/call", "resources/read", "completion/comple
 _request: ContextVar[ServerRequestContext[Any, Any] | None] = ContextVar("openrouter_mcp_request", default=None)
 
 
-def register_resources(server: MCPServer[Any], *, bus: SubscriptionBus | None = None) -> None:
+def register_resources(
+    server: MCPServer[Any],
+    *,
+    bus: SubscriptionBus | None = None,
+    subscriptions: ResourceSubscriptions | None = None,
+) -> None:
     """Add the catalog resources, templates and completions to `server`, and the middleware they rely on.
 
     `bus` is the subscription bus the server was built with (`MCPServer(subscriptions=bus)`), on which
     catalog changes are published for `subscriptions/listen` clients; without it only sessions are told.
+    `subscriptions`, if given, is told after each catalog-reading request, to send `resources/updated`.
     """
-    server.middleware.append(_CatalogRequests(bus))
+    server.middleware.append(_CatalogRequests(bus, subscriptions))
     rendered = _Rendered()
 
     @server.resource(
@@ -220,8 +227,9 @@ def register_resources(server: MCPServer[Any], *, bus: SubscriptionBus | None = 
 class _CatalogRequests:
     """Middleware: binds the request context for handlers the SDK gives none, and announces catalog changes."""
 
-    def __init__(self, bus: SubscriptionBus | None) -> None:
+    def __init__(self, bus: SubscriptionBus | None, subscriptions: ResourceSubscriptions | None = None) -> None:
         self._bus = bus
+        self._subscriptions = subscriptions
         self._announced = 0
 
     async def __call__(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
@@ -233,6 +241,8 @@ class _CatalogRequests:
         finally:
             _request.reset(token)
         await self._announce(ctx)
+        if self._subscriptions is not None:
+            await self._subscriptions.catalog_read(ctx.lifespan_context.catalog)
         return result
 
     async def _announce(self, ctx: ServerRequestContext[Any, Any]) -> None:

@@ -11,11 +11,14 @@ from mcp.server.mcpserver import MCPServer
 from mcp.server.subscriptions import InMemorySubscriptionBus
 
 from openrouter_mcp import __version__
+from openrouter_mcp.client_logging import ClientLogs
 from openrouter_mcp.config import Settings
 from openrouter_mcp.resources import register_resources, tool_for_resource
 from openrouter_mcp.routing.personas import PersonasConfig
 from openrouter_mcp.serving.scopes import Scope, register_persona_prompts
+from openrouter_mcp.spec_errors import PromptErrors
 from openrouter_mcp.state import AppState
+from openrouter_mcp.subscriptions import ResourceSubscriptions
 from openrouter_mcp.tools import ALL_TOOLS
 from openrouter_mcp.tools.registry import build_tool, load_schemas
 
@@ -74,10 +77,11 @@ def build_server(
         clock=clock,
     )
     shipped = load_schemas()
+    client_logs = ClientLogs(key=settings.api_key)
 
     @asynccontextmanager
     async def lifespan(_: MCPServer[AppState]) -> AsyncIterator[AppState]:
-        async with state.running():
+        async with state.running(), client_logs.running():
             yield state
 
     # Our own bus, so the catalog's change notices can reach subscribers without the SDK's private attribute.
@@ -94,6 +98,10 @@ def build_server(
         token_verifier=token_verifier,
         auth=auth,
     )
-    register_resources(server, bus=bus)
+    subscriptions = ResourceSubscriptions(bus)
+    register_resources(server, bus=bus, subscriptions=subscriptions)
+    subscriptions.install(server)
+    client_logs.install(server)
+    server.middleware.append(PromptErrors(server))
     register_persona_prompts(server, state.personas, state.bound_persona)
     return server

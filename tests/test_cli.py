@@ -213,10 +213,11 @@ def test_the_audit_log_is_created_on_first_use_not_at_start(tmp_path: Path) -> N
         audit.close()
 
 
-def test_no_audit_log_when_it_is_off_or_for_a_demo_without_a_named_database(tmp_path: Path) -> None:
+def test_no_audit_log_when_it_is_off_and_a_named_database_for_a_demo_that_names_one(tmp_path: Path) -> None:
     assert open_audit(Settings(audit_enabled=False, audit_db=str(tmp_path / "a.sqlite3")), demo=False) is None
-    assert open_audit(Settings(), demo=True) is None
-    assert isinstance(open_audit(Settings(audit_db=str(tmp_path / "a.sqlite3")), demo=True), LazyAudit)
+    assert open_audit(Settings(audit_enabled=False), demo=True) is None
+    named = open_audit(Settings(audit_db=str(tmp_path / "a.sqlite3")), demo=True)
+    assert isinstance(named, LazyAudit) and named.path == tmp_path / "a.sqlite3" and named.throwaway is None
 
 
 def test_an_audit_folder_that_cannot_be_created_fails_at_start_naming_the_variable(tmp_path: Path) -> None:

@@ -6,6 +6,8 @@ first opened, by the first call that records a row.
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
@@ -21,11 +23,13 @@ class LazyAudit:
     """Opens the audit log on first use: SQLite and the file cost start-up ~10 ms that no host should wait for.
 
     The folder is checked (and created, owner-only) at start, so a bad path still fails at once.
+    A `throwaway` folder (the demo's) is removed, with the log in it, by `close`.
     """
 
-    def __init__(self, path: Path, privacy: str) -> None:
+    def __init__(self, path: Path, privacy: str, *, throwaway: Path | None = None) -> None:
         self.path = path
         self.privacy = privacy
+        self.throwaway = throwaway
         self.log: AuditLog | None = None
 
     def __call__(self) -> AuditLog:
@@ -37,18 +41,30 @@ class LazyAudit:
     def close(self) -> None:
         if self.log is not None:
             self.log.close()
+        if self.throwaway is not None:
+            shutil.rmtree(self.throwaway, ignore_errors=True)
 
 
 def open_audit(settings: Settings, *, demo: bool) -> LazyAudit | None:
     """The audit log the settings ask for, ready to open on first use.
 
-    A demo records nothing unless a database is named explicitly: simulated calls are not usage.
+    A demo without a named database records into a throwaway one (an owner-only temporary folder that
+    `LazyAudit.close` removes): simulated calls are not usage, but every tool, `get_usage` and budgets
+    included, should work in a demo.
 
     Raises:
         ConfigurationError: the database's folder cannot be created.
     """
-    if not settings.audit_enabled or (demo and settings.audit_db is None):
+    if not settings.audit_enabled:
         return None
+    if demo and settings.audit_db is None:
+        try:
+            folder = Path(tempfile.mkdtemp(prefix="openrouter-mcp-demo-"))  # mode 0700
+        except OSError as exc:
+            raise ConfigurationError(
+                f"the demo's throwaway audit log cannot be created ({exc.strerror}); set {AUDIT_ENV}=off"
+            ) from None
+        return LazyAudit(folder / "audit.sqlite3", settings.audit_privacy, throwaway=folder)
     path = Path(settings.audit_db).expanduser() if settings.audit_db else default_audit_path()
     try:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)

@@ -46,7 +46,7 @@ class CallRecord:
     ts: float  # unix seconds when the call started
     user: str  # the OS user on stdio; the authenticated client over HTTP
     tool: str
-    outcome: Literal["ok", "error", "refused"]
+    outcome: Literal["ok", "error", "refused", "invalid_arguments"]
     latency_ms: float
     persona: str | None = None
     transport: str | None = None  # "stdio" | "streamable-http" | "sse" | "memory"

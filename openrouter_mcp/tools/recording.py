@@ -8,14 +8,22 @@ loudly but does not take back an answer the user has already paid for.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel
 
 from openrouter_mcp.routing.personas import PersonaError
 from openrouter_mcp.state import AppState
+from openrouter_mcp.tools.argument_errors import InvalidArguments
 
 logger = logging.getLogger(__name__)
+
+#: The audit outcomes a call's own outcome is kept under; anything else is an error.
+_OUTCOMES: dict[str, Literal["ok", "refused", "invalid_arguments"]] = {
+    "ok": "ok",
+    "refused": "refused",
+    "invalid_arguments": "invalid_arguments",
+}
 
 
 def record_call(
@@ -27,7 +35,7 @@ def record_call(
     started: float,
     latency_ms: float,
     outcome: str,
-    arguments: BaseModel,
+    arguments: BaseModel | InvalidArguments,
     data: dict[str, Any] | None,
     error: str | None,
 ) -> None:
@@ -35,12 +43,17 @@ def record_call(
 
     `data` is the structured result, or the error payload; for a `paid` tool (one that spends credits)
     the model, provider, generation, tokens and cost are read from it. `arguments` are dumped only when a
-    log is on, so a server without one pays nothing per call.
+    log is on, so a server without one pays nothing per call. Arguments the input model refused
+    (`InvalidArguments`) are kept by name only, under outcome `invalid_arguments`.
     """
     audit = state.audit
     if audit is None:
         return
-    args: dict[str, Any] = arguments.model_dump(mode="json", exclude_none=True)
+    args: dict[str, Any] = (
+        arguments.audit_arguments()
+        if isinstance(arguments, InvalidArguments)
+        else arguments.model_dump(mode="json", exclude_none=True)
+    )
     from openrouter_mcp.audit import AuditError, CallRecord  # with SQLite: loaded once the log is in use
 
     data = data or {}
@@ -53,7 +66,7 @@ def record_call(
         ts=started,
         user=user,
         tool=tool,
-        outcome="ok" if outcome == "ok" else "refused" if outcome == "refused" else "error",
+        outcome=_OUTCOMES.get(outcome, "error"),
         latency_ms=round(latency_ms, 3),
         persona=persona_name,
         transport=state.transport,

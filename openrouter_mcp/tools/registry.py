@@ -28,6 +28,7 @@ from openrouter_mcp._sdk import ToolInputBase, whole_arguments_tool
 from openrouter_mcp.errors import NotAllowedError, OpenRouterError
 from openrouter_mcp.serving.scopes import caller, check_tool_allowed
 from openrouter_mcp.state import AppState
+from openrouter_mcp.tools.argument_errors import InvalidArguments, validate_or_refuse
 from openrouter_mcp.tools.recording import record_call
 
 logger = logging.getLogger(__name__)
@@ -123,7 +124,7 @@ def build_tool(spec: ToolSpec[Any, Any], schemas: dict[str, Any] | None = None) 
     """
     schemas = schemas or tool_schemas(spec)
 
-    async def run(ctx: Context, args: ToolInput) -> CallToolResult:
+    async def run(ctx: Context, args: ToolInput | InvalidArguments) -> CallToolResult:
         state = cast(AppState, ctx.request_context.lifespan_context)
         started, clock = state.clock(), time.perf_counter()
         user = caller(state)
@@ -132,6 +133,8 @@ def build_tool(spec: ToolSpec[Any, Any], schemas: dict[str, Any] | None = None) 
         error: str | None = "cancelled or crashed"
         try:
             check_tool_allowed(state, spec.name)
+            if isinstance(args, InvalidArguments):
+                raise ValueError(args.message)
             # Only calls that spend credits count against a client's limit: they hold an upstream request for
             # seconds, while the catalog and account tools answer from cache or in one quick round trip.
             async with state.limits.slot(user) if state.limits and spec.paid else nullcontext():
@@ -148,8 +151,8 @@ def build_tool(spec: ToolSpec[Any, Any], schemas: dict[str, Any] | None = None) 
             outcome, error = ("refused" if isinstance(exc, NotAllowedError) else "error"), f"{exc.kind}: {exc.message}"
             return reply
         except ValueError as exc:
-            # Our own argument checks beyond the schema (e.g. an id that cannot be a model id).
-            error = f"invalid_arguments: {exc}"
+            # The input model refused the arguments, or our own checks beyond it (an id that cannot be a model id).
+            outcome, error = "invalid_arguments", f"invalid_arguments: {exc}"
             return CallToolResult(
                 content=[TextContent(type="text", text=f"{spec.name}: invalid arguments: {exc}")], is_error=True
             )
@@ -177,6 +180,7 @@ def build_tool(spec: ToolSpec[Any, Any], schemas: dict[str, Any] | None = None) 
         input_schema=schemas["input"],
         output_schema=schemas["output"],
         annotations=spec.annotations,
+        validate=validate_or_refuse,
     )
 
 

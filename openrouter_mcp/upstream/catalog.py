@@ -297,6 +297,11 @@ class Catalog:
         """The snapshot in memory, however old, without fetching."""
         return self._models.value
 
+    @property
+    def cached_providers(self) -> list[Provider] | None:
+        """The provider list in memory, however old, without fetching."""
+        return self._providers.value
+
     def changed_since(self, generation: int) -> bool:
         """Whether a fetch changed the catalog after the caller saw `generation`."""
         return self.generation > generation
