@@ -29,29 +29,55 @@ breaks it fails there, by name, rather than somewhere in a transport or a tool:
 4. `CallNext` and `HandlerResult`, the middleware types, live in `mcp.server.context` (not exported), and
    a middleware sees `tools/list`'s result already shaped for the wire: a dict whose `tools` are dicts.
    Guarded by `test_middleware_sees_the_method_and_a_tools_list_result_shaped_for_the_wire`.
+5. `add_request_handler`: the low-level server (`MCPServer._lowlevel_server`) serves a method we register
+   (`logging/setLevel`, `resources/subscribe`, `resources/unsubscribe`) with `add_request_handler(method,
+   params_model, handler)`, and declares the capability that follows from it. Guarded by
+   `test_a_request_handler_added_to_the_low_level_server_is_served_and_declares_its_capability`.
+6. `connection_of`: the per-client `Connection` (one per client, with `state` and an `exit_stack` unwound when
+   the client goes) is what a request's `ServerRequestContext.session` keeps in `_connection`; the public
+   `Context.connection` is not what the runner hands handlers and middleware. Guarded by
+   `test_every_request_of_one_client_reaches_the_same_connection`.
+7. `declare_list_changed`: the transports ask the low-level server for `create_initialization_options()` with
+   no `NotificationOptions`, which declares every `listChanged` false; replacing that method on the instance
+   gives it ours as the default. Guarded by `test_declared_list_changed_reaches_the_handshake`.
+8. `open_session_ids`: the streamable-HTTP session manager keeps its open sessions in `_server_instances`
+   (session id -> transport), and drops one the moment the SDK discards it, whatever ended it; it has no
+   public view of them. Guarded by `test_the_session_manager_keeps_its_open_sessions_by_id`.
+9. `allowed_log_levels(protocol_version, meta)`, the log levels a 2026-07-28 request's `_meta` opts into, lives
+   in `mcp.server.connection` (not exported). Guarded by `test_a_request_opts_into_log_levels_through_its_meta`.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, Awaitable, Callable
+from collections.abc import AsyncIterable, Awaitable, Callable, Container
 from typing import TYPE_CHECKING, Any, cast
 
+from mcp.server import ServerRequestContext
+from mcp.server.connection import Connection, allowed_log_levels
 from mcp.server.context import CallNext, HandlerResult
+from mcp.server.lowlevel import NotificationOptions
 from mcp.server.mcpserver.tools import Tool
 from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase, FuncMetadata
 from mcp.shared.message import SessionMessage
 from mcp.types import ToolAnnotations
+from pydantic import BaseModel
 
 if TYPE_CHECKING:
     import anyio
     from mcp.server.mcpserver import MCPServer
+    from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 
 __all__ = [
     "CallNext",
     "HandlerResult",
     "SessionMessage",
     "ToolInputBase",
+    "add_request_handler",
+    "allowed_log_levels",
     "as_stdin",
+    "connection_of",
+    "declare_list_changed",
+    "open_session_ids",
     "serve_streams",
     "whole_arguments_tool",
 ]
@@ -64,6 +90,44 @@ async def serve_streams(server: MCPServer[Any], read_stream: Any, write_stream: 
     """Serve one connection on `read_stream`/`write_stream` until the read side closes, lifespan included."""
     lowlevel = server._lowlevel_server
     await lowlevel.run(read_stream, write_stream, lowlevel.create_initialization_options())
+
+
+def add_request_handler(server: MCPServer[Any], method: str, params: type[BaseModel], handler: Any) -> None:
+    """Serve `method` on `server` with `handler(ctx, params)`; the SDK declares the capability it implies."""
+    server._lowlevel_server.add_request_handler(method, params, handler)
+
+
+def connection_of(ctx: ServerRequestContext[Any, Any]) -> Connection:
+    """The connection of the client that sent the request `ctx` belongs to: where per-client state lives.
+
+    Raises:
+        RuntimeError: the SDK no longer keeps the connection where this looks for it.
+    """
+    connection = getattr(ctx.session, "_connection", None)
+    if not isinstance(connection, Connection):
+        raise RuntimeError("this version of the mcp SDK keeps no Connection on ServerSession._connection")
+    return connection
+
+
+def declare_list_changed(server: MCPServer[Any], options: NotificationOptions) -> None:
+    """Make every handshake of `server` declare `options`' `listChanged` flags."""
+    lowlevel = server._lowlevel_server
+    default = lowlevel.create_initialization_options
+
+    def create_initialization_options(
+        notification_options: NotificationOptions | None = None,
+        experimental_capabilities: dict[str, dict[str, Any]] | None = None,
+        extensions: dict[str, dict[str, Any]] | None = None,
+    ) -> Any:
+        return default(notification_options or options, experimental_capabilities, extensions)
+
+    lowlevel.create_initialization_options = create_initialization_options  # type: ignore[method-assign]
+
+
+def open_session_ids(manager: StreamableHTTPSessionManager) -> Container[str]:
+    """The ids of the sessions the streamable-HTTP session manager has open, as a live view."""
+    instances: dict[str, Any] = manager._server_instances
+    return instances.keys()
 
 
 def as_stdin(lines: AsyncIterable[str]) -> anyio.AsyncFile[str]:

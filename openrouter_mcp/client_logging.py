@@ -35,7 +35,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, get_args
 
 import anyio
-from mcp.server.connection import allowed_log_levels
 from mcp.types import (
     EmptyResult,
     LoggingLevel,
@@ -45,13 +44,15 @@ from mcp.types import (
 )
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
-from openrouter_mcp.connections import connection_of
+from openrouter_mcp._sdk import add_request_handler, allowed_log_levels, connection_of
 
 if TYPE_CHECKING:
+    from mcp.server import ServerRequestContext
     from mcp.server.connection import Connection
-    from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
     from mcp.server.mcpserver import MCPServer
     from pydantic import SecretStr
+
+    from openrouter_mcp._sdk import CallNext, HandlerResult
 
 logger = logging.getLogger(__name__)
 
@@ -141,8 +142,7 @@ class ClientLogs:
         """Serve `logging/setLevel` on `server` (which makes the SDK declare the logging capability), and the
         per-request opt-in of 2026-07-28 requests (a middleware)."""
         # Registered as a handler, not as the constructor's on_set_logging_level, which warns of the 2026 removal.
-        lowlevel = server._lowlevel_server  # the SDK's own Client reaches it the same way
-        lowlevel.add_request_handler("logging/setLevel", SetLevelRequestParams, self._set_level)
+        add_request_handler(server, "logging/setLevel", SetLevelRequestParams, self._set_level)
         server.middleware.append(self._request_logs)
 
     async def _request_logs(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:

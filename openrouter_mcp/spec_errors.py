@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
+from mcp.server import ServerRequestContext
 from mcp.server.mcpserver import MCPServer
 from mcp.shared.exceptions import MCPError
 from mcp.types import INTERNAL_ERROR, INVALID_PARAMS
+
+from openrouter_mcp._sdk import CallNext, HandlerResult
 
 
 class PromptErrors:

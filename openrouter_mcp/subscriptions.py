@@ -14,7 +14,7 @@ Subscriptions belong to the connection and end with it; a connection holds at mo
 `MAX_PER_CONNECTION` of them. Endpoints (`.../endpoints`) and `openrouter://usage` are not catalog
 data and cannot be subscribed to.
 
-`declare_capabilities` makes the handshake's capabilities say what the server sends: resources with
+`declare_list_changed` (in `_sdk`) makes the handshake's capabilities say what the server sends: resources with
 `subscribe` and `listChanged` (resources.py sends list-changed notices); tools and prompts never change,
 so their `listChanged` stays false.
 """
@@ -31,16 +31,15 @@ from mcp.server.subscriptions import ResourceUpdated, SubscriptionBus
 from mcp.shared.exceptions import MCPError
 from mcp.types import INVALID_PARAMS, EmptyResult, SubscribeRequestParams, UnsubscribeRequestParams
 
-from openrouter_mcp.connections import connection_of
+from openrouter_mcp._sdk import add_request_handler, connection_of, declare_list_changed
 from openrouter_mcp.resources import EMBEDDING_MODELS_URI, MODELS_URI, PROVIDERS_URI, USAGE_URI, tool_for_resource
 from openrouter_mcp.serving.scopes import visible_tools
 from openrouter_mcp.state import AppState
 from openrouter_mcp.upstream import url_parts
 
 if TYPE_CHECKING:
+    from mcp.server import ServerRequestContext
     from mcp.server.connection import Connection
-    from mcp.server.context import ServerRequestContext
-    from mcp.server.lowlevel.server import Server
     from mcp.server.mcpserver import MCPServer
 
     from openrouter_mcp.upstream.catalog import Catalog, CatalogSnapshot
@@ -68,10 +67,11 @@ class ResourceSubscriptions:
 
     def install(self, server: MCPServer[Any]) -> None:
         """Serve `resources/subscribe` and `resources/unsubscribe` on `server`, and declare what it sends."""
-        lowlevel = server._lowlevel_server  # the SDK's own Client reaches it the same way
-        lowlevel.add_request_handler("resources/subscribe", SubscribeRequestParams, self._subscribe)
-        lowlevel.add_request_handler("resources/unsubscribe", UnsubscribeRequestParams, self._unsubscribe)
-        declare_capabilities(lowlevel)
+        add_request_handler(server, "resources/subscribe", SubscribeRequestParams, self._subscribe)
+        add_request_handler(server, "resources/unsubscribe", UnsubscribeRequestParams, self._unsubscribe)
+        # Resources `listChanged` (resources.py sends it); tools and prompts stay false. (`subscribe` follows from
+        # the handler above; 2026-07-28 connections derive theirs from `subscriptions/listen`.)
+        declare_list_changed(server, NotificationOptions(resources_changed=True))
 
     def subscribed(self, connection: Connection) -> frozenset[str]:
         return frozenset(self._by_connection.get(connection, ()))
@@ -178,27 +178,3 @@ def _check_subscribable(ctx: ServerRequestContext[Any, Any], uri: str) -> None:
     if visible is not None and tool not in visible:
         # Refused as unknown, exactly as reading it is (`serving.scopes.Scope`).
         raise MCPError(INVALID_PARAMS, f"Unknown resource: {uri}", {"uri": uri})
-
-
-def declare_capabilities(lowlevel: Server[Any]) -> None:
-    """Make the handshake declare resources `listChanged` (sent by resources.py); tools and prompts stay false.
-
-    The SDK's transports ask the low-level server for its initialization options with no
-    `NotificationOptions`, which declares every `listChanged` false; this gives it ours as the default.
-    (`subscribe` follows from the `resources/subscribe` handler; 2026-07-28 connections derive theirs
-    from `subscriptions/listen`.)
-    """
-    default = lowlevel.create_initialization_options
-
-    def create_initialization_options(
-        notification_options: NotificationOptions | None = None,
-        experimental_capabilities: dict[str, dict[str, Any]] | None = None,
-        extensions: dict[str, dict[str, Any]] | None = None,
-    ) -> Any:
-        return default(
-            notification_options or NotificationOptions(resources_changed=True),
-            experimental_capabilities,
-            extensions,
-        )
-
-    lowlevel.create_initialization_options = create_initialization_options  # type: ignore[method-assign]

@@ -12,14 +12,18 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
+import httpx2
 import pytest
 from mcp import Client, stdio_server
-from mcp.server import ServerRequestContext
+from mcp.server import NotificationOptions, ServerRequestContext
+from mcp.server.connection import Connection
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.types import (
     CallToolResult,
+    EmptyResult,
     JSONRPCNotification,
     JSONRPCRequest,
+    SetLevelRequestParams,
     TextContent,
     ToolAnnotations,
     jsonrpc_message_adapter,
@@ -31,7 +35,12 @@ from openrouter_mcp._sdk import (
     HandlerResult,
     SessionMessage,
     ToolInputBase,
+    add_request_handler,
+    allowed_log_levels,
     as_stdin,
+    connection_of,
+    declare_list_changed,
+    open_session_ids,
     serve_streams,
     whole_arguments_tool,
 )
@@ -201,3 +210,104 @@ async def test_middleware_sees_the_method_and_a_tools_list_result_shaped_for_the
     assert all(isinstance(tool, dict) for tool in wire_result["tools"])
     assert {tool["name"] for tool in wire_result["tools"]} == {"first", "second"}
     assert [tool.name for tool in listed.tools] == ["first"]
+
+
+@asynccontextmanager
+async def handshake_session(server: MCPServer[Any]) -> AsyncIterator[tuple[dict[str, Any], Any]]:
+    """A 2025-06-18 (handshake-era) session with `server` over `serve_streams`: the initialize result, and an
+    `ask(method, params)` that returns each response's `result` (or `error`)."""
+    to_server, server_reads = anyio.create_memory_object_stream[SessionMessage | Exception](4)
+    server_writes, from_server = anyio.create_memory_object_stream[SessionMessage](4)
+    ids = iter(range(2, 1000))
+
+    async def ask(method: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
+        request: dict[str, Any] = {"jsonrpc": "2.0", "id": next(ids), "method": method}
+        if params is not None:
+            request["params"] = params
+        await to_server.send(wire(request))
+        while "id" not in (answer := unwire(await from_server.receive())):
+            pass  # a notification
+        return dict(answer.get("result", answer.get("error", {})))
+
+    with anyio.fail_after(10):
+        async with to_server, server_reads, server_writes, from_server, anyio.create_task_group() as group:
+            group.start_soon(serve_streams, server, server_reads, server_writes)
+            await to_server.send(wire(INITIALIZE))
+            initialized = unwire(await from_server.receive())["result"]
+            await to_server.send(wire(INITIALIZED))
+            yield initialized, ask
+            group.cancel_scope.cancel()
+
+
+async def test_a_request_handler_added_to_the_low_level_server_is_served_and_declares_its_capability() -> None:
+    levels: list[str] = []
+
+    async def set_level(ctx: ServerRequestContext[Any, Any], params: SetLevelRequestParams) -> EmptyResult:
+        levels.append(params.level)
+        return EmptyResult()
+
+    server = MCPServer("contract")
+    add_request_handler(server, "logging/setLevel", SetLevelRequestParams, set_level)
+
+    async with handshake_session(server) as (initialized, ask):
+        assert "logging" in initialized["capabilities"]
+        assert await ask("logging/setLevel", {"level": "warning"}) == {}
+    assert levels == ["warning"]
+
+
+async def test_every_request_of_one_client_reaches_the_same_connection() -> None:
+    seen: list[Connection] = []
+
+    async def record(ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
+        if ctx.method == "tools/list":
+            seen.append(connection_of(ctx))
+        return await call_next(ctx)
+
+    server = MCPServer("contract", middleware=[record])
+    for _ in range(2):  # two clients, two requests each
+        async with handshake_session(server) as (_, ask):
+            await ask("tools/list")
+            await ask("tools/list")
+    first, second = seen[:2], seen[2:]
+    assert len(seen) == 4 and first[0] is first[1] and second[0] is second[1] and second[0] is not first[0]
+
+
+async def test_declared_list_changed_reaches_the_handshake() -> None:
+    server = MCPServer("contract")
+
+    @server.resource("contract://one")
+    def one() -> str:
+        return "1"
+
+    async with handshake_session(server) as (initialized, _):
+        assert not initialized["capabilities"]["resources"].get("listChanged")
+    declare_list_changed(server, NotificationOptions(resources_changed=True))
+    async with handshake_session(server) as (initialized, _):
+        assert initialized["capabilities"]["resources"]["listChanged"] is True
+        assert not initialized["capabilities"].get("tools", {}).get("listChanged")
+
+
+async def test_the_session_manager_keeps_its_open_sessions_by_id() -> None:
+    server = MCPServer("contract")
+    app = server.streamable_http_app()
+    headers = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+    with anyio.fail_after(10):
+        async with server.session_manager.run():
+            transport = httpx2.ASGITransport(app=app)
+            async with httpx2.AsyncClient(transport=transport, base_url="http://127.0.0.1:8000") as http:
+                opened = await http.post("/mcp", json=INITIALIZE, headers=headers)
+                session_id = opened.headers["mcp-session-id"]
+                assert session_id in open_session_ids(server.session_manager)
+                await http.delete("/mcp", headers=headers | {"mcp-session-id": session_id})
+                assert session_id not in open_session_ids(server.session_manager)
+
+
+def test_a_request_opts_into_log_levels_through_its_meta() -> None:
+    assert allowed_log_levels("2026-07-28", {"io.modelcontextprotocol/logLevel": "error"}) == {
+        "error",
+        "critical",
+        "alert",
+        "emergency",
+    }
+    assert allowed_log_levels("2026-07-28", None) == frozenset()
+    assert "debug" in allowed_log_levels("2025-06-18", None)

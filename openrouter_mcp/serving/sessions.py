@@ -20,14 +20,14 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from mcp.server.streamable_http import MCP_SESSION_ID_HEADER
 from mcp.shared.inbound import MCP_PROTOCOL_VERSION_HEADER
 from mcp.types import INVALID_REQUEST
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from openrouter_mcp._sdk import open_session_ids
 from openrouter_mcp.serving.auth import current_identity
 
 if TYPE_CHECKING:
@@ -37,18 +37,17 @@ __all__ = ["SessionCap", "SessionLimits", "client_key", "live_sessions"]
 
 logger = logging.getLogger("openrouter_mcp")
 
-_SESSION_ID_HEADER = MCP_SESSION_ID_HEADER.lower().encode("latin-1")
+_SESSION_ID_HEADER = b"mcp-session-id"  # the streamable HTTP transport's header, as ASGI gives it (lower case)
 _VERSION_HEADER = MCP_PROTOCOL_VERSION_HEADER.lower().encode("latin-1")
 
 
 def live_sessions(manager: StreamableHTTPSessionManager) -> Callable[[str], bool]:
     """Whether a session id is still open in the SDK's session manager.
 
-    The manager has no public view of its sessions; its `_server_instances` dict (session id ->
-    transport) loses a session the moment the SDK discards it, whatever ended it. A test pins this.
+    The manager has no public view of its sessions (`_sdk.open_session_ids` reaches them); a session is gone
+    from that view the moment the SDK discards it, whatever ended it.
     """
-    instances: dict[str, Any] = manager._server_instances
-    return instances.__contains__
+    return open_session_ids(manager).__contains__
 
 
 class SessionLimits:
