@@ -72,8 +72,9 @@ from openrouter_mcp.audit import AuditLog
 from openrouter_mcp.config import Settings
 from openrouter_mcp.server import build_server
 
-#: The issue's target: ours at most this much slower than the bare tool, at the median.
-TARGET_OVER_BARE = 0.0005
+#: The target (issue 8, once stdio moved onto the SDK's own transport): ours at most this much slower than a bare
+#: `MCPServer` tool on that same transport, at the median.
+TARGET_OVER_BARE = 0.001
 
 CATALOG_LIMIT = 5
 #: Ours as users run it (the audit log on, the default), then with `OPENROUTER_MCP_AUDIT=off`. "ours" is the first.
