@@ -134,6 +134,7 @@ def fresh_interpreter(code: str) -> str:
     return done.stdout.strip()
 
 
+@pytest.mark.slow
 def test_starting_the_cli_imports_neither_sqlite_nor_httpx_until_the_audit_log_is_used() -> None:
     before = "import sys, openrouter_mcp.__main__; print(sorted(m for m in ('sqlite3', 'httpx') if m in sys.modules))"
     assert fresh_interpreter(before) == "[]"

@@ -23,7 +23,8 @@ import pytest
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters, stdio_client
 
-pytestmark = pytest.mark.anyio
+# slow: every test here runs the command line in a process.
+pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
 SERVER = [sys.executable, "-m", "openrouter_mcp"]
 #: A fake key of this test module's own, in OpenRouter's shape.

@@ -113,6 +113,7 @@ async def test_refused_arguments_are_audited_as_invalid_arguments_by_name_only(a
         max_size=6,
     ),
 )
+@pytest.mark.slow
 def test_any_refused_arguments_give_one_short_line_without_pydantic_noise(tool: str, arguments: dict[str, Any]) -> None:
     model = SPECS[tool].input_model
     outcome = validate_or_refuse(model, arguments)

@@ -31,7 +31,8 @@ from openrouter_mcp.serving.http import HttpOptions, http_app, uvicorn_config
 from openrouter_mcp.serving.sessions import SessionLimits, live_sessions
 from tests.team import ALICE, ALICE_HASH, BOB, BOB_HASH, INITIALIZE, MCP_HEADERS, Served, serve
 
-pytestmark = pytest.mark.anyio
+# slow: server processes, and deliberate waits for idle and header timeouts.
+pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
 BASE = "http://127.0.0.1:8000"
 

@@ -25,7 +25,8 @@ from openrouter_mcp.simulator import Fault, Simulator
 from openrouter_mcp.upstream.client import OpenRouterClient
 from tests.conftest import TEST_KEY
 
-pytestmark = pytest.mark.anyio
+# slow: each test waits out a deadline on purpose.
+pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
 #: The deadlines these tests configure, and the slack allowed on top (a loaded machine, the MCP round trip).
 DEADLINE = 0.5

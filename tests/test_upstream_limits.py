@@ -112,6 +112,7 @@ async def test_a_stream_over_the_size_cap_stops_with_the_same_error(settings: Se
     assert "POST /chat/completions (streamed) exceeded 2048 bytes" in caught.value.message
 
 
+@pytest.mark.slow
 async def test_a_stream_line_that_never_ends_is_bounded_by_the_cap_too() -> None:
     async def one_endless_line() -> AsyncIterator[bytes]:
         yield b"data: "
