@@ -32,7 +32,7 @@ from openrouter_mcp.audit.schema import (
 )
 from openrouter_mcp.config import AUDIT_DB_ENV
 from openrouter_mcp.errors import AuditError, AuditSetupError
-from openrouter_mcp.routing.budgets import BudgetLimit, budget_refusal
+from openrouter_mcp.routing.budgets import FIT_TOLERANCE, BudgetLimit, budget_refusal
 from openrouter_mcp.routing.personas import Privacy
 
 PRIVACY_MODES: tuple[Privacy, ...] = get_args(Privacy)
@@ -273,11 +273,11 @@ class AuditLog:
                 for limit in request.limits:
                     spend = self._window_spend(limit, request.now)
                     room = limit.limit - spend.total
-                    if room < request.minimum:
+                    if room + FIT_TOLERANCE < request.minimum:
                         raise budget_refusal(
                             limit, spent=spend.settled, reserved=spend.reserved, needed=request.minimum
                         )
-                    granted = min(granted, room)
+                    granted = min(granted, max(room, request.minimum))
                 self._db.execute(
                     "INSERT INTO reservations (id, user, persona, amount, created, expires) VALUES (?, ?, ?, ?, ?, ?)",
                     (request.id, request.user, request.persona, granted, request.now, request.expires),

@@ -52,10 +52,13 @@ class Spool:
         for path in self.paths:
             try:
                 _private_folder(path.parent)
-                fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+                fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
                 try:
                     fcntl.flock(fd, fcntl.LOCK_EX)
-                    os.write(fd, line.encode())
+                    size = os.fstat(fd).st_size
+                    # A line torn by a crash must not swallow this one: start on a line of its own.
+                    torn = size > 0 and os.pread(fd, 1, size - 1) != b"\n"
+                    os.write(fd, (("\n" if torn else "") + line).encode())
                     os.fsync(fd)
                 finally:
                     os.close(fd)  # also drops the lock
