@@ -22,7 +22,7 @@ from openrouter_mcp.config import Settings
 from openrouter_mcp.routing import personas
 from openrouter_mcp.routing.reservations import Prices, worst_case
 from openrouter_mcp.server import build_server
-from openrouter_mcp.simulator import Simulator
+from openrouter_mcp.simulator import Fault, Simulator
 from openrouter_mcp.tools.chat import _estimate_tokens
 
 pytestmark = pytest.mark.anyio
@@ -157,6 +157,28 @@ async def test_a_budgeted_call_to_an_unbounded_model_choice_is_refused_before_se
         result = await client.call_tool("create_chat_completion", {"messages": HELLO})
     assert result.is_error and "cannot be bounded" in text_of(result)
     assert sim.count("/chat/completions") == 0
+
+
+async def test_a_stream_cut_before_its_usage_keeps_the_reservation_as_spent_and_a_refused_request_charges_nothing(
+    settings: Settings, sim: Simulator, db: Path
+) -> None:
+    server = build_server(settings, personas=config(), audit=Opener(db))
+    arguments = {"messages": HELLO, "persona": "capped", "max_tokens": MAX_TOKENS}
+    async with Client(server) as client:
+        sim.model_faults[MINI] = Fault(status=402)
+        unpaid = await client.call_tool("create_chat_completion", arguments)
+        sim.model_faults[MINI] = Fault(mid_stream_error=True)
+        cut = await client.call_tool("create_chat_completion", {**arguments, "stream": True})
+        cooling = await client.call_tool("create_chat_completion", arguments)  # the cut model now cools down
+    assert cut.is_error and unpaid.is_error, text_of(cut)
+    assert cooling.is_error and "no_model_fits" in text_of(cooling)  # routing's answer, not a budget refusal
+    (unpaid_outcome, _, unpaid_charged, *_), (cut_outcome, cut_cost, cut_charged, *_), _ = rows(db)
+    assert (cut_outcome, cut_cost) == ("error", None) and cut_charged == pytest.approx(WORST)
+    assert (unpaid_outcome, unpaid_charged) == ("error", 0.0)
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM reservations").fetchone()[0] == 0
+        [[spent]] = conn.execute("SELECT amount FROM spend_days WHERE scope = 'persona' AND name = 'capped'")
+    assert spent == pytest.approx(WORST)
 
 
 # --- a ledger that cannot be used ------------------------------------------------------------------
