@@ -7,8 +7,9 @@ import json
 import sqlite3
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal, get_args
 
@@ -54,6 +55,13 @@ class CallRecord:
     cost: float | None = None  # USD
     attempts: Sequence[Mapping[str, Any]] | None = None  # routing attempts
     error: str | None = None  # error kind and message
+    #: Unique per call: `record` is idempotent on it, so a spooled row replayed twice is stored once.
+    record_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    #: The budget reservation this row settles (see `audit.ledger`), if the call held one.
+    reservation_id: str | None = None
+    #: USD counted against budgets: `cost` when OpenRouter reported it, the reserved amount when the cost
+    #: is unknown (a stream cut before its usage block), 0 when nothing was sent. None: `cost`.
+    charged: float | None = None
 
 
 @dataclass(frozen=True)

@@ -8,10 +8,12 @@ periods OpenRouter's `/key` usage figures use. Pure: the clock and the spend que
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Literal
 
 from openrouter_mcp.errors import BudgetExceededError
-from openrouter_mcp.routing.personas import Persona
+from openrouter_mcp.routing.personas import Budget, Persona
 
 
 def day_start(now: float) -> float:
@@ -61,3 +63,57 @@ def check_budget(persona: Persona, spent_since: Callable[[float], float] | None,
             )
             error.hint = "Wait for the reset, use another persona, or raise the budget in the personas file."
             raise error
+
+
+#: Whose spending a budget bounds: the whole server, one persona, or one user (the caller).
+ScopeKind = Literal["server", "persona", "user"]
+Period = Literal["daily", "monthly"]
+
+
+@dataclass(frozen=True)
+class BudgetLimit:
+    """One budget that applies to a call: a scope, a period, its limit in USD and its current window.
+
+    `name` is the persona's or the user's name (empty for the server). The window is `[since, resets)`,
+    a UTC day or month.
+    """
+
+    scope: ScopeKind
+    name: str
+    period: Period
+    limit: float
+    since: float
+    resets: float
+
+    def describe(self) -> str:
+        """`persona 'x' daily budget`, as a refusal names it."""
+        who = "the server's" if self.scope == "server" else f"{self.scope} {self.name!r}'s"
+        return f"{who} {self.period} budget"
+
+
+def budget_limits(scope: ScopeKind, name: str, budget: Budget | None, now: float) -> list[BudgetLimit]:
+    """The windows of `budget` (daily, monthly; those it sets) around `now`, for one scope."""
+    if budget is None:
+        return []
+    limits: list[BudgetLimit] = []
+    if budget.daily is not None:
+        start = day_start(now)
+        limits.append(BudgetLimit(scope, name, "daily", budget.daily, start, start + 86_400))
+    if budget.monthly is not None:
+        limits.append(BudgetLimit(scope, name, "monthly", budget.monthly, month_start(now), next_month_start(now)))
+    return limits
+
+
+def budget_refusal(limit: BudgetLimit, *, spent: float, reserved: float, needed: float) -> BudgetExceededError:
+    """The error a call gets when `needed` USD does not fit `limit` (what a ledger's `reserve` raises)."""
+    resets = datetime.fromtimestamp(limit.resets, UTC).strftime("%Y-%m-%d %H:%M UTC")
+    who = "the server" if limit.scope == "server" else f"{limit.scope} {limit.name!r}"
+    error = BudgetExceededError(
+        f"{who} has spent ${spent:.4f} of its {limit.period} budget of ${limit.limit:g}, with ${reserved:.4f} "
+        f"more reserved by calls in flight; this call may cost up to ${needed:.6f}; it resets at {resets}"
+    )
+    error.hint = (
+        "Wait for calls in flight to finish or for the reset, lower max_tokens, use another persona, "
+        "or raise the budget."
+    )
+    return error
