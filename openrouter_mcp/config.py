@@ -46,6 +46,7 @@ TOKENS_ENV = "OPENROUTER_MCP_TOKENS"
 AUDIT_ENV = "OPENROUTER_MCP_AUDIT"
 AUDIT_DB_ENV = "OPENROUTER_MCP_AUDIT_DB"
 AUDIT_PRIVACY_ENV = "OPENROUTER_MCP_AUDIT_PRIVACY"
+DATABASE_URL_ENV = "OPENROUTER_MCP_DATABASE_URL"
 LOW_BALANCE_USD_ENV = "OPENROUTER_LOW_BALANCE_USD"
 #: Read but not ours: the XDG base directory for the default audit database.
 XDG_DATA_HOME_ENV = "XDG_DATA_HOME"
@@ -94,6 +95,11 @@ ENVIRONMENT: tuple[EnvVar, ...] = (
         f"what the audit log keeps of prompts and answers: {', '.join(AUDIT_PRIVACY_MODES)}",
     ),
     EnvVar(
+        DATABASE_URL_ENV,
+        "unset",
+        "a postgresql:// URL: keep the ledger in PostgreSQL, shared by replicas; `--database-url` wins",
+    ),
+    EnvVar(
         LOW_BALANCE_USD_ENV,
         f"{DEFAULT_LOW_BALANCE_USD:g}",
         "get_credits and get_current_key warn below this many USD left",
@@ -120,6 +126,8 @@ class Settings:
     audit_enabled: bool = True
     audit_db: str | None = None
     audit_privacy: str = AUDIT_PRIVACY_MODES[0]
+    #: A postgresql:// URL (secret: it may hold a password); None keeps the ledger in SQLite.
+    database_url: SecretStr | None = None
     low_balance_usd: float = DEFAULT_LOW_BALANCE_USD
 
     @classmethod
@@ -142,6 +150,7 @@ class Settings:
             audit_enabled=_switch(env, AUDIT_ENV, default=True),
             audit_db=env.get(AUDIT_DB_ENV) or None,
             audit_privacy=_choice(env, AUDIT_PRIVACY_ENV, AUDIT_PRIVACY_MODES),
+            database_url=SecretStr(url) if (url := env.get(DATABASE_URL_ENV, "").strip()) else None,
             low_balance_usd=_amount(env, LOW_BALANCE_USD_ENV, DEFAULT_LOW_BALANCE_USD),
         )
 

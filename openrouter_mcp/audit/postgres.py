@@ -1,0 +1,439 @@
+"""The ledger on PostgreSQL: one database that several replicas, on several machines, share.
+
+`PostgresLedger` implements `audit.ledger.Ledger` with psycopg 3's async connection pool (the optional extra
+`openrouter-mcp[postgres]`); its statements and migrations are in `audit/postgres_schema.py`. Selected by
+`OPENROUTER_MCP_DATABASE_URL=postgresql://...` or `--database-url`.
+
+- **Admission** (`reserve`) is one transaction: an advisory lock per budget scope (`server`, `persona:NAME`,
+  `user:NAME`, taken in sorted order, held until commit), then one statement summing every window's settled spend
+  and live reservations, then the insert. Every replica's `reserve` on an overlapping scope waits for the lock,
+  so two calls can never both take the last dollar. `record` inserts the row and deletes its reservation in one
+  statement, so a concurrent sum sees either the reservation or the row, never both or neither.
+- **Faults**: a database that cannot be reached (down, restarting, network gone) surfaces as a retryable
+  `AuditError` within `timeout` seconds (the wait for a pooled connection), never as a hang; the pool reconnects
+  by itself when the database is back, and checks each connection before lending it, so a restart costs no
+  failed call. Other database errors are non-retryable `AuditError`s. Messages show the URL with its password
+  replaced by `***`, and never the password itself.
+- **Start-up** (`PostgresLedger.open`): the database is reached and migrated before serving; failing that is an
+  `AuditSetupError` (a configuration mistake: start-up exits 2 with the redacted URL and the reason).
+"""
+
+from __future__ import annotations
+
+import select
+from collections.abc import AsyncIterator, Sequence
+from typing import Any, ClassVar, TypeAlias
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import psycopg
+import psycopg_pool
+
+from openrouter_mcp.audit import postgres_schema as sql
+from openrouter_mcp.audit.ledger import Cooldown, Reservation, ReservationRequest, WindowSpend
+from openrouter_mcp.audit.log import CallRecord, UsageSummary, _checked_privacy, _json_or_none, _sha256_or_none
+from openrouter_mcp.audit.schema import row_as_dict
+from openrouter_mcp.config import DATABASE_URL_ENV
+from openrouter_mcp.errors import AuditError, AuditSetupError, ConfigurationError
+from openrouter_mcp.routing.budgets import BudgetLimit, budget_refusal
+from openrouter_mcp.routing.personas import Privacy
+
+SCHEMES = ("postgresql", "postgres")
+#: Seconds to connect (at start-up, and for each new pooled connection) and to wait for a pooled connection.
+DEFAULT_TIMEOUT = 5.0
+DEFAULT_POOL_SIZE = 10
+#: Expired reservations are deleted by at most one `reserve` every this many seconds (they stop counting at once).
+EXPIRE_EVERY = 60.0
+_EXPORT_BATCH = 500
+
+_Pool: TypeAlias = psycopg_pool.AsyncConnectionPool[psycopg.AsyncConnection[tuple[Any, ...]]]
+
+
+def redact_url(url: str) -> str:
+    """`url` with its password (in the authority or a `password=` query parameter) replaced by `***`."""
+    try:
+        parts = urlsplit(url)
+        netloc = parts.netloc
+        if parts.password is not None:
+            userinfo, _, hostinfo = netloc.rpartition("@")
+            user = userinfo.split(":", 1)[0]
+            netloc = f"{user}:***@{hostinfo}"
+        query = urlencode(
+            [(k, "***" if k == "password" else v) for k, v in parse_qsl(parts.query, keep_blank_values=True)],
+            safe="/*",
+        )
+        return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+    except ValueError:
+        return "(an unparsable database URL)"
+
+
+def check_url(url: str) -> str:
+    """`url` if it is a PostgreSQL URL; the check every entry point (server, CLI) makes before connecting.
+
+    Raises:
+        ConfigurationError: not a `postgresql://` URL (the message shows it redacted).
+    """
+    try:
+        scheme = urlsplit(url).scheme
+    except ValueError:
+        scheme = ""
+    if scheme not in SCHEMES:
+        raise ConfigurationError(
+            f"{DATABASE_URL_ENV}/--database-url must be a postgresql:// URL, got {redact_url(url)!r} "
+            "(for example postgresql://user:password@db.example.com:5432/openrouter_mcp)"
+        )
+    return url
+
+
+class PostgresLedger:
+    """The ledger in a PostgreSQL database (see the module docstring); created by `await PostgresLedger.open(url)`."""
+
+    SCHEMA_VERSION: ClassVar[int] = len(sql.MIGRATIONS)
+
+    def __init__(self, pool: _Pool, url: str, *, privacy: Privacy, timeout: float) -> None:
+        self._pool = pool
+        self._secret = urlsplit(url).password or dict(parse_qsl(urlsplit(url).query)).get("password")
+        self.url = redact_url(url)  # the only form of the URL this object keeps in view
+        self.privacy: Privacy = privacy
+        self._timeout = timeout
+        self._expired_at = 0.0
+
+    @classmethod
+    async def open(
+        cls,
+        url: str,
+        *,
+        privacy: Privacy = "full",
+        timeout: float = DEFAULT_TIMEOUT,
+        pool_size: int = DEFAULT_POOL_SIZE,
+    ) -> PostgresLedger:
+        """Connect to the database at `url`, bring its schema up to date, and return the ledger.
+
+        Raises:
+            ConfigurationError: `url` is not a PostgreSQL URL.
+            AuditSetupError: the database cannot be reached within `timeout`, refuses us, or holds a newer schema.
+        """
+        check_url(url)
+        privacy = _checked_privacy(privacy)
+        pool: _Pool = psycopg_pool.AsyncConnectionPool(
+            url,
+            min_size=1,
+            max_size=pool_size,
+            open=False,
+            timeout=timeout,
+            # Autocommit: a statement is its own transaction unless `transaction()` says otherwise.
+            kwargs={"autocommit": True, "connect_timeout": max(1, round(timeout))},
+            check=_check_connection,
+            name="openrouter-mcp-ledger",
+        )
+        ledger = cls(pool, url, privacy=privacy, timeout=timeout)
+        try:
+            await pool.open(wait=True, timeout=timeout)
+            await ledger._migrate()
+        except psycopg.Error as exc:
+            await pool.close()
+            raise AuditSetupError(f"cannot use the ledger database {ledger.url}: {ledger._describe(exc)}") from None
+        except BaseException:
+            await pool.close()
+            raise
+        return ledger
+
+    async def _migrate(self) -> None:
+        async with self._pool.connection() as connection, connection.transaction():
+            # Replicas starting together: the first migrates, the others wait here and then find nothing to do.
+            await connection.execute("SELECT pg_advisory_xact_lock(%s)", (sql.MIGRATION_LOCK,))
+            await connection.execute(sql.BOOTSTRAP)
+            row = await (await connection.execute("SELECT max(version) FROM schema_version")).fetchone()
+            version = 0 if row is None or row[0] is None else int(row[0])
+            if version > self.SCHEMA_VERSION:
+                raise AuditSetupError(
+                    f"the ledger database {self.url} was written by a newer openrouter-mcp (schema v{version}; "
+                    f"this version reads up to v{self.SCHEMA_VERSION}): upgrade openrouter-mcp"
+                )
+            for statements in sql.MIGRATIONS[version:]:
+                for statement in statements:
+                    await connection.execute(statement)
+            if version < self.SCHEMA_VERSION:
+                await connection.execute("DELETE FROM schema_version")
+                await connection.execute("INSERT INTO schema_version VALUES (%s)", (self.SCHEMA_VERSION,))
+
+    async def schema_version(self) -> int:
+        """The schema version the database holds.
+
+        Raises:
+            AuditError: the database cannot be read.
+        """
+        rows = await self._fetch("SELECT max(version) FROM schema_version", ())
+        return int(rows[0][0])
+
+    # -- calls ------------------------------------------------------------------------------------------------
+
+    async def record(self, record: CallRecord, *, privacy: Privacy | None = None) -> None:
+        """Write one call's row and settle its reservation, in one statement (see `Ledger.record`).
+
+        Raises:
+            AuditError: the row could not be written (retryable when the database is unreachable).
+        """
+        mode = self.privacy if privacy is None else privacy
+        arguments_json = arguments_sha256 = response_json = response_sha256 = None
+        if mode == "full":
+            arguments_json = _json_or_none(record.arguments)
+            response_json = _json_or_none(record.response)
+        elif mode == "hashes":
+            arguments_sha256 = _sha256_or_none(record.arguments)
+            response_sha256 = _sha256_or_none(record.response)
+        elif mode != "metadata":
+            _checked_privacy(mode)
+        params = (
+            record.reservation_id,
+            record.record_id,
+            record.reservation_id,
+            record.charged,
+            record.ts,
+            record.user,
+            record.persona,
+            record.transport,
+            record.tool,
+            record.outcome,
+            record.latency_ms,
+            record.requested_model,
+            record.served_model,
+            record.provider,
+            record.generation_id,
+            record.prompt_tokens,
+            record.completion_tokens,
+            record.cost,
+            _json_or_none(None if record.attempts is None else list(record.attempts)),
+            record.error,
+            mode,
+            arguments_json,
+            arguments_sha256,
+            response_json,
+            response_sha256,
+        )
+        await self._execute(sql.RECORD, params, writing=True)
+
+    # -- budgets ----------------------------------------------------------------------------------------------
+
+    async def reserve(self, request: ReservationRequest) -> Reservation:
+        """Hold what fits every limit, atomically with the check (see `Ledger.reserve` and the module docstring).
+
+        Raises:
+            BudgetExceededError: the minimum does not fit some limit; nothing was held.
+            AuditError: the database could not be read or written; nothing was held.
+        """
+        limits = list(request.limits)
+        if not limits:
+            return Reservation(request.id, request.amount, request.expires)
+        statement, params = _reservation(request, limits)
+        expire = request.now - self._expired_at > EXPIRE_EVERY
+        try:
+            async with self._pool.connection() as connection:
+                # Pipelined: the lock, the admission and the commit travel together, one round trip in all. The
+                # server still runs them in order, so the admission's snapshot is taken once the lock is held.
+                async with connection.pipeline(), connection.transaction():
+                    await connection.execute(sql.LOCK_SCOPES, (sorted({_scope_key(limit) for limit in limits}),))
+                    cursor = await connection.execute(statement, params)
+                    if expire:
+                        self._expired_at = request.now
+                        await connection.execute(sql.EXPIRE, (request.now,))
+                row = await cursor.fetchone()
+        except psycopg.Error as exc:
+            raise self._fault(exc, "could not reserve budget in") from None
+        assert row is not None  # a select from one-row `w`: always one row
+        granted = row[-1]
+        if granted is None:
+            for i, limit in enumerate(limits):
+                settled, held = float(row[2 * i]), float(row[2 * i + 1])
+                if limit.limit - settled - held < request.minimum:
+                    raise budget_refusal(limit, spent=settled, reserved=held, needed=request.minimum)
+            raise AssertionError("refused, yet every window had room")  # the same arithmetic in SQL and here
+        return Reservation(request.id, float(granted), request.expires)
+
+    async def release(self, reservation_id: str) -> None:
+        """Drop a reservation with no spend; idempotent.
+
+        Raises:
+            AuditError: the database could not be written (the lease frees the reservation in time).
+        """
+        await self._execute(sql.RELEASE, (reservation_id,), writing=True)
+
+    async def spend(self, limit: BudgetLimit, *, now: float) -> WindowSpend:
+        """Settled spend and live reservations in `limit`'s window (a snapshot).
+
+        Raises:
+            AuditError: the database could not be read.
+        """
+        statement, params = _window_sums([limit], now)
+        rows = await self._fetch(statement, params)
+        return WindowSpend(settled=float(rows[0][0]), reserved=float(rows[0][1]))
+
+    # -- reports ----------------------------------------------------------------------------------------------
+
+    async def usage(self, *, since: float, until: float, persona: str | None = None) -> UsageSummary:
+        """Totals and groupings of the calls with `since <= ts < until`, as SQLite's `AuditLog.usage` reports them.
+
+        Raises:
+            AuditError: the database could not be read.
+        """
+        where = "ts >= %s AND ts < %s" + ("" if persona is None else " AND persona = %s")
+        params: tuple[Any, ...] = (since, until) if persona is None else (since, until, persona)
+        try:
+            async with self._pool.connection() as connection:
+                # One snapshot, so the totals and the groupings describe the same rows.
+                async with connection.transaction():
+                    await connection.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                    results = []
+                    for query in sql.usage_queries(where):
+                        cursor = await connection.execute(query, params)
+                        results.append(await cursor.fetchall())
+        except psycopg.Error as exc:
+            raise self._fault(exc, "could not read") from None
+        totals, personas, models, days = results
+        calls, errors, refused, cost, prompt_tokens, completion_tokens = totals[0]
+        return UsageSummary(
+            since=since,
+            until=until,
+            calls=int(calls),
+            errors=int(errors),
+            cost=float(cost),
+            prompt_tokens=int(prompt_tokens),
+            completion_tokens=int(completion_tokens),
+            by_persona=[{"persona": p, "calls": int(n), "cost": float(c)} for p, n, c in personas],
+            by_model=[
+                {"model": m, "calls": int(n), "cost": float(c), "prompt_tokens": int(pt), "completion_tokens": int(ct)}
+                for m, n, c, pt, ct in models
+            ],
+            by_day=[{"day": d, "calls": int(n), "cost": float(c)} for d, n, c in days],
+            refused=int(refused),
+        )
+
+    async def tail(self, n: int = 20) -> list[dict[str, Any]]:
+        """The newest `n` rows, oldest first.
+
+        Raises:
+            AuditError: the database could not be read.
+        """
+        rows = await self._fetch(sql.TAIL, (max(n, 0),))
+        return [row_as_dict(row) for row in reversed(rows)]
+
+    async def export(self, *, since: float | None = None) -> AsyncIterator[dict[str, Any]]:
+        """Every row (started at or after `since`), oldest first, in batches of short transactions.
+
+        Raises:
+            AuditError: the database could not be read.
+        """
+        last_id = 0
+        while True:
+            rows = await self._fetch(sql.EXPORT, (last_id, float("-inf") if since is None else since, _EXPORT_BATCH))
+            for row in rows:
+                yield row_as_dict(row)
+            if len(rows) < _EXPORT_BATCH:
+                return
+            last_id = rows[-1][0]
+
+    # -- cooldowns --------------------------------------------------------------------------------------------
+
+    async def put_cooldown(self, cooldown: Cooldown) -> None:
+        """Share a cooldown; an existing later end (and more strikes) is kept.
+
+        Raises:
+            AuditError: the database could not be written.
+        """
+        await self._execute(sql.PUT_COOLDOWN, (cooldown.key, cooldown.until, cooldown.strikes), writing=True)
+
+    async def cooldowns(self, *, now: float) -> list[Cooldown]:
+        """Every cooldown still running at `now`.
+
+        Raises:
+            AuditError: the database could not be read.
+        """
+        rows = await self._fetch(sql.ACTIVE_COOLDOWNS, (now,))
+        return [Cooldown(key=key, until=float(until), strikes=int(strikes)) for key, until, strikes in rows]
+
+    async def aclose(self) -> None:
+        """Close every pooled connection (idempotent). Writes are committed as they happen: none is queued."""
+        await self._pool.close()
+
+    # -- plumbing ---------------------------------------------------------------------------------------------
+
+    async def _execute(self, statement: str, params: Sequence[Any], *, writing: bool) -> None:
+        try:
+            async with self._pool.connection() as connection:
+                await connection.execute(statement, params)
+        except psycopg.Error as exc:
+            raise self._fault(exc, "could not write to" if writing else "could not read") from None
+
+    async def _fetch(self, statement: str, params: Sequence[Any] | dict[str, Any]) -> list[tuple[Any, ...]]:
+        try:
+            async with self._pool.connection() as connection:
+                cursor = await connection.execute(statement, params)
+                return await cursor.fetchall()
+        except psycopg.Error as exc:
+            raise self._fault(exc, "could not read") from None
+
+    def _fault(self, exc: psycopg.Error, doing: str) -> AuditError:
+        """One translation of psycopg's errors: unreachable (retryable) or anything else (not)."""
+        unreachable = isinstance(exc, psycopg.OperationalError)
+        if unreachable:
+            message = f"the ledger database {self.url} is unreachable ({self._describe(exc)}); retry in a few seconds"
+        else:
+            message = f"{doing} the ledger database {self.url}: {self._describe(exc)}"
+        error = AuditError(message)
+        error.retryable = unreachable
+        if unreachable:
+            error.hint = "The ledger database is down or restarting; retry shortly."
+        return error
+
+    def _describe(self, exc: BaseException) -> str:
+        text = " ".join(str(exc).split()) or type(exc).__name__
+        if isinstance(exc, psycopg_pool.PoolTimeout):
+            text = f"no connection within {self._timeout:g} s"
+        if self._secret:
+            text = text.replace(self._secret, "***")
+        return text
+
+
+async def _check_connection(connection: psycopg.AsyncConnection[Any]) -> None:
+    """Before lending a pooled connection: probe it only if the server sent it something while it sat idle.
+
+    An idle autocommit connection receives nothing unless the server is closing it (a restart, `pg_terminate_backend`
+    or an idle timeout sends a message, then EOF): a readable socket is a non-blocking, local test for that. Only
+    then is the connection probed with a round trip (which raises, so the pool drops it and lends another); a
+    healthy call pays no round trip for the check.
+
+    Raises:
+        psycopg.OperationalError: the connection is closed or broken.
+    """
+    readable, _, _ = select.select([connection.pgconn.socket], [], [], 0)
+    if readable:
+        await psycopg_pool.AsyncConnectionPool.check_connection(connection)
+
+
+def _scope_key(limit: BudgetLimit) -> str:
+    return "server" if limit.scope == "server" else f"{limit.scope}:{limit.name}"
+
+
+def _reservation(request: ReservationRequest, limits: Sequence[BudgetLimit]) -> tuple[str, dict[str, Any]]:
+    """`postgres_schema.reserve` for these limits, and its parameters."""
+    _, params = _window_sums(limits, request.now)
+    params |= {f"limit_{i}": limit.limit for i, limit in enumerate(limits)}
+    params |= {
+        "amount": request.amount,
+        "minimum": request.minimum,
+        "id": request.id,
+        "persona": request.persona,
+        "user": request.user,
+        "now": request.now,
+        "expires": request.expires,
+    }
+    return sql.reserve([limit.scope for limit in limits]), params
+
+
+def _window_sums(limits: Sequence[BudgetLimit], now: float) -> tuple[str, dict[str, Any]]:
+    """One statement: (settled, held) for each limit's window, in order."""
+    params: dict[str, Any] = {}
+    items = []
+    for i, limit in enumerate(limits):
+        items.append(sql.window_sums(limit.scope, i))
+        params |= {f"since_{i}": limit.since, f"resets_{i}": limit.resets, f"now_{i}": now, f"name_{i}": limit.name}
+    return "SELECT " + ", ".join(items), params

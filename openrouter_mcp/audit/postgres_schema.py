@@ -1,0 +1,200 @@
+"""The ledger's PostgreSQL schema: its migrations and every statement the PostgreSQL engine runs.
+
+The logical schema is SQLite's (`audit/schema.py`): one `calls` row per tool call with the same columns, read back
+under the same names, so exports and usage reports are the same whichever engine wrote them. Added for a ledger
+that several replicas share: `reservations` (budget held by calls in flight, each with a lease) and `cooldowns`
+(models any replica saw fail).
+
+`schema_version` holds one row, the version; `MIGRATIONS[i]` takes a database from version `i` to `i + 1`. All
+pending steps run in one transaction under an advisory lock, so replicas starting together migrate once. Times are
+unix seconds (double precision), as in SQLite, so the windows and exports agree to the bit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from openrouter_mcp.audit import schema
+
+#: The advisory lock taken while migrating (an arbitrary constant: "ORMC").
+MIGRATION_LOCK = 0x4F524D43
+
+#: Takes an empty database to version 0: the version table itself (idempotent, run before the lock's holder reads it).
+BOOTSTRAP = "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)"
+
+#: One list of statements per version step.
+MIGRATIONS: list[list[str]] = [
+    # v1: calls as in SQLite, plus what h10's SQLite v3 adds (the record's id, for idempotent spool replays; the
+    # reservation it settled; what it charged against budgets); the indexes that usage reports, exports and the
+    # per-persona / per-user / server budget sums scan (covering the sums' columns, so admission reads the index
+    # only); reservations; cooldowns.
+    [
+        """
+        CREATE TABLE calls (
+            id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            record_id TEXT NOT NULL UNIQUE,
+            reservation_id TEXT,
+            charged DOUBLE PRECISION,
+            ts DOUBLE PRECISION NOT NULL,
+            "user" TEXT NOT NULL,
+            persona TEXT,
+            transport TEXT,
+            tool TEXT NOT NULL,
+            outcome TEXT NOT NULL,
+            latency_ms DOUBLE PRECISION NOT NULL,
+            requested_model TEXT,
+            served_model TEXT,
+            provider TEXT,
+            generation_id TEXT,
+            prompt_tokens BIGINT,
+            completion_tokens BIGINT,
+            cost DOUBLE PRECISION,
+            attempts TEXT,
+            error TEXT,
+            privacy TEXT NOT NULL,
+            arguments_json TEXT,
+            arguments_sha256 TEXT,
+            response_json TEXT,
+            response_sha256 TEXT
+        )
+        """,
+        "CREATE INDEX calls_ts ON calls (ts) INCLUDE (outcome, cost, charged)",
+        "CREATE INDEX calls_persona_ts ON calls (persona, ts) INCLUDE (outcome, cost, charged)",
+        'CREATE INDEX calls_user_ts ON calls ("user", ts) INCLUDE (outcome, cost, charged)',
+        """
+        CREATE TABLE reservations (
+            id TEXT PRIMARY KEY,
+            persona TEXT,
+            "user" TEXT,
+            amount DOUBLE PRECISION NOT NULL,
+            created DOUBLE PRECISION NOT NULL,
+            expires DOUBLE PRECISION NOT NULL
+        )
+        """,
+        "CREATE INDEX reservations_expires ON reservations (expires)",
+        """
+        CREATE TABLE cooldowns (
+            key TEXT PRIMARY KEY,
+            until DOUBLE PRECISION NOT NULL,
+            strikes INTEGER NOT NULL
+        )
+        """,
+    ],
+]
+
+#: The columns rows are read back under: SQLite's (`schema.COLUMNS`), with `user` quoted (a keyword here).
+COLUMNS = ", ".join(
+    '"user"' if column == "user" else column for column in (part.strip() for part in schema.COLUMNS.split(","))
+)
+_WRITTEN = (
+    "record_id",
+    "reservation_id",
+    "charged",
+    "ts",
+    '"user"',
+    "persona",
+    "transport",
+    "tool",
+    "outcome",
+    "latency_ms",
+    "requested_model",
+    "served_model",
+    "provider",
+    "generation_id",
+    "prompt_tokens",
+    "completion_tokens",
+    "cost",
+    "attempts",
+    "error",
+    "privacy",
+    "arguments_json",
+    "arguments_sha256",
+    "response_json",
+    "response_sha256",
+)
+#: Writes a row and settles its reservation in one statement (so one transaction); a replayed `record_id` is
+#: ignored. Parameters: the reservation id, then `_WRITTEN` in order.
+RECORD = (
+    "WITH settled AS (DELETE FROM reservations WHERE id = %s) "
+    f"INSERT INTO calls ({', '.join(_WRITTEN)}) VALUES ({', '.join(['%s'] * len(_WRITTEN))}) "
+    "ON CONFLICT (record_id) DO NOTHING"
+)
+
+#: Refused calls never reached OpenRouter; failed ones may have been charged (a stream cut short). What a row
+#: charged: `charged` when the call knew it, else OpenRouter's `cost`.
+_SETTLED = (
+    "(SELECT COALESCE(SUM(COALESCE(charged, cost)), 0.0) FROM calls "
+    "WHERE ts >= %(since)s AND ts < %(resets)s AND outcome IN ('ok', 'error'){where})"
+)
+#: Live reservations: created in the window, lease not yet passed.
+_HELD = (
+    "(SELECT COALESCE(SUM(amount), 0.0) FROM reservations "
+    "WHERE created >= %(since)s AND created < %(resets)s AND expires > %(now)s{where})"
+)
+_SCOPE_FILTER = {"server": "", "persona": " AND persona = %(name)s", "user": ' AND "user" = %(name)s'}
+
+
+def window_sums(scope: str, index: int) -> str:
+    """Two select-list items, settled and held, for one budget window; parameters suffixed with `_{index}`."""
+    where = _SCOPE_FILTER[scope]
+    items = (_SETTLED.format(where=where), _HELD.format(where=where))
+    return ", ".join(item.replace(")s", f"_{index})s") for item in items)
+
+
+def reserve(scopes: Sequence[str]) -> str:
+    """The admission statement for windows of the given scope kinds, after `LOCK_SCOPES` in the same transaction.
+
+    It sums each window (settled, held), computes the grant (the request's amount, capped by each window's room),
+    inserts the reservation only if the grant reaches the minimum, and returns the sums and the amount inserted
+    (NULL: refused). One statement, so one snapshot, all taken after the lock was granted.
+    """
+    sums = ", ".join(f"{window_sums(scope, i)}" for i, scope in enumerate(scopes))
+    names = ", ".join(f"s{i}, h{i}" for i in range(len(scopes)))
+    rooms = ", ".join(f"%(limit_{i})s - s{i} - h{i}" for i in range(len(scopes)))
+    return (
+        f"WITH w ({names}) AS (SELECT {sums}), "
+        f"g AS (SELECT LEAST(%(amount)s::float8, {rooms}) AS amount FROM w), "
+        'ins AS (INSERT INTO reservations (id, persona, "user", amount, created, expires) '
+        "SELECT %(id)s, %(persona)s, %(user)s, amount, %(now)s, %(expires)s FROM g WHERE amount >= %(minimum)s "
+        "RETURNING amount) "
+        "SELECT w.*, (SELECT amount FROM ins) FROM w"
+    )
+
+
+#: Serialises admissions to the given scopes (text keys, locked in sorted order so two never deadlock) across
+#: every replica until the transaction ends. A separate statement from the sums that follow: in READ COMMITTED
+#: each statement reads a snapshot taken when it starts, so the sums see everything committed before the lock.
+LOCK_SCOPES = "SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) FROM unnest(%s::text[]) AS k ORDER BY k"
+RELEASE = "DELETE FROM reservations WHERE id = %s"
+#: Reservations whose lease passed no longer count; deleting them now and then keeps the table small.
+EXPIRE = "DELETE FROM reservations WHERE expires <= %s"
+
+#: A cooldown only lengthens here: two replicas that saw the same model fail keep the later end, the more strikes.
+PUT_COOLDOWN = (
+    "INSERT INTO cooldowns (key, until, strikes) VALUES (%s, %s, %s) ON CONFLICT (key) DO UPDATE "
+    "SET until = GREATEST(cooldowns.until, EXCLUDED.until), strikes = GREATEST(cooldowns.strikes, EXCLUDED.strikes)"
+)
+ACTIVE_COOLDOWNS = "SELECT key, until, strikes FROM cooldowns WHERE until > %s ORDER BY key"
+
+#: The usage report, as SQLite's (`AuditLog.usage`): NULL personas first and bytewise order, as SQLite sorts.
+_MODEL = "COALESCE(served_model, requested_model)"
+_DAY = "to_char(to_timestamp(ts) AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
+
+
+def usage_queries(where: str) -> tuple[str, str, str, str]:
+    """Totals, by persona, by model and by UTC day, for the rows matching `where`."""
+    return (
+        "SELECT COUNT(*), COUNT(*) FILTER (WHERE outcome = 'error'), COUNT(*) FILTER (WHERE outcome = 'refused'), "
+        "COALESCE(SUM(cost), 0.0), COALESCE(SUM(prompt_tokens), 0), COALESCE(SUM(completion_tokens), 0) "
+        f"FROM calls WHERE {where}",
+        f"SELECT persona, COUNT(*) AS n, COALESCE(SUM(cost), 0.0) AS c FROM calls WHERE {where} "
+        'GROUP BY persona ORDER BY c DESC, n DESC, persona COLLATE "C" NULLS FIRST',
+        f"SELECT {_MODEL} AS m, COUNT(*) AS n, COALESCE(SUM(cost), 0.0) AS c, COALESCE(SUM(prompt_tokens), 0), "
+        f"COALESCE(SUM(completion_tokens), 0) FROM calls WHERE {where} AND {_MODEL} IS NOT NULL "
+        f'GROUP BY m ORDER BY c DESC, n DESC, {_MODEL} COLLATE "C"',
+        f"SELECT {_DAY} AS d, COUNT(*), COALESCE(SUM(cost), 0.0) FROM calls WHERE {where} GROUP BY d ORDER BY d",
+    )
+
+
+TAIL = f"SELECT {COLUMNS} FROM calls ORDER BY id DESC LIMIT %s"
+EXPORT = f"SELECT {COLUMNS} FROM calls WHERE id > %s AND ts >= %s ORDER BY id LIMIT %s"
