@@ -127,8 +127,14 @@ class PostgresLedger:
         )
         ledger = cls(pool, url, privacy=privacy, timeout=timeout)
         try:
+            # One direct connection first: it reports why it failed (refused, bad password, no such database)
+            # where the pool would only say that it timed out.
+            connection = await psycopg.AsyncConnection.connect(
+                url, autocommit=True, connect_timeout=max(1, round(timeout))
+            )
+            async with connection:
+                await ledger._migrate(connection)
             await pool.open(wait=True, timeout=timeout)
-            await ledger._migrate()
         except psycopg.Error as exc:
             await pool.close()
             raise AuditSetupError(f"cannot use the ledger database {ledger.url}: {ledger._describe(exc)}") from None
@@ -137,8 +143,8 @@ class PostgresLedger:
             raise
         return ledger
 
-    async def _migrate(self) -> None:
-        async with self._pool.connection() as connection, connection.transaction():
+    async def _migrate(self, connection: psycopg.AsyncConnection[Any]) -> None:
+        async with connection.transaction():
             # Replicas starting together: the first migrates, the others wait here and then find nothing to do.
             await connection.execute("SELECT pg_advisory_xact_lock(%s)", (sql.MIGRATION_LOCK,))
             await connection.execute(sql.BOOTSTRAP)
