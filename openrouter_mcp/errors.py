@@ -7,7 +7,8 @@ OpenRouterError
 │   └── AuditSetupError             the audit log's path or file is unusable (also an AuditError)
 ├── PersonaError                    a personas file that cannot be used, or a persona name that names none
 ├── AuditError                      the audit log cannot be written or read (disk full, locked too long)
-│   └── AuditSetupError             (drawn above: a configuration mistake, caught as either)
+│   ├── AuditSetupError             (drawn above: a configuration mistake, caught as either)
+│   └── LedgerUnavailableError      a budgeted call refused because its spend cannot be recorded (retryable)
 ├── NotAllowedError                 our policy refuses the call (outside the persona's scope)
 │   ├── BudgetExceededError         the persona's daily or monthly budget is spent
 │   └── TooBusyError                the client already has as many calls running as allowed
@@ -55,6 +56,7 @@ __all__ = [
     "APIStatusError",
     "AuditError",
     "AuditSetupError",
+    "LedgerUnavailableError",
     "AuthenticationError",
     "BadGatewayError",
     "BadRequestError",
@@ -149,6 +151,18 @@ class AuditError(OpenRouterError):
     """The audit log cannot be written or read (disk full, another writer held the lock too long)."""
 
     kind = "audit"
+
+
+class LedgerUnavailableError(AuditError):
+    """A paid call under a budget was refused before anything was sent: the ledger cannot hold its reservation.
+
+    Fail closed: a budget that cannot be counted is not enforced by guessing. Retryable once the storage
+    recovers (a lock released, space freed, the database back).
+    """
+
+    kind = "ledger_unavailable"
+    retryable = True
+    hint = "The spend ledger is unavailable, so budgeted calls are refused for now; retry in a little while."
 
 
 class AuditSetupError(AuditError, ConfigurationError):

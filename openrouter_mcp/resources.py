@@ -107,7 +107,7 @@ def register_resources(server: MCPServer[Any], *, bus: SubscriptionBus | None = 
         state = _state()
         try:
             allowed = allowed_personas(state)
-            return _dumps(usage_summary(state.audit, days=30, persona=None, allowed=allowed, now=state.clock()))
+            return _dumps(await usage_summary(state.ledger, days=30, persona=None, allowed=allowed, now=state.clock()))
         except OpenRouterError as exc:
             raise ResourceError(f"Could not read usage: {exc.message}") from exc
 

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from mcp.server.auth.settings import AuthSettings
 
     from openrouter_mcp.audit import AuditLog
+    from openrouter_mcp.audit.ledger import Ledger
     from openrouter_mcp.serving.limits import ClientLimits
 
 INSTRUCTIONS = (
@@ -47,7 +48,7 @@ def build_server(
     bound_persona: str | None = None,
     token_verifier: TokenVerifier | None = None,
     auth: AuthSettings | None = None,
-    audit: AuditLog | Callable[[], AuditLog] | None = None,
+    audit: AuditLog | Callable[[], AuditLog] | Ledger | None = None,
     limits: ClientLimits | None = None,
     transport: str = "memory",
     clock: Callable[[], float] = time.time,
@@ -72,6 +73,8 @@ def build_server(
         limits=limits,
         transport=transport,
         clock=clock,
+        # The tokens file's per-user budgets (`HashedTokenVerifier.budgets`), where the verifier has them.
+        user_budgets=budgets() if (budgets := getattr(token_verifier, "budgets", None)) else None,
     )
     shipped = load_schemas()
 

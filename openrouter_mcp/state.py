@@ -9,21 +9,22 @@ from __future__ import annotations
 
 import getpass
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import anyio
 
 from openrouter_mcp.config import Settings
 from openrouter_mcp.errors import ConfigurationError
 from openrouter_mcp.routing.cooldowns import Cooldowns
-from openrouter_mcp.routing.personas import PersonasConfig, builtin
+from openrouter_mcp.routing.personas import Budget, PersonasConfig, builtin
 
 if TYPE_CHECKING:
     import httpx
 
     from openrouter_mcp.audit import AuditLog
+    from openrouter_mcp.audit.ledger import Ledger
     from openrouter_mcp.serving.limits import ClientLimits
     from openrouter_mcp.upstream.catalog import Catalog
     from openrouter_mcp.upstream.client import OpenRouterClient
@@ -39,20 +40,23 @@ class AppState:
         http_client: httpx.AsyncClient | None = None,
         personas: PersonasConfig | None = None,
         bound_persona: str | None = None,
-        audit: AuditLog | Callable[[], AuditLog] | None = None,
+        audit: AuditLog | Callable[[], AuditLog] | Ledger | None = None,
         limits: ClientLimits | None = None,
         transport: str = "memory",
         clock: Callable[[], float] = time.time,
+        user_budgets: Mapping[str, Budget] | None = None,
     ) -> None:
         """`bound_persona` binds every session of this process to one persona (stdio: `--persona`).
 
         `audit` records every tool call: an open log, or a function that opens it on first use (start-up then
-        pays nothing for SQLite); None: nothing is recorded, and budgets cannot be enforced. `limits`
+        pays nothing for SQLite), or any other `Ledger` engine; None: nothing is recorded, and budgets cannot
+        be enforced. `user_budgets` are the tokens file's per-user budgets (the personas file's `[users]`
+        apply to users it does not name). `limits`
         caps concurrent calls per client; `clock` (wall time) is injectable for budget periods in tests.
 
         Raises:
             PersonaError: `bound_persona` names no persona in `personas`.
-            ConfigurationError: a persona has a budget but there is no audit log to count spending in.
+            ConfigurationError: a budget is set but there is no audit log to count spending in.
         """
         self.settings = settings
         personas = personas or builtin()
@@ -60,16 +64,26 @@ class AppState:
         self.bound_persona = personas.get(bound_persona) if bound_persona else None
         # One record of failed models per process: rate limits are per account, whoever is calling.
         self.cooldowns = Cooldowns()
-        self._audit = audit
+        self._audit: AuditLog | Callable[[], AuditLog] | None = None
+        self._ledger: Ledger | None = None
+        if hasattr(audit, "aclose"):  # another engine's ledger, given whole
+            self._ledger = cast("Ledger", audit)
+        else:
+            self._audit = audit
+        self.user_budgets: dict[str, Budget] = dict(user_budgets or {})
+        for name, user in personas.users.items():
+            self.user_budgets.setdefault(name, user.budget)
         self.limits = limits
         self.transport = transport
         self.clock = clock
         #: The OS user, who is the caller whenever no authenticated client is.
         self.os_user = getpass.getuser()
-        budgeted = [p.name for p in personas.personas.values() if p.budget.daily or p.budget.monthly]
+        budgeted = [f"persona {p.name}" for p in personas.personas.values() if _sets(p.budget)]
+        budgeted += [f"user {name}" for name, budget in self.user_budgets.items() if _sets(budget)]
+        budgeted += ["the server ([budget])"] if _sets(personas.budget) else []
         if budgeted and audit is None:
             raise ConfigurationError(
-                f"persona(s) {', '.join(budgeted)} have budgets, which are counted in the audit log, "
+                f"{', '.join(budgeted)} have budgets, which are counted in the audit log, "
                 "but the audit log is off: turn it on (unset OPENROUTER_MCP_AUDIT=off) or remove the budgets"
             )
         self._injected_http = http_client
@@ -88,6 +102,23 @@ class AppState:
         if callable(self._audit):
             self._audit = self._audit()
         return self._audit
+
+    @property
+    def ledger(self) -> Ledger | None:
+        """The ledger every call is recorded in and budgets are reserved from; None when the audit log is off.
+
+        Over SQLite, built on first use around the audit log (opened later, off the event loop), with its
+        spool beside the database file.
+        """
+        if self._ledger is None and self._audit is not None:
+            from pathlib import Path
+
+            from openrouter_mcp.audit.spool import Spool
+            from openrouter_mcp.audit.sqlite_ledger import SqliteLedger
+
+            path = getattr(self._audit, "path", None)
+            self._ledger = SqliteLedger(self._audit, spool=Spool.beside(Path(path)) if path is not None else None)
+        return self._ledger
 
     @property
     def client(self) -> OpenRouterClient:
@@ -122,3 +153,7 @@ class AppState:
                     client, self._client, self._catalog = self._client, None, None
                     with anyio.CancelScope(shield=True):
                         await client.aclose()
+
+
+def _sets(budget: Budget) -> bool:
+    return budget.daily is not None or budget.monthly is not None

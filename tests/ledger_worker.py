@@ -1,78 +1,55 @@
-"""A replica's burst of paid calls against a shared PostgreSQL ledger, for the multi-process budget tests.
+"""A process that hammers one SQLite ledger with reservations: `python -m tests.ledger_worker DB COUNT AMOUNT LIMIT`.
 
-`python -m tests.ledger_worker URL CALLS COST DAILY_BUDGET` opens its own `PostgresLedger`, prints `ready`, waits
-for a line on stdin (so several workers burst at the same moment), then runs CALLS concurrent admissions of COST
-each against a persona's daily budget; each granted one is recorded (settled) at COST. It prints one JSON line:
-`{"granted": N, "refused": M}`. Any other outcome is an exception and a non-zero exit.
+Each of COUNT concurrent tasks reserves AMOUNT against a server-wide daily LIMIT and, when granted, settles it
+with a row charging exactly AMOUNT. Prints `granted refused` on one line. Used by the two-process test.
 """
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 import uuid
+from pathlib import Path
 
 import anyio
 
 from openrouter_mcp.audit.ledger import ReservationRequest
-from openrouter_mcp.audit.log import CallRecord
-from openrouter_mcp.audit.postgres import PostgresLedger
+from openrouter_mcp.audit.log import AuditLog, CallRecord
+from openrouter_mcp.audit.sqlite_ledger import SqliteLedger
 from openrouter_mcp.errors import BudgetExceededError
 from openrouter_mcp.routing.budgets import budget_limits
 from openrouter_mcp.routing.personas import Budget
 
-PERSONA = "frugal"
 
+async def main(db: Path, count: int, amount: float, limit: float) -> None:
+    ledger = SqliteLedger(lambda: AuditLog(db, busy_timeout=30.0))
+    outcomes: list[bool] = []
 
-async def paid_call(ledger: PostgresLedger, cost: float, budget: float, outcomes: list[str]) -> None:
-    """One call as the server makes it: reserve the worst case, then record the row that settles it."""
-    now = time.time()
-    request = ReservationRequest(
-        id=uuid.uuid4().hex,
-        user="worker",
-        persona=PERSONA,
-        limits=budget_limits("persona", PERSONA, Budget(daily=budget), now),
-        amount=cost,
-        minimum=cost,
-        now=now,
-        expires=now + 60,
-    )
-    try:
-        reservation = await ledger.reserve(request)
-    except BudgetExceededError:
-        outcomes.append("refused")
-        return
-    record = CallRecord(
-        ts=now,
-        user="worker",
-        tool="create_chat_completion",
-        outcome="ok",
-        latency_ms=1.0,
-        persona=PERSONA,
-        cost=cost,
-        reservation_id=reservation.id,
-    )
-    await ledger.record(record)
-    outcomes.append("granted")
+    async def one() -> None:
+        now = time.time()
+        request = ReservationRequest(
+            id=uuid.uuid4().hex, user=f"pid{id(ledger)}", persona="p",
+            limits=budget_limits("server", "", Budget(daily=limit), now),
+            amount=amount, minimum=amount, now=now, expires=now + 120,
+        )  # fmt: skip
+        try:
+            held = await ledger.reserve(request)
+        except BudgetExceededError:
+            outcomes.append(False)
+            return
+        record = CallRecord(
+            ts=now, user="worker", tool="create_chat_completion", outcome="ok", latency_ms=1.0, persona="p",
+            cost=held.amount, reservation_id=held.id,
+        )  # fmt: skip
+        await ledger.record(record)
+        outcomes.append(True)
 
-
-async def main(url: str, calls: int, cost: float, budget: float) -> None:
-    ledger = await PostgresLedger.open(url, pool_size=calls)
-    try:
-        sys.stdout.write("ready\n")
-        sys.stdout.flush()
-        await anyio.to_thread.run_sync(sys.stdin.readline)
-        outcomes: list[str] = []
-        with anyio.fail_after(60):
-            async with anyio.create_task_group() as group:
-                for _ in range(calls):
-                    group.start_soon(paid_call, ledger, cost, budget, outcomes)
-        result = {"granted": outcomes.count("granted"), "refused": outcomes.count("refused")}
-        sys.stdout.write(json.dumps(result) + "\n")
-    finally:
-        await ledger.aclose()
+    async with anyio.create_task_group() as group:
+        for _ in range(count):
+            group.start_soon(one)
+    await ledger.aclose()
+    sys.stdout.write(f"{sum(outcomes)} {len(outcomes) - sum(outcomes)}\n")
 
 
 if __name__ == "__main__":
-    anyio.run(main, sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4]))
+    anyio.run(main, Path(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4]))

@@ -8,11 +8,14 @@ from pathlib import Path
 import pytest
 
 from openrouter_mcp.audit import AuditLog, CallRecord
+from openrouter_mcp.audit.sqlite_ledger import SqliteLedger
 from openrouter_mcp.audit.usage import usage_summary
 from openrouter_mcp.errors import ConfigurationError, NotAllowedError
 
 NOW = 1_780_000_000.0
 DAY = 86_400
+
+pytestmark = pytest.mark.anyio
 
 
 def call(persona: str, cost: float, *, ts: float = NOW - 60) -> CallRecord:
@@ -31,32 +34,39 @@ def log(tmp_path: Path) -> Iterator[AuditLog]:
         yield opened
 
 
-def test_an_unscoped_caller_sees_every_persona_within_the_window(log: AuditLog) -> None:
-    summary = usage_summary(log, days=1, persona=None, allowed=None, now=NOW)
+@pytest.fixture
+def ledger(log: AuditLog) -> SqliteLedger:
+    return SqliteLedger(log)
+
+
+async def test_an_unscoped_caller_sees_every_persona_within_the_window(log: AuditLog, ledger: SqliteLedger) -> None:
+    summary = await usage_summary(ledger, days=1, persona=None, allowed=None, now=NOW)
     assert summary["calls"] == 2 and summary["cost"] == pytest.approx(0.75)
     assert {row["persona"] for row in summary["by_persona"]} == {"coder", "writer"}
-    assert usage_summary(log, days=30, persona=None, allowed=None, now=NOW)["cost"] == pytest.approx(4.75)
+    assert (await usage_summary(ledger, days=30, persona=None, allowed=None, now=NOW))["cost"] == pytest.approx(4.75)
 
 
-def test_a_call_that_started_this_very_instant_is_counted(log: AuditLog) -> None:
+async def test_a_call_that_started_this_very_instant_is_counted(log: AuditLog, ledger: SqliteLedger) -> None:
     log.record(call("coder", 1.0, ts=NOW))
-    assert usage_summary(log, days=1, persona="coder", allowed=None, now=NOW)["cost"] == pytest.approx(1.25)
+    assert (await usage_summary(ledger, days=1, persona="coder", allowed=None, now=NOW))["cost"] == pytest.approx(1.25)
 
 
-def test_a_caller_scoped_to_one_persona_sees_it_without_naming_it(log: AuditLog) -> None:
-    summary = usage_summary(log, days=1, persona=None, allowed=frozenset({"writer"}), now=NOW)
+async def test_a_caller_scoped_to_one_persona_sees_it_without_naming_it(log: AuditLog, ledger: SqliteLedger) -> None:
+    summary = await usage_summary(ledger, days=1, persona=None, allowed=frozenset({"writer"}), now=NOW)
     assert summary["calls"] == 1 and summary["by_persona"] == [{"persona": "writer", "calls": 1, "cost": 0.5}]
 
 
-def test_a_caller_scoped_to_several_personas_must_name_one_of_them(log: AuditLog) -> None:
+async def test_a_caller_scoped_to_several_personas_must_name_one_of_them(log: AuditLog, ledger: SqliteLedger) -> None:
     allowed = frozenset({"coder", "writer"})
     with pytest.raises(NotAllowedError, match="name one of this client's personas to see its usage: coder, writer"):
-        usage_summary(log, days=1, persona=None, allowed=allowed, now=NOW)
+        await usage_summary(ledger, days=1, persona=None, allowed=allowed, now=NOW)
     with pytest.raises(NotAllowedError):
-        usage_summary(log, days=1, persona="admin", allowed=allowed, now=NOW)
-    assert usage_summary(log, days=1, persona="coder", allowed=allowed, now=NOW)["cost"] == pytest.approx(0.25)
+        await usage_summary(ledger, days=1, persona="admin", allowed=allowed, now=NOW)
+    assert (await usage_summary(ledger, days=1, persona="coder", allowed=allowed, now=NOW))["cost"] == pytest.approx(
+        0.25
+    )
 
 
-def test_without_an_audit_log_there_is_no_usage_to_report() -> None:
+async def test_without_an_audit_log_there_is_no_usage_to_report() -> None:
     with pytest.raises(ConfigurationError, match="the audit log is off"):
-        usage_summary(None, days=1, persona=None, allowed=None, now=NOW)
+        await usage_summary(None, days=1, persona=None, allowed=None, now=NOW)

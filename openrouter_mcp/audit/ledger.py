@@ -108,8 +108,9 @@ class Ledger(Protocol):
     async def reserve(self, request: ReservationRequest) -> Reservation:
         """Hold as much of `request.amount` as fits every limit (at least `request.minimum`), atomically.
 
-        For each limit, room = limit - (settled + live reservations in its window); the grant is
-        min(amount, smallest room), and it is inserted in the same transaction that computed the rooms,
+        For each limit, room = limit - (settled + live reservations in its window); the minimum fits when
+        room + `routing.budgets.FIT_TOLERANCE` >= minimum, and the grant is max(minimum, min(amount, smallest
+        room)). It is inserted in the same transaction that computed the rooms,
         serialised against every other `reserve` and `record` on the ledger. Expired reservations do not
         count (and may be deleted). Not idempotent: a retry after an error may hold twice (the lease
         frees the extra one), so callers release what they do not use.

@@ -9,6 +9,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal, get_args
@@ -16,17 +17,22 @@ from typing import Any, ClassVar, Literal, get_args
 import pydantic_core
 
 from openrouter_mcp.audit.files import create_private, tighten
+from openrouter_mcp.audit.ledger import Cooldown, Reservation, ReservationRequest, WindowSpend
 from openrouter_mcp.audit.schema import (
     APPLICATION_ID,
     COLUMNS,
     INSERT,
     MIGRATIONS,
+    SCOPE_FILTERS,
     SPENT_ALL,
     SPENT_BY_PERSONA,
+    WINDOW_RESERVED,
+    WINDOW_SETTLED,
     row_as_dict,
 )
 from openrouter_mcp.config import AUDIT_DB_ENV
 from openrouter_mcp.errors import AuditError, AuditSetupError
+from openrouter_mcp.routing.budgets import FIT_TOLERANCE, BudgetLimit, budget_refusal
 from openrouter_mcp.routing.personas import Privacy
 
 PRIVACY_MODES: tuple[Privacy, ...] = get_args(Privacy)
@@ -235,14 +241,119 @@ class AuditLog:
             arguments_sha256,
             response_json,
             response_sha256,
+            record.record_id,
+            record.charged,
         )
         try:
             with self._lock:
-                rowid = self._db.execute(INSERT, row).lastrowid
+                if record.reservation_id is None:
+                    rowid = self._db.execute(INSERT, row).lastrowid
+                else:
+                    # The settle: the row (charging its amount) replaces the reservation in one transaction.
+                    with self._transaction():
+                        rowid = self._db.execute(INSERT, row).lastrowid
+                        self._db.execute("DELETE FROM reservations WHERE id = ?", (record.reservation_id,))
         except sqlite3.Error as exc:
             raise AuditError(f"could not write to the audit log {self.path}: {exc}") from None
         assert rowid is not None  # an INSERT always sets it
         return rowid
+
+    def reserve(self, request: ReservationRequest) -> Reservation:
+        """Hold up to `request.amount` against every limit, atomically with the check (see `Ledger.reserve`).
+
+        Raises:
+            BudgetExceededError: the minimum does not fit a limit; nothing was held.
+            AuditError: the log could not be read or written; nothing was held.
+        """
+        granted = request.amount
+        try:
+            with self._lock, self._transaction():
+                # BEGIN IMMEDIATE took the write lock: no other process can reserve or settle until COMMIT.
+                self._db.execute("DELETE FROM reservations WHERE expires <= ?", (request.now,))
+                for limit in request.limits:
+                    spend = self._window_spend(limit, request.now)
+                    room = limit.limit - spend.total
+                    if room + FIT_TOLERANCE < request.minimum:
+                        raise budget_refusal(
+                            limit, spent=spend.settled, reserved=spend.reserved, needed=request.minimum
+                        )
+                    granted = min(granted, max(room, request.minimum))
+                self._db.execute(
+                    "INSERT INTO reservations (id, user, persona, amount, created, expires) VALUES (?, ?, ?, ?, ?, ?)",
+                    (request.id, request.user, request.persona, granted, request.now, request.expires),
+                )
+        except sqlite3.Error as exc:
+            raise AuditError(f"could not reserve budget in the audit log {self.path}: {exc}") from None
+        return Reservation(request.id, granted, request.expires)
+
+    def release(self, reservation_id: str) -> None:
+        """Drop a reservation with no spend; unknown ids are ignored.
+
+        Raises:
+            AuditError: the log could not be written.
+        """
+        try:
+            with self._lock:
+                self._db.execute("DELETE FROM reservations WHERE id = ?", (reservation_id,))
+        except sqlite3.Error as exc:
+            raise AuditError(f"could not release a reservation in the audit log {self.path}: {exc}") from None
+
+    def window_spend(self, limit: BudgetLimit, *, now: float) -> WindowSpend:
+        """Settled spend and live reservations in `limit`'s window, for its scope.
+
+        Raises:
+            AuditError: the log cannot be read.
+        """
+        try:
+            with self._lock, self._transaction("BEGIN"):
+                return self._window_spend(limit, now)
+        except sqlite3.Error as exc:
+            raise AuditError(f"could not read the audit log {self.path}: {exc}") from None
+
+    def _window_spend(self, limit: BudgetLimit, now: float) -> WindowSpend:
+        scope = SCOPE_FILTERS[limit.scope]
+        who: tuple[Any, ...] = () if limit.scope == "server" else (limit.name,)
+        settled = self._db.execute(WINDOW_SETTLED.format(scope=scope), (limit.since, limit.resets, *who)).fetchone()
+        reserved = self._db.execute(
+            WINDOW_RESERVED.format(scope=scope), (limit.since, limit.resets, now, *who)
+        ).fetchone()
+        return WindowSpend(float(settled[0]), float(reserved[0]))
+
+    def put_cooldown(self, cooldown: Cooldown) -> None:
+        """Share a cooldown; a later `until` already stored is kept.
+
+        Raises:
+            AuditError: the log could not be written.
+        """
+        try:
+            with self._lock:
+                self._db.execute(
+                    "INSERT INTO cooldowns (key, until, strikes) VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE SET "
+                    "until = MAX(until, excluded.until), strikes = MAX(strikes, excluded.strikes)",
+                    (cooldown.key, cooldown.until, cooldown.strikes),
+                )
+        except sqlite3.Error as exc:
+            raise AuditError(f"could not write a cooldown to the audit log {self.path}: {exc}") from None
+
+    def cooldowns(self, *, now: float) -> list[Cooldown]:
+        """The cooldowns still running at `now`.
+
+        Raises:
+            AuditError: the log cannot be read.
+        """
+        rows = self._query("SELECT key, until, strikes FROM cooldowns WHERE until > ? ORDER BY key", (now,))
+        return [Cooldown(key, float(until), int(strikes)) for key, until, strikes in rows]
+
+    @contextmanager
+    def _transaction(self, begin: str = "BEGIN IMMEDIATE") -> Iterator[None]:
+        """One transaction on the (autocommit) connection: committed on success, rolled back on any error."""
+        self._db.execute(begin)
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
 
     def spent(self, *, persona: str | None, since: float) -> float:
         """USD charged for calls (answered or failed) that started at or after `since`; `persona=None`: all.

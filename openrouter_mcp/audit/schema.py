@@ -47,6 +47,28 @@ MIGRATIONS: list[str] = [
     ALTER TABLE calls ADD COLUMN transport TEXT;
     CREATE INDEX calls_persona_ts ON calls (persona, ts)
     """,
+    # v3: the ledger. Rows get a unique id (a spooled row replayed twice is stored once) and the amount
+    # budgets count (`charged`); budget reservations of calls in flight, with their lease; shared cooldowns.
+    """
+    ALTER TABLE calls ADD COLUMN record_id TEXT;
+    ALTER TABLE calls ADD COLUMN charged REAL;
+    CREATE UNIQUE INDEX calls_record_id ON calls (record_id);
+    CREATE INDEX calls_user_ts ON calls (user, ts);
+    CREATE TABLE reservations (
+        id TEXT PRIMARY KEY,
+        user TEXT NOT NULL,
+        persona TEXT,
+        amount REAL NOT NULL,
+        created REAL NOT NULL,
+        expires REAL NOT NULL
+    );
+    CREATE INDEX reservations_expires ON reservations (expires);
+    CREATE TABLE cooldowns (
+        key TEXT PRIMARY KEY,
+        until REAL NOT NULL,
+        strikes INTEGER NOT NULL
+    )
+    """,
 ]
 
 # Read back under the names CallRecord uses; the JSON columns are decoded by row_as_dict.
@@ -59,12 +81,22 @@ NAMES = tuple(column.split()[-1] for column in COLUMNS.split(", "))
 INSERT = (
     "INSERT INTO calls (ts, user, persona, transport, tool, outcome, latency_ms, requested_model, served_model, "
     "provider, generation_id, prompt_tokens, completion_tokens, cost, attempts, error, privacy, "
-    "arguments_json, arguments_sha256, response_json, response_sha256) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "arguments_json, arguments_sha256, response_json, response_sha256, record_id, charged) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (record_id) DO NOTHING"
 )
 # Refused calls never reached OpenRouter; failed ones may still have been charged (a stream cut short).
 SPENT_ALL = "SELECT COALESCE(SUM(cost), 0.0) FROM calls WHERE ts >= ? AND outcome IN ('ok', 'error')"
 SPENT_BY_PERSONA = SPENT_ALL + " AND persona = ?"
+# A budget window's settled spend and live reservations; `{scope}` is "", " AND persona = ?" or " AND user = ?".
+WINDOW_SETTLED = (
+    "SELECT COALESCE(SUM(COALESCE(charged, cost)), 0.0) FROM calls "
+    "WHERE ts >= ? AND ts < ? AND outcome IN ('ok', 'error'){scope}"
+)
+WINDOW_RESERVED = (
+    "SELECT COALESCE(SUM(amount), 0.0) FROM reservations WHERE created >= ? AND created < ? AND expires > ?{scope}"
+)
+SCOPE_FILTERS = {"server": "", "persona": " AND persona = ?", "user": " AND user = ?"}
 
 
 def row_as_dict(row: tuple[Any, ...]) -> dict[str, Any]:

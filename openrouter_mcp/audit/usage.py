@@ -12,13 +12,13 @@ from typing import TYPE_CHECKING, Any
 from openrouter_mcp.errors import ConfigurationError, NotAllowedError
 
 if TYPE_CHECKING:
-    from openrouter_mcp.audit.log import AuditLog
+    from openrouter_mcp.audit.ledger import Ledger
 
 DAY = 86_400
 
 
-def usage_summary(
-    audit: AuditLog | None,
+async def usage_summary(
+    audit: Ledger | None,
     *,
     days: int,
     persona: str | None,
@@ -43,4 +43,4 @@ def usage_summary(
         elif persona not in allowed:
             raise NotAllowedError(f"name one of this client's personas to see its usage: {', '.join(sorted(allowed))}")
     # The window ends just after now: a call that started this very instant belongs in it.
-    return audit.usage(since=now - days * DAY, until=now + 0.001, persona=persona).as_dict()
+    return (await audit.usage(since=now - days * DAY, until=now + 0.001, persona=persona)).as_dict()

@@ -65,6 +65,10 @@ def check_budget(persona: Persona, spent_since: Callable[[float], float] | None,
             raise error
 
 
+#: USD a reservation may overrun a limit by: sums of float prices drift by far less, and a budget that is
+#: exactly N times a call's cost must admit N calls, not N - 1.
+FIT_TOLERANCE = 1e-9
+
 #: Whose spending a budget bounds: the whole server, one persona, or one user (the caller).
 ScopeKind = Literal["server", "persona", "user"]
 Period = Literal["daily", "monthly"]

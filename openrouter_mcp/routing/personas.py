@@ -130,9 +130,19 @@ def _check_ids(ids: Iterable[str]) -> None:
             raise ValueError(f"{model_id!r} is not a model id; ids look like 'author/slug', e.g. 'openai/gpt-4o'")
 
 
+class UserSettings(_Strict):
+    """`[users.NAME]`: what applies to one user (the OS user on stdio, a token's `user` over HTTP)."""
+
+    budget: Budget = Field(default_factory=Budget)
+
+
 class PersonasConfig(_Strict):
     default: str = "default"
     personas: dict[str, Persona] = Field(default_factory=dict)
+    #: `[budget]`: USD the whole server may spend per UTC day and month, all users and personas together.
+    budget: Budget = Field(default_factory=Budget)
+    #: `[users.NAME.budget]`: per-user budgets (a tokens-file entry's own `budget` wins over these).
+    users: dict[str, UserSettings] = Field(default_factory=dict)
 
     @model_validator(mode="before")
     @classmethod

@@ -36,10 +36,12 @@ from typing import Any
 
 from mcp.server.auth.middleware.auth_context import get_access_token
 from mcp.server.auth.provider import AccessToken
+from pydantic import ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from openrouter_mcp.config import TOKENS_ENV, read_private_file
 from openrouter_mcp.errors import ConfigurationError
+from openrouter_mcp.routing.personas import Budget
 
 #: A recognisable prefix, so secret scanners and people can tell what a leaked string is.
 TOKEN_PREFIX = "ormcp_"
@@ -47,7 +49,7 @@ ANY_PERSONA_SCOPE = "persona:*"
 PERSONA_SCOPE_PREFIX = "persona:"
 
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
-_ENTRY_FIELDS = ("user", "sha256", "personas")
+_ENTRY_FIELDS = ("user", "sha256", "personas", "budget")
 
 FailureCallback = Callable[[str], None]
 
@@ -59,6 +61,8 @@ class TokenEntry:
     user: str
     sha256: str
     personas: frozenset[str] | None = None
+    #: `budget = { daily = .., monthly = .. }`: USD this user may spend (None: the personas file's, if any).
+    budget: Budget | None = None
 
 
 @dataclass(frozen=True)
@@ -139,7 +143,10 @@ def parse_tokens(
             continue
         first_seen[digest] = index
         personas = table.get("personas")
-        entries.append(TokenEntry(str(table["user"]), digest, None if personas is None else frozenset(personas)))
+        budget = Budget.model_validate(table["budget"]) if "budget" in table else None
+        entries.append(
+            TokenEntry(str(table["user"]), digest, None if personas is None else frozenset(personas), budget)
+        )
     if problems:
         raise ConfigurationError("\n".join(problems))
     return entries
@@ -181,6 +188,14 @@ def _entry_problems(table: dict[str, Any], where: str, known_personas: Collectio
             problems.append(
                 f"{where}: field 'personas': unknown persona(s) {', '.join(map(repr, missing))}; "
                 f"defined: {', '.join(sorted(known_personas))}"
+            )
+    if "budget" in table:
+        try:
+            Budget.model_validate(table["budget"])
+        except ValidationError as exc:
+            problems.append(
+                f"{where}: field 'budget': {exc.errors()[0]['msg']}; "
+                "write budget = { daily = 5.0, monthly = 50.0 } (USD, either or both)"
             )
     return problems
 
@@ -225,6 +240,10 @@ class HashedTokenVerifier:
         # guess relates to the listed hashes, and knowing part of a hash does not help find a token for it.
         self._by_hash = {entry.sha256: entry for entry in entries}
         self.on_failure = on_failure
+
+    def budgets(self) -> dict[str, Budget]:
+        """The budgets the tokens file gives its users, by user name."""
+        return {entry.user: entry.budget for entry in self._by_hash.values() if entry.budget is not None}
 
     async def verify_token(self, token: str) -> AccessToken | None:
         entry = self._by_hash.get(hash_token(token))

@@ -21,7 +21,7 @@ from openrouter_mcp.serving.scopes import persona_for
 from openrouter_mcp.state import AppState
 from openrouter_mcp.tools.progress import ProgressReporter
 from openrouter_mcp.tools.registry import ToolInput, ToolOutput, ToolSpec
-from openrouter_mcp.tools.routed_call import PERSONA_FIELD, TASK_FIELD, call_routed, check_budget_for, plan_for
+from openrouter_mcp.tools.routed_call import PERSONA_FIELD, TASK_FIELD, call_routed, plan_for, reserve_for
 
 if TYPE_CHECKING:
     from openrouter_mcp.upstream.models import ChatCompletion, MessagesResult
@@ -205,13 +205,14 @@ def _without_none(**fields: Any) -> dict[str, Any]:
 
 async def create_chat_completion(args: ChatCompletionInput, state: AppState, ctx: Context) -> dict[str, Any]:
     persona = persona_for(state, args.persona, "create_chat_completion")
-    check_budget_for(state, persona)
     body = args.model_dump(mode="json", exclude_none=True, exclude={"stream", "persona", "task"})
     if persona.system_prompt and not any(m.role in ("system", "developer") for m in args.messages):
         body["messages"] = [{"role": "system", "content": persona.system_prompt}, *body["messages"]]
     if provider := provider_preferences(persona, body.get("provider")):
         body["provider"] = provider
-    route = await plan_for(state, persona, _chat_route_request(args, body))
+    request = _chat_route_request(args, body)
+    route = await plan_for(state, persona, request)
+    await reserve_for(state, persona, route, request, body, images=_images(args.messages))
     label = route.candidates[0].model_id if route.candidates else (args.model or "the default model")
     async with ProgressReporter(ctx, state.settings.heartbeat_interval, label) as progress:
 
@@ -263,6 +264,11 @@ def _chat_route_request(args: ChatCompletionInput, body: dict[str, Any]) -> Rout
 
 def _is_image(part: dict[str, Any]) -> bool:
     return part.get("type") in ("image_url", "image")
+
+
+def _images(messages: list[ChatMessage] | list[AnthropicMessage]) -> int:
+    """How many image parts the messages carry (a budget bounds their per-image price)."""
+    return sum(_is_image(part) for m in messages if isinstance(m.content, list) for part in m.content)
 
 
 def _estimate_tokens(*parts: Any) -> int:
@@ -345,15 +351,16 @@ def _message_output(result: MessagesResult, record: RoutingRecord) -> dict[str, 
 
 async def create_message(args: MessageInput, state: AppState, ctx: Context) -> dict[str, Any]:
     persona = persona_for(state, args.persona, "create_message")
-    check_budget_for(state, persona)
     body = args.model_dump(mode="json", exclude_none=True, exclude={"persona", "task"})
     if persona.system_prompt and args.system is None:
         body["system"] = persona.system_prompt
     if provider := provider_preferences(persona, body.get("provider")):
         body["provider"] = provider
-    route = await plan_for(state, persona, _message_route_request(args, body))
+    request = _message_route_request(args, body)
+    route = await plan_for(state, persona, request)
     if route.openrouter_default:
         raise ValueError("create_message needs `model`, or a persona that lists models or sets max_price")
+    await reserve_for(state, persona, route, request, body, images=_images(args.messages))
     label = route.candidates[0].model_id if route.candidates else "the model"
     async with ProgressReporter(ctx, state.settings.heartbeat_interval, label):
 

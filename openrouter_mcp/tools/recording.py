@@ -1,24 +1,57 @@
 """Turning one finished tool call into an audit record, and writing it before the result goes back.
 
-The record is committed synchronously, on the event loop, before the tool returns: a crash or a kill
-after the client received a result can therefore never lose its record. A failed write is logged
-loudly but does not take back an answer the user has already paid for.
+The record is committed to the ledger (off the event loop) before the tool returns: a crash or a kill
+after the client received a result can therefore never lose its record. The row also settles the call's
+budget reservation, if it held one (what it charged: `charged_for`). A failed write does not take back an
+answer the user has already paid for: the record goes to the spool (fsync'd, replayed into the ledger
+once it works again), the result carries a `warning`, and the loss is logged with what was lost.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import anyio
+import anyio.to_thread
 from pydantic import BaseModel
 
-from openrouter_mcp.routing.personas import PersonaError
+from openrouter_mcp.errors import AuditError
+from openrouter_mcp.routing.personas import PersonaError, Privacy
 from openrouter_mcp.state import AppState
+from openrouter_mcp.tools.routed_call import Hold, current_hold
+
+if TYPE_CHECKING:
+    from openrouter_mcp.audit.log import CallRecord
 
 logger = logging.getLogger(__name__)
 
 
-def record_call(
+#: Error kinds that mean OpenRouter charged nothing: it refused the request before generating (or we did).
+NOTHING_CHARGED = frozenset(
+    {
+        "bad_request", "authentication", "payment_required", "permission_denied", "not_found", "gone",
+        "payload_too_large", "unprocessable", "rate_limited", "server_error", "bad_gateway", "unavailable",
+        "edge_timeout", "provider_overloaded", "request_timeout", "no_model_fits", "not_allowed",
+        "budget_exceeded", "too_busy", "ledger_unavailable", "configuration", "missing_api_key",
+        "invalid_persona", "invalid_arguments",
+    }
+)  # fmt: skip
+
+
+def charged_for(hold: Hold | None, outcome: str, cost: float | None, error_kind: str | None) -> float | None:
+    """What a finished call counts against its budgets: OpenRouter's `cost` when reported; else, for a call
+    that held a reservation, 0 when the failure charged nothing and the reserved amount when it is unknown
+    (a stream cut before its usage block, a timeout after sending, a crash). None: count `cost`.
+    """
+    if cost is not None or hold is None:
+        return None
+    if outcome != "ok" and error_kind in NOTHING_CHARGED:
+        return 0.0
+    return hold.reservation.amount
+
+
+async def record_call(
     state: AppState,
     *,
     tool: str,
@@ -30,18 +63,21 @@ def record_call(
     arguments: BaseModel,
     data: dict[str, Any] | None,
     error: str | None,
-) -> None:
-    """Write the audit row of one call (no-op when the audit log is off).
+) -> str | None:
+    """Write the audit row of one call, settling its reservation (no-op when the audit log is off).
 
     `data` is the structured result, or the error payload; for a `paid` tool (one that spends credits)
     the model, provider, generation, tokens and cost are read from it. `arguments` are dumped only when a
-    log is on, so a server without one pays nothing per call.
+    log is on, so a server without one pays nothing per call. Returns a warning for the caller when the
+    ledger could not take the row (it was spooled, or lost and logged); None when it was written.
     """
-    audit = state.audit
-    if audit is None:
-        return
+    hold = current_hold.get()
+    current_hold.set(None)
+    ledger = state.ledger
+    if ledger is None:
+        return None
     args: dict[str, Any] = arguments.model_dump(mode="json", exclude_none=True)
-    from openrouter_mcp.audit import AuditError, CallRecord  # with SQLite: loaded once the log is in use
+    from openrouter_mcp.audit.log import CallRecord  # with SQLite: loaded once the log is in use
 
     data = data or {}
     routing: dict[str, Any] = data["routing"] if isinstance(data.get("routing"), dict) else {}
@@ -68,12 +104,37 @@ def record_call(
         cost=usage.get("cost"),
         attempts=routing.get("attempts"),
         error=error,
+        reservation_id=hold.reservation.id if hold is not None else None,
+        charged=charged_for(hold, outcome, usage.get("cost"), error.partition(":")[0] if error else None),
     )
     try:
         privacy = state.personas.get(persona_name).audit if persona_name else None
     except PersonaError:
         privacy = None
     try:
-        audit.record(record, privacy=privacy)
+        await ledger.record(record, privacy=privacy)
     except AuditError as exc:
-        logger.error("could not write the audit record of a %s call: %s", tool, exc)
+        return await _spool(ledger, record, privacy, exc)
+    return None
+
+
+async def _spool(ledger: object, record: CallRecord, privacy: Privacy | None, exc: AuditError) -> str:
+    """Keep a record the ledger refused in the spool; the warning the caller gets."""
+    what = (
+        f"the {record.tool} call {record.record_id} by {record.user} (persona {record.persona}, "
+        f"model {record.served_model or record.requested_model}, outcome {record.outcome}, cost {record.cost})"
+    )
+    spool = getattr(ledger, "spool", None)
+    if spool is None:
+        logger.error("LOST the audit record of %s: the ledger failed (%s) and there is no spool", what, exc.message)
+        return f"the audit ledger could not record this call ({exc.message}); its record was lost"
+    try:
+        path = await anyio.to_thread.run_sync(spool.append, record, privacy)
+    except AuditError as spool_exc:
+        logger.error("LOST the audit record of %s: %s; %s", what, exc.message, spool_exc.message)
+        return f"the audit ledger could not record this call ({exc.message}); its record was lost"
+    note = getattr(ledger, "note_spooled", None)
+    if note is not None:
+        note()
+    logger.error("could not write the audit record of %s (%s); spooled to %s for replay", what, exc.message, path)
+    return f"the audit ledger could not record this call ({exc.message}); its record is kept for a retried write"

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, TypeVar, cast
 
+import anyio
 import pydantic_core
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.tools import Tool
@@ -126,6 +127,7 @@ def build_tool(spec: ToolSpec[Any, Any], schemas: dict[str, Any] | None = None) 
         state = cast(AppState, ctx.request_context.lifespan_context)
         started, clock = state.clock(), time.perf_counter()
         user = caller(state)
+        reply: CallToolResult | None = None
         outcome: str = "error"
         data: dict[str, Any] | None = None
         error: str | None = "cancelled or crashed"
@@ -140,7 +142,8 @@ def build_tool(spec: ToolSpec[Any, Any], schemas: dict[str, Any] | None = None) 
             )
             outcome, error = "ok", None
             text = pydantic_core.to_json(data).decode()  # compact UTF-8 JSON, as json.dumps but in Rust
-            return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=data)
+            reply = CallToolResult(content=[TextContent(type="text", text=text)], structured_content=data)
+            return reply
         except OpenRouterError as exc:
             reply = error_result(spec.name, exc)
             data = exc.payload()
@@ -153,19 +156,23 @@ def build_tool(spec: ToolSpec[Any, Any], schemas: dict[str, Any] | None = None) 
                 content=[TextContent(type="text", text=f"{spec.name}: invalid arguments: {exc}")], is_error=True
             )
         finally:
-            # Synchronous, before the result leaves: an answered call is never missing from the log.
-            record_call(
-                state,
-                tool=spec.name,
-                paid=spec.paid,
-                user=user,
-                started=started,
-                latency_ms=(time.perf_counter() - clock) * 1000,
-                outcome=outcome,
-                arguments=args,
-                data=data,
-                error=error,
-            )
+            # Before the result leaves (shielded: a cancelled call is recorded too): an answered call is never
+            # missing from the log. An answer whose record went to the spool says so in a `warning`.
+            with anyio.CancelScope(shield=True):
+                warning = await record_call(
+                    state,
+                    tool=spec.name,
+                    paid=spec.paid,
+                    user=user,
+                    started=started,
+                    latency_ms=(time.perf_counter() - clock) * 1000,
+                    outcome=outcome,
+                    arguments=args,
+                    data=data,
+                    error=error,
+                )
+            if warning and reply is not None:
+                _add_warning(reply, warning)
 
     return Tool(
         fn=run,
@@ -180,6 +187,13 @@ def build_tool(spec: ToolSpec[Any, Any], schemas: dict[str, Any] | None = None) 
         context_kwarg="ctx",
         annotations=spec.annotations,
     )
+
+
+def _add_warning(reply: CallToolResult, warning: str) -> None:
+    """Add `warning` to an answered call's result, in its structured content and its text alike."""
+    if reply.structured_content is not None:
+        reply.structured_content["warning"] = warning
+        reply.content = [TextContent(type="text", text=pydantic_core.to_json(reply.structured_content).decode())]
 
 
 class _WholeArguments(FuncMetadata):

@@ -1,22 +1,38 @@
 """Glue from the session's state to the pure routing layer, for the tools that call a model.
 
 The decisions live in `routing/` (pure): which candidates (`plan.plan_candidates`), at what price
-(`pricing.provider_preferences`), within what budget (`budgets.check_budget`), and how to fall back
+(`pricing.provider_preferences`), within what budget (`budgets`, `reservations`: reserved in the
+ledger before the call), and how to fall back
 (`fallback.run_with_fallback`). This module gathers what they need from `AppState` (the cached catalog,
-ZDR endpoints when the persona asks for them, the process's cooldowns, the audit log's spend, the clock).
+ZDR endpoints when the persona asks for them, the process's cooldowns, the ledger, the clock).
 """
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Awaitable, Callable, Mapping
+from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from pydantic import Field
 
-from openrouter_mcp.routing.budgets import check_budget
+from openrouter_mcp.audit.ledger import Reservation, ReservationRequest
+from openrouter_mcp.errors import AuditError, BudgetExceededError, LedgerUnavailableError
+from openrouter_mcp.routing.budgets import BudgetLimit, budget_limits
 from openrouter_mcp.routing.fallback import RoutingRecord, Upstream, group_body, run_with_fallback
 from openrouter_mcp.routing.personas import Persona
 from openrouter_mcp.routing.plan import Route, RouteRequest, plan_candidates
+from openrouter_mcp.routing.reservations import (
+    DEFAULT_MAX_TOKENS,
+    Prices,
+    bounding_prices,
+    capped_provider,
+    lease_seconds,
+    per_token,
+    worst_case,
+)
+from openrouter_mcp.serving.scopes import caller
 from openrouter_mcp.state import AppState
 
 T = TypeVar("T")
@@ -25,16 +41,106 @@ PERSONA_FIELD = Field(None, description="Picks and bounds the model (default per
 TASK_FIELD = Field(None, description="e.g. code, summarize, vision")
 
 
-def check_budget_for(state: AppState, persona: Persona) -> None:
-    """Refuse a paid call once the persona's budget for the day or month is spent (as the audit log counts).
+@dataclass(frozen=True)
+class Hold:
+    """The budget reservation the current call holds, settled by `recording.record_call` when it ends."""
+
+    reservation: Reservation
+    max_tokens: int | None  # what the reservation covers; None: not bounded by tokens (no reservation)
+
+
+#: Set by `reserve_for` in the tool's task, read (and cleared) by `record_call` in the same task.
+current_hold: ContextVar[Hold | None] = ContextVar("openrouter_mcp_current_hold", default=None)
+
+
+def limits_for(state: AppState, persona: Persona, user: str) -> list[BudgetLimit]:
+    """Every budget window a call by `user` under `persona` must fit: the server's, the persona's, the user's."""
+    now = state.clock()
+    return [
+        *budget_limits("server", "", state.personas.budget, now),
+        *budget_limits("persona", persona.name, persona.budget, now),
+        *budget_limits("user", user, state.user_budgets.get(user), now),
+    ]
+
+
+async def reserve_for(
+    state: AppState, persona: Persona, route: Route, request: RouteRequest, body: dict[str, Any], *, images: int
+) -> None:
+    """Reserve the call's worst-case cost against every budget that applies, before anything is sent.
+
+    With no budget this does nothing. Otherwise it bounds the cost (`routing.reservations`), reserves it
+    atomically in the ledger, and makes OpenRouter enforce the bound: `max_tokens` (when the caller set
+    none: `DEFAULT_MAX_TOKENS`, or what still fits the budget) and `provider.max_price` go into `body`.
 
     Raises:
-        BudgetExceededError: naming the budget, the spend and the reset time.
-        AuditError: the audit log cannot be read.
+        BudgetExceededError: the call does not fit a budget, or its cost cannot be bounded.
+        LedgerUnavailableError: the ledger cannot be read or written (fail closed: nothing is sent).
     """
-    audit = state.audit
-    spent = None if audit is None else (lambda since: audit.spent(persona=persona.name, since=since))
-    check_budget(persona, spent, state.clock())
+    user = caller(state)
+    limits = limits_for(state, persona, user)
+    ledger = state.ledger
+    if not limits or ledger is None:
+        return
+    bound = await _bounding_prices(state, route)
+    worst = worst_case(bound, prompt_tokens=request.prompt_tokens, images=images)
+    cap = request.max_tokens
+    amount, minimum = (worst.cost(DEFAULT_MAX_TOKENS), worst.cost(1)) if cap is None else (worst.cost(cap),) * 2
+    now = state.clock()
+    wanted = ReservationRequest(
+        id=uuid.uuid4().hex,
+        user=user,
+        persona=persona.name,
+        limits=limits,
+        amount=amount,
+        minimum=minimum,
+        now=now,
+        expires=now + lease_seconds(persona),
+    )
+    try:
+        reservation = await ledger.reserve(wanted)
+    except BudgetExceededError:
+        raise
+    except AuditError as exc:
+        raise LedgerUnavailableError(
+            f"the spend ledger cannot be used ({exc.message}), so this budgeted call was not sent"
+        ) from None
+    if cap is None:
+        cap = worst.tokens_within(reservation.amount, DEFAULT_MAX_TOKENS)
+        body["max_tokens"] = cap
+    body["provider"] = capped_provider(body.get("provider"), bound)
+    current_hold.set(Hold(reservation, cap))
+
+
+async def _bounding_prices(state: AppState, route: Route) -> Prices:
+    """The highest prices among the models that may answer.
+
+    Raises:
+        BudgetExceededError: no model is named (OpenRouter's default may be any price), or one has no fixed price.
+    """
+    if route.openrouter_default or not route.candidates:
+        raise BudgetExceededError(
+            "a budget applies, but no model is chosen, so the cost cannot be bounded: name a model, or give "
+            "the persona models or a max_price"
+        )
+    snapshot = await state.catalog.snapshot()
+    prices: list[Prices] = []
+    for candidate in route.candidates:
+        entry = snapshot.by_id.get(candidate.model_id)
+        pricing = entry.model.pricing if entry is not None else None
+        found = (
+            None
+            if pricing is None
+            else [per_token(pricing.prompt), per_token(pricing.completion), per_token(pricing.request)]
+            + [per_token(pricing.image)]
+        )
+        if found is None or any(price is None for price in found):
+            raise BudgetExceededError(
+                f"a budget applies, but {candidate.model_id} has no fixed price in the catalog, so the cost of "
+                "this call cannot be bounded: choose a model with a listed price"
+            )
+        prompt, completion, per_request, image = (float(price or 0.0) for price in found)
+        prices.append(Prices(prompt, completion, per_request, image))
+    return bounding_prices(prices)
 
 
 async def plan_for(state: AppState, persona: Persona, request: RouteRequest) -> Route:

@@ -31,8 +31,8 @@ class UsageOutput(ToolOutput):
 async def get_usage(args: UsageInput, state: AppState, ctx: Context) -> UsageOutput:
     from openrouter_mcp.audit.usage import usage_summary  # the audit package loads SQLite: not at start-up
 
-    summary = usage_summary(
-        state.audit, days=args.days, persona=args.persona, allowed=allowed_personas(state), now=state.clock()
+    summary = await usage_summary(
+        state.ledger, days=args.days, persona=args.persona, allowed=allowed_personas(state), now=state.clock()
     )
     return UsageOutput.model_validate(summary)
 

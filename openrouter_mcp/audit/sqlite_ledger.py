@@ -1,0 +1,127 @@
+"""The SQLite engine of the `Ledger`: the `AuditLog` file, driven from worker threads, never from the event loop.
+
+Every operation runs in a worker thread, one at a time (a capacity limiter of one: SQLite has one writer
+per file anyway), so a slow disk or a lock held by another process delays ledger calls only, never the
+event loop or the tools that do not wait on the ledger. The queue is bounded: past `max_queue` waiting
+operations a call fails at once with `AuditError` (the caller refuses a budgeted call, or spools an
+answered one) instead of piling up behind a stuck disk.
+
+The file is opened on first use, in the worker thread; an open that fails is retried by the next call, so
+a ledger that comes back (a lock released, a path fixed) is used again, and the spool is then replayed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from functools import partial
+from typing import Any, TypeVar
+
+import anyio
+import anyio.to_thread
+
+from openrouter_mcp.audit.ledger import Cooldown, Reservation, ReservationRequest, WindowSpend
+from openrouter_mcp.audit.log import AuditLog, CallRecord, UsageSummary
+from openrouter_mcp.audit.schema import COLUMNS, row_as_dict
+from openrouter_mcp.audit.spool import Spool
+from openrouter_mcp.errors import AuditError
+from openrouter_mcp.routing.budgets import BudgetLimit
+from openrouter_mcp.routing.personas import Privacy
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+_EXPORT_BATCH = 500
+
+
+class SqliteLedger:
+    """`Ledger` over an `AuditLog` (an open one, or a function opening it), with the spool it replays."""
+
+    def __init__(
+        self, log: AuditLog | Callable[[], AuditLog], *, spool: Spool | None = None, max_queue: int = 1024
+    ) -> None:
+        self._log: AuditLog | None = log if isinstance(log, AuditLog) else None
+        self._opener = None if isinstance(log, AuditLog) else log
+        self.spool = spool
+        self._max_queue = max_queue
+        self._limiter = anyio.CapacityLimiter(1)
+        # Replay at the first successful operation (a spool left by an earlier run), then after each spool.
+        self._replay_due = spool is not None
+
+    @property
+    def log(self) -> AuditLog | None:
+        """The open log, if it was opened."""
+        return self._log
+
+    def note_spooled(self) -> None:
+        """A record went to the spool: replay it once the ledger works again."""
+        self._replay_due = self.spool is not None
+
+    async def _run(self, operation: Callable[[AuditLog], T]) -> T:
+        if self._limiter.statistics().tasks_waiting >= self._max_queue:
+            raise AuditError(f"the audit ledger is backed up ({self._max_queue} operations waiting on the disk)")
+        return await anyio.to_thread.run_sync(partial(self._in_thread, operation), limiter=self._limiter)
+
+    def _in_thread(self, operation: Callable[[AuditLog], T]) -> T:
+        if self._log is None:
+            assert self._opener is not None
+            self._log = self._opener()
+        result = operation(self._log)
+        if self._replay_due and self.spool is not None:
+            self._replay_due = False
+            try:
+                log = self._log
+                self.spool.replay(lambda record, privacy: log.record(record, privacy=privacy))
+            except AuditError as exc:
+                self._replay_due = True
+                logger.error("could not replay the audit spool yet: %s", exc)
+        return result
+
+    async def record(self, record: CallRecord, *, privacy: Privacy | None = None) -> None:
+        await self._run(lambda log: log.record(record, privacy=privacy))
+
+    async def reserve(self, request: ReservationRequest) -> Reservation:
+        return await self._run(lambda log: log.reserve(request))
+
+    async def release(self, reservation_id: str) -> None:
+        await self._run(lambda log: log.release(reservation_id))
+
+    async def spend(self, limit: BudgetLimit, *, now: float) -> WindowSpend:
+        return await self._run(lambda log: log.window_spend(limit, now=now))
+
+    async def usage(self, *, since: float, until: float, persona: str | None = None) -> UsageSummary:
+        return await self._run(lambda log: log.usage(since=since, until=until, persona=persona))
+
+    async def tail(self, n: int = 20) -> list[dict[str, Any]]:
+        return await self._run(lambda log: log.tail(n))
+
+    async def export(self, *, since: float | None = None) -> AsyncIterator[dict[str, Any]]:
+        last_id = 0
+        while True:
+            # One operation per batch: a long export never holds the thread against the writes.
+            rows = await self._run(partial(_batch, since=since, after_id=last_id))
+            for row in rows:
+                yield row
+            if len(rows) < _EXPORT_BATCH:
+                return
+            last_id = rows[-1]["id"]
+
+    async def put_cooldown(self, cooldown: Cooldown) -> None:
+        await self._run(lambda log: log.put_cooldown(cooldown))
+
+    async def cooldowns(self, *, now: float) -> list[Cooldown]:
+        return await self._run(lambda log: log.cooldowns(now=now))
+
+    async def aclose(self) -> None:
+        if self._log is not None:
+            log = self._log
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(log.close, limiter=self._limiter)
+
+
+def _batch(log: AuditLog, *, since: float | None, after_id: int) -> list[dict[str, Any]]:
+    rows = log._query(
+        f"SELECT {COLUMNS} FROM calls WHERE id > ? AND ts >= ? ORDER BY id LIMIT ?",
+        (after_id, float("-inf") if since is None else since, _EXPORT_BATCH),
+    )
+    return [row_as_dict(row) for row in rows]

@@ -1,0 +1,78 @@
+"""A replica's burst of paid calls against a shared PostgreSQL ledger, for the multi-process budget tests.
+
+`python -m tests.ledger_worker URL CALLS COST DAILY_BUDGET` opens its own `PostgresLedger`, prints `ready`, waits
+for a line on stdin (so several workers burst at the same moment), then runs CALLS concurrent admissions of COST
+each against a persona's daily budget; each granted one is recorded (settled) at COST. It prints one JSON line:
+`{"granted": N, "refused": M}`. Any other outcome is an exception and a non-zero exit.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+import uuid
+
+import anyio
+
+from openrouter_mcp.audit.ledger import ReservationRequest
+from openrouter_mcp.audit.log import CallRecord
+from openrouter_mcp.audit.postgres import PostgresLedger
+from openrouter_mcp.errors import BudgetExceededError
+from openrouter_mcp.routing.budgets import budget_limits
+from openrouter_mcp.routing.personas import Budget
+
+PERSONA = "frugal"
+
+
+async def paid_call(ledger: PostgresLedger, cost: float, budget: float, outcomes: list[str]) -> None:
+    """One call as the server makes it: reserve the worst case, then record the row that settles it."""
+    now = time.time()
+    request = ReservationRequest(
+        id=uuid.uuid4().hex,
+        user="worker",
+        persona=PERSONA,
+        limits=budget_limits("persona", PERSONA, Budget(daily=budget), now),
+        amount=cost,
+        minimum=cost,
+        now=now,
+        expires=now + 60,
+    )
+    try:
+        reservation = await ledger.reserve(request)
+    except BudgetExceededError:
+        outcomes.append("refused")
+        return
+    record = CallRecord(
+        ts=now,
+        user="worker",
+        tool="create_chat_completion",
+        outcome="ok",
+        latency_ms=1.0,
+        persona=PERSONA,
+        cost=cost,
+        reservation_id=reservation.id,
+    )
+    await ledger.record(record)
+    outcomes.append("granted")
+
+
+async def main(url: str, calls: int, cost: float, budget: float) -> None:
+    ledger = await PostgresLedger.open(url, pool_size=calls)
+    try:
+        sys.stdout.write("ready\n")
+        sys.stdout.flush()
+        await anyio.to_thread.run_sync(sys.stdin.readline)
+        outcomes: list[str] = []
+        with anyio.fail_after(60):
+            async with anyio.create_task_group() as group:
+                for _ in range(calls):
+                    group.start_soon(paid_call, ledger, cost, budget, outcomes)
+        result = {"granted": outcomes.count("granted"), "refused": outcomes.count("refused")}
+        sys.stdout.write(json.dumps(result) + "\n")
+    finally:
+        await ledger.aclose()
+
+
+if __name__ == "__main__":
+    anyio.run(main, sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4]))

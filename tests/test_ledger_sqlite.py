@@ -1,0 +1,244 @@
+"""The SQLite ledger: reservations checked and held atomically, settled by rows, freed by leases; the spool.
+
+Real SQLite files in temp dirs; the two-process test spawns real processes on one file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+
+import anyio
+import pytest
+
+from openrouter_mcp.audit.ledger import Cooldown, ReservationRequest
+from openrouter_mcp.audit.log import AuditLog, CallRecord
+from openrouter_mcp.audit.spool import Spool
+from openrouter_mcp.audit.sqlite_ledger import SqliteLedger
+from openrouter_mcp.errors import AuditError, BudgetExceededError
+from openrouter_mcp.routing.budgets import BudgetLimit, budget_limits
+from openrouter_mcp.routing.personas import Budget
+
+pytestmark = pytest.mark.anyio
+
+NOW = 1_780_000_000.0  # 2026-05-28, mid-day UTC
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    return tmp_path / "ledger" / "audit.sqlite3"
+
+
+@pytest.fixture
+async def ledger(db: Path) -> AsyncIterator[SqliteLedger]:
+    opened = SqliteLedger(lambda: AuditLog(db), spool=Spool.beside(db))
+    yield opened
+    await opened.aclose()
+
+
+def server_daily(limit: float, now: float = NOW) -> list[BudgetLimit]:
+    return budget_limits("server", "", Budget(daily=limit), now)
+
+
+def ask(
+    limits: Sequence[BudgetLimit], amount: float, *, minimum: float | None = None, now: float = NOW, lease: float = 60
+) -> ReservationRequest:
+    return ReservationRequest(
+        id=uuid.uuid4().hex, user="ann", persona="p", limits=limits, amount=amount,
+        minimum=amount if minimum is None else minimum, now=now, expires=now + lease,
+    )  # fmt: skip
+
+
+def row(*, cost: float | None = None, reservation: str | None = None, charged: float | None = None) -> CallRecord:
+    return CallRecord(
+        ts=NOW, user="ann", tool="create_chat_completion", outcome="ok", latency_ms=5.0, persona="p",
+        cost=cost, reservation_id=reservation, charged=charged,
+    )  # fmt: skip
+
+
+async def test_a_reservation_counts_in_flight_until_its_row_settles_it_at_the_real_cost(ledger: SqliteLedger) -> None:
+    [limit] = server_daily(1.0)
+    held = await ledger.reserve(ask([limit], 0.4))
+    assert held.amount == 0.4
+    spend = await ledger.spend(limit, now=NOW)
+    assert (spend.settled, spend.reserved) == (0.0, 0.4)
+    await ledger.record(row(cost=0.1, reservation=held.id))
+    spend = await ledger.spend(limit, now=NOW)
+    assert spend.settled == pytest.approx(0.1) and spend.reserved == 0.0
+
+
+async def test_the_last_dollar_goes_to_one_call_only(ledger: SqliteLedger) -> None:
+    limits = server_daily(1.0)
+    await ledger.reserve(ask(limits, 0.7))
+    with pytest.raises(BudgetExceededError) as refused:
+        await ledger.reserve(ask(limits, 0.4))
+    assert "the server has spent $0.0000 of its daily budget of $1, with $0.7000 more reserved" in refused.value.message
+    assert (await ledger.reserve(ask(limits, 0.3))).amount == pytest.approx(0.3)
+
+
+async def test_a_call_without_max_tokens_gets_what_fits_between_its_minimum_and_its_wish(ledger: SqliteLedger) -> None:
+    limits = server_daily(1.0)
+    await ledger.reserve(ask(limits, 0.75))
+    assert (await ledger.reserve(ask(limits, 0.5, minimum=0.1))).amount == pytest.approx(0.25)
+    with pytest.raises(BudgetExceededError):
+        await ledger.reserve(ask(limits, 0.5, minimum=0.1))
+
+
+async def test_a_call_must_fit_every_budget_that_applies(ledger: SqliteLedger) -> None:
+    persona = budget_limits("persona", "p", Budget(daily=10.0), NOW)
+    user = budget_limits("user", "ann", Budget(monthly=0.5), NOW)
+    await ledger.record(row(cost=0.45))  # ann's earlier spend this month
+    with pytest.raises(BudgetExceededError, match="user 'ann' has spent \\$0.4500 of its monthly budget of \\$0.5"):
+        await ledger.reserve(ask([*persona, *user], 0.1))
+    assert (await ledger.reserve(ask([*persona, *user], 0.05))).amount == 0.05
+
+
+async def test_fifty_concurrent_reservations_never_hold_more_than_the_budget(ledger: SqliteLedger) -> None:
+    limits = server_daily(1.0)
+    granted: list[float] = []
+
+    async def one() -> None:
+        try:
+            granted.append((await ledger.reserve(ask(limits, 0.03))).amount)
+        except BudgetExceededError:
+            pass
+
+    with anyio.fail_after(30):
+        async with anyio.create_task_group() as group:
+            for _ in range(50):
+                group.start_soon(one)
+    assert len(granted) == 33 and sum(granted) <= 1.0
+
+
+async def test_a_release_frees_the_amount_and_a_repeat_release_does_nothing(ledger: SqliteLedger) -> None:
+    [limit] = server_daily(1.0)
+    held = await ledger.reserve(ask([limit], 1.0))
+    await ledger.release(held.id)
+    await ledger.release(held.id)
+    assert (await ledger.spend(limit, now=NOW)).total == 0.0
+
+
+async def test_a_lease_of_a_dead_process_stops_counting_once_it_expires(ledger: SqliteLedger) -> None:
+    # The holder never settles (SIGKILL): its reservation counts until the lease ends, then frees the budget.
+    limits = server_daily(1.0)
+    await ledger.reserve(ask(limits, 1.0, lease=180))
+    with pytest.raises(BudgetExceededError):
+        await ledger.reserve(ask(limits, 0.5, now=NOW + 179))
+    assert (await ledger.spend(limits[0], now=NOW + 179)).reserved == 1.0
+    assert (await ledger.spend(limits[0], now=NOW + 180)).reserved == 0.0
+    assert (await ledger.reserve(ask(limits, 0.5, now=NOW + 181))).amount == 0.5
+
+
+async def test_a_row_with_unknown_cost_charges_what_its_reservation_held(ledger: SqliteLedger) -> None:
+    [limit] = server_daily(1.0)
+    held = await ledger.reserve(ask([limit], 0.25))
+    await ledger.record(row(cost=None, reservation=held.id, charged=held.amount))
+    assert (await ledger.spend(limit, now=NOW)).settled == 0.25
+
+
+async def test_recording_the_same_record_twice_stores_it_once(ledger: SqliteLedger, db: Path) -> None:
+    record = row(cost=0.1)
+    await ledger.record(record)
+    await ledger.record(record)
+    assert len(await ledger.tail(10)) == 1
+
+
+async def test_a_shared_cooldown_keeps_the_later_deadline_and_expired_ones_are_not_listed(ledger: SqliteLedger) -> None:
+    await ledger.put_cooldown(Cooldown("openai/gpt-4o", NOW + 30, 1))
+    await ledger.put_cooldown(Cooldown("openai/gpt-4o", NOW + 10, 1))
+    await ledger.put_cooldown(Cooldown("limit:free-tier", NOW - 1, 2))
+    assert await ledger.cooldowns(now=NOW) == [Cooldown("openai/gpt-4o", NOW + 30, 1)]
+
+
+async def test_an_export_reads_every_row_in_batches(ledger: SqliteLedger) -> None:
+    for _ in range(1203):
+        await ledger.record(row(cost=0.001))
+    rows = [r async for r in ledger.export(since=NOW)]
+    assert len(rows) == 1203 and len({r["id"] for r in rows}) == 1203
+
+
+async def test_a_spooled_record_is_replayed_once_the_ledger_works_again_with_no_duplicate(tmp_path: Path) -> None:
+    db = tmp_path / "ledger" / "audit.sqlite3"
+    db.parent.mkdir()
+    db.mkdir()  # the path is a directory: the ledger cannot open
+    spool = Spool.beside(db)
+    ledger = SqliteLedger(lambda: AuditLog(db), spool=spool)
+    record = row(cost=0.2)
+    with pytest.raises(AuditError):
+        await ledger.record(record)
+    path = spool.append(record, None)
+    assert path == db.with_name("audit.sqlite3.spool.jsonl") and path.stat().st_mode & 0o777 == 0o600
+    spool.append(record, None)  # spooled twice (say two retries): still one row after replay
+    ledger.note_spooled()
+    db.rmdir()  # the fault is fixed
+    await ledger.record(row(cost=0.3))
+    rows = await ledger.tail(10)
+    assert sorted(r["cost"] for r in rows) == [0.2, 0.3] and not spool.pending()
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    await ledger.aclose()
+
+
+def test_a_spool_falls_back_to_a_private_temp_folder_when_the_ledgers_folder_cannot_be_written(tmp_path: Path) -> None:
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("")  # the ledger's "folder" is a file: nothing can be created in it
+    spool = Spool.beside(blocked / "audit.sqlite3")
+    path = spool.append(row(cost=0.1), "metadata")
+    assert path == spool.paths[1] and path.parent.stat().st_mode & 0o777 == 0o700
+    replayed: list[tuple[CallRecord, object]] = []
+    assert spool.replay(lambda record, privacy: replayed.append((record, privacy))) == 1
+    assert replayed[0][0].cost == 0.1 and replayed[0][1] == "metadata" and not spool.pending()
+
+
+def test_a_torn_spool_line_is_dropped_and_the_rest_replayed(tmp_path: Path) -> None:
+    spool = Spool([tmp_path / "spool.jsonl"])
+    spool.append(row(cost=0.1), None)
+    with (tmp_path / "spool.jsonl").open("a") as file:
+        file.write('{"record": {"ts": 1')  # a write cut by a crash
+    spool.append(row(cost=0.2), None)
+    got: list[float | None] = []
+    assert spool.replay(lambda record, privacy: got.append(record.cost)) == 2 and got == [0.1, 0.2]
+
+
+def test_a_failed_replay_keeps_the_whole_spool_for_the_next_try(tmp_path: Path) -> None:
+    spool = Spool([tmp_path / "spool.jsonl"])
+    spool.append(row(cost=0.1), None)
+
+    def broken(record: CallRecord, privacy: object) -> None:
+        raise AuditError("still locked")
+
+    with pytest.raises(AuditError):
+        spool.replay(broken)
+    lines = (tmp_path / "spool.jsonl").read_text().splitlines()
+    assert len(lines) == 1 and json.loads(lines[0])["record"]["cost"] == 0.1
+
+
+async def test_a_full_queue_fails_at_once_instead_of_piling_up(db: Path) -> None:
+    ledger = SqliteLedger(lambda: AuditLog(db), max_queue=0)
+    with pytest.raises(AuditError, match="backed up"):
+        await ledger.record(row(cost=0.1))
+
+
+@pytest.mark.slow
+def test_two_processes_on_one_file_never_hold_more_than_the_budget_between_them(db: Path) -> None:
+    AuditLog(db).close()  # created (and migrated) once, so the two workers race only on reservations
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    command = [sys.executable, "-m", "tests.ledger_worker", str(db), "60", "0.01", "0.5"]
+    workers = [subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    results = []
+    for worker in workers:
+        out, _ = worker.communicate(timeout=120)
+        assert worker.returncode == 0
+        results.append(tuple(int(n) for n in out.split()))
+    granted = sum(r[0] for r in results)
+    assert granted == 50 and sum(r[1] for r in results) == 70  # exactly the 50 calls that fit, of 120
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT COUNT(*), SUM(cost) FROM calls").fetchone() == (50, pytest.approx(0.5))
+        assert conn.execute("SELECT COUNT(*) FROM reservations").fetchone()[0] == 0
