@@ -1,6 +1,6 @@
 """A replica's burst of paid calls against a shared PostgreSQL ledger, for the multi-process budget tests.
 
-`python -m tests.ledger_worker URL CALLS COST DAILY_BUDGET` opens its own `PostgresLedger`, prints `ready`, waits
+`python -m tests.postgres_worker URL CALLS COST DAILY_BUDGET` opens its own `PostgresLedger`, prints `ready`, waits
 for a line on stdin (so several workers burst at the same moment), then runs CALLS concurrent admissions of COST
 each against a persona's daily budget; each granted one is recorded (settled) at COST. It prints one JSON line:
 `{"granted": N, "refused": M}`. Any other outcome is an exception and a non-zero exit.

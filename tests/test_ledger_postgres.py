@@ -360,7 +360,7 @@ async def test_a_row_with_a_known_charge_counts_that_charge_not_its_cost(ledger:
 
 @pytest.mark.slow
 async def test_three_replica_processes_on_one_database_never_exceed_the_budget(postgres_url: str) -> None:
-    command = [sys.executable, "-m", "tests.ledger_worker", postgres_url, "50", str(COST), str(BUDGET)]
+    command = [sys.executable, "-m", "tests.postgres_worker", postgres_url, "50", str(COST), str(BUDGET)]
     workers = [
         subprocess.Popen(command, cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) for _ in range(3)
     ]

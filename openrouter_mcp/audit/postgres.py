@@ -20,11 +20,18 @@
 
 from __future__ import annotations
 
+import hashlib
+import logging
+import math
 import select
-from collections.abc import AsyncIterator, Sequence
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any, ClassVar, TypeAlias
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+import anyio
+import anyio.from_thread
+import anyio.to_thread
 import psycopg
 import psycopg_pool
 
@@ -32,9 +39,10 @@ from openrouter_mcp.audit import postgres_schema as sql
 from openrouter_mcp.audit.ledger import Cooldown, Reservation, ReservationRequest, WindowSpend
 from openrouter_mcp.audit.log import CallRecord, UsageSummary, _checked_privacy, _json_or_none, _sha256_or_none
 from openrouter_mcp.audit.schema import row_as_dict
-from openrouter_mcp.config import DATABASE_URL_ENV
+from openrouter_mcp.audit.spool import Spool
+from openrouter_mcp.config import DATABASE_URL_ENV, default_audit_path
 from openrouter_mcp.errors import AuditError, AuditSetupError, ConfigurationError
-from openrouter_mcp.routing.budgets import BudgetLimit, budget_refusal
+from openrouter_mcp.routing.budgets import FIT_TOLERANCE, BudgetLimit, budget_refusal
 from openrouter_mcp.routing.personas import Privacy
 
 SCHEMES = ("postgresql", "postgres")
@@ -44,6 +52,10 @@ DEFAULT_POOL_SIZE = 10
 #: Expired reservations are deleted by at most one `reserve` every this many seconds (they stop counting at once).
 EXPIRE_EVERY = 60.0
 _EXPORT_BATCH = 500
+#: Seconds the local copy of the shared cooldowns is used before it is read again.
+COOLDOWN_REFRESH = 1.0
+
+logger = logging.getLogger(__name__)
 
 _Pool: TypeAlias = psycopg_pool.AsyncConnectionPool[psycopg.AsyncConnection[tuple[Any, ...]]]
 
@@ -84,13 +96,37 @@ def check_url(url: str) -> str:
     return url
 
 
+def spool_for(url: str) -> Spool:
+    """The local spool of the database at `url`: in this machine's data folder (beside the default SQLite log),
+    named after the database (a hash of its redacted URL), shared by every replica on this machine."""
+    digest = hashlib.sha256(redact_url(url).encode()).hexdigest()[:16]
+    return Spool.beside(default_audit_path().parent / f"postgres-{digest}")
+
+
 class PostgresLedger:
     """The ledger in a PostgreSQL database (see the module docstring); created by `await PostgresLedger.open(url)`."""
 
     SCHEMA_VERSION: ClassVar[int] = len(sql.MIGRATIONS)
 
-    def __init__(self, pool: _Pool, url: str, *, privacy: Privacy, timeout: float) -> None:
+    def __init__(
+        self,
+        pool: _Pool,
+        url: str,
+        *,
+        privacy: Privacy,
+        timeout: float,
+        spool: Spool | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._pool = pool
+        self.spool = spool
+        # Replay at the first successful write (a spool left by an earlier run), then after each spooled record.
+        self._replay_due = spool is not None
+        self._replaying = False
+        self._clock = clock
+        self._local_cooldowns: dict[str, Cooldown] = {}
+        self._cooldowns_read = -math.inf
+        self._cooldowns_lock = anyio.Lock()
         self._secret = urlsplit(url).password or dict(parse_qsl(urlsplit(url).query)).get("password")
         self.url = redact_url(url)  # the only form of the URL this object keeps in view
         self.privacy: Privacy = privacy
@@ -105,8 +141,13 @@ class PostgresLedger:
         privacy: Privacy = "full",
         timeout: float = DEFAULT_TIMEOUT,
         pool_size: int = DEFAULT_POOL_SIZE,
+        spool: Spool | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> PostgresLedger:
         """Connect to the database at `url`, bring its schema up to date, and return the ledger.
+
+        `spool` keeps answered calls the database could not take (see `audit.spool`); this ledger replays it
+        once writes succeed again. `clock` (monotonic) times the local copy of the cooldowns.
 
         Raises:
             ConfigurationError: `url` is not a PostgreSQL URL.
@@ -125,7 +166,7 @@ class PostgresLedger:
             check=_check_connection,
             name="openrouter-mcp-ledger",
         )
-        ledger = cls(pool, url, privacy=privacy, timeout=timeout)
+        ledger = cls(pool, url, privacy=privacy, timeout=timeout, spool=spool, clock=clock)
         try:
             # One direct connection first: it reports why it failed (refused, bad password, no such database)
             # where the pool would only say that it timed out.
@@ -179,6 +220,10 @@ class PostgresLedger:
         Raises:
             AuditError: the row could not be written (retryable when the database is unreachable).
         """
+        await self._record(record, privacy)
+        await self._replay_if_due()
+
+    async def _record(self, record: CallRecord, privacy: Privacy | None) -> None:
         mode = self.privacy if privacy is None else privacy
         arguments_json = arguments_sha256 = response_json = response_sha256 = None
         if mode == "full":
@@ -192,7 +237,6 @@ class PostgresLedger:
         params = (
             record.reservation_id,
             record.record_id,
-            record.reservation_id,
             record.charged,
             record.ts,
             record.user,
@@ -250,9 +294,10 @@ class PostgresLedger:
         if granted is None:
             for i, limit in enumerate(limits):
                 settled, held = float(row[2 * i]), float(row[2 * i + 1])
-                if limit.limit - settled - held < request.minimum:
+                if limit.limit - settled - held + FIT_TOLERANCE < request.minimum:
                     raise budget_refusal(limit, spent=settled, reserved=held, needed=request.minimum)
             raise AssertionError("refused, yet every window had room")  # the same arithmetic in SQL and here
+        await self._replay_if_due()
         return Reservation(request.id, float(granted), request.expires)
 
     async def release(self, reservation_id: str) -> None:
@@ -340,21 +385,63 @@ class PostgresLedger:
     # -- cooldowns --------------------------------------------------------------------------------------------
 
     async def put_cooldown(self, cooldown: Cooldown) -> None:
-        """Share a cooldown; an existing later end (and more strikes) is kept.
+        """Share a cooldown; an existing later end (and more strikes) is kept. This process sees it at once.
 
         Raises:
             AuditError: the database could not be written.
         """
+        self._keep_cooldown(cooldown)
         await self._execute(sql.PUT_COOLDOWN, (cooldown.key, cooldown.until, cooldown.strikes), writing=True)
 
     async def cooldowns(self, *, now: float) -> list[Cooldown]:
-        """Every cooldown still running at `now`.
+        """Every cooldown still running at `now`, from a local copy read from the database at most once a second.
+
+        So a healthy call pays a round trip at most once a second, and a cooldown another replica shares is seen
+        here within `COOLDOWN_REFRESH` seconds (plus one round trip).
 
         Raises:
-            AuditError: the database could not be read.
+            AuditError: the database could not be read (the local copy is kept and read again next time).
         """
-        rows = await self._fetch(sql.ACTIVE_COOLDOWNS, (now,))
-        return [Cooldown(key=key, until=float(until), strikes=int(strikes)) for key, until, strikes in rows]
+        if self._clock() - self._cooldowns_read >= COOLDOWN_REFRESH:
+            async with self._cooldowns_lock:  # one read for every task that finds the copy stale
+                if self._clock() - self._cooldowns_read >= COOLDOWN_REFRESH:
+                    rows = await self._fetch(sql.ACTIVE_COOLDOWNS, (now,))
+                    self._local_cooldowns = {}
+                    for key, until, strikes in rows:
+                        self._keep_cooldown(Cooldown(key=key, until=float(until), strikes=int(strikes)))
+                    self._cooldowns_read = self._clock()
+        return [cooldown for _, cooldown in sorted(self._local_cooldowns.items()) if cooldown.until > now]
+
+    def _keep_cooldown(self, cooldown: Cooldown) -> None:
+        known = self._local_cooldowns.get(cooldown.key)
+        if known is not None:
+            cooldown = Cooldown(cooldown.key, max(known.until, cooldown.until), max(known.strikes, cooldown.strikes))
+        self._local_cooldowns[cooldown.key] = cooldown
+
+    # -- the spool ----------------------------------------------------------------------------------------------
+
+    def note_spooled(self) -> None:
+        """A record went to the spool: replay it once the database takes writes again."""
+        self._replay_due = self.spool is not None
+
+    async def _replay_if_due(self) -> None:
+        """After a successful write: put what the spool holds into the database (idempotent by `record_id`)."""
+        if not self._replay_due or self._replaying or self.spool is None:
+            return
+        self._replaying, self._replay_due = True, False
+        spool = self.spool
+
+        def write(record: CallRecord, privacy: Privacy | None) -> None:
+            anyio.from_thread.run(self._record, record, privacy)
+
+        try:
+            # The spool's file locking and reading are blocking: a worker thread, which writes through this loop.
+            await anyio.to_thread.run_sync(spool.replay, write)
+        except AuditError as exc:
+            self._replay_due = True
+            logger.error("could not replay the audit spool into %s yet: %s", self.url, exc.message)
+        finally:
+            self._replaying = False
 
     async def aclose(self) -> None:
         """Close every pooled connection (idempotent). Writes are committed as they happen: none is queued."""
@@ -426,6 +513,7 @@ def _reservation(request: ReservationRequest, limits: Sequence[BudgetLimit]) -> 
     params |= {
         "amount": request.amount,
         "minimum": request.minimum,
+        "tolerance": FIT_TOLERANCE,
         "id": request.id,
         "persona": request.persona,
         "user": request.user,

@@ -24,8 +24,8 @@ BOOTSTRAP = "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL
 
 #: One list of statements per version step.
 MIGRATIONS: list[list[str]] = [
-    # v1: calls as in SQLite, plus what h10's SQLite v3 adds (the record's id, for idempotent spool replays; the
-    # reservation it settled; what it charged against budgets); the indexes that usage reports, exports and the
+    # v1: calls as in SQLite, plus what SQLite's v3 adds (the record's id, for idempotent spool replays; what it
+    # charged against budgets); the indexes that usage reports, exports and the
     # per-persona / per-user / server budget sums scan (covering the sums' columns, so admission reads the index
     # only); reservations; cooldowns.
     [
@@ -33,7 +33,6 @@ MIGRATIONS: list[list[str]] = [
         CREATE TABLE calls (
             id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
             record_id TEXT NOT NULL UNIQUE,
-            reservation_id TEXT,
             charged DOUBLE PRECISION,
             ts DOUBLE PRECISION NOT NULL,
             "user" TEXT NOT NULL,
@@ -88,7 +87,6 @@ COLUMNS = ", ".join(
 )
 _WRITTEN = (
     "record_id",
-    "reservation_id",
     "charged",
     "ts",
     '"user"',
@@ -144,19 +142,22 @@ def window_sums(scope: str, index: int) -> str:
 def reserve(scopes: Sequence[str]) -> str:
     """The admission statement for windows of the given scope kinds, after `LOCK_SCOPES` in the same transaction.
 
-    It sums each window (settled, held), computes the grant (the request's amount, capped by each window's room),
-    inserts the reservation only if the grant reaches the minimum, and returns the sums and the amount inserted
-    (NULL: refused). One statement, so one snapshot, all taken after the lock was granted.
+    As `Ledger.reserve` defines it: each window's room is its limit less settled spend and live reservations; the
+    call fits when every room (plus `%(tolerance)s`) reaches the minimum, and is granted the smallest of its
+    amount and each room (never less than the minimum). The statement sums every window, inserts the reservation
+    only if it fits, and returns the sums and the amount inserted (NULL: refused): one statement, so one snapshot,
+    taken after the lock was granted.
     """
-    sums = ", ".join(f"{window_sums(scope, i)}" for i, scope in enumerate(scopes))
+    sums = ", ".join(window_sums(scope, i) for i, scope in enumerate(scopes))
     names = ", ".join(f"s{i}, h{i}" for i in range(len(scopes)))
-    rooms = ", ".join(f"%(limit_{i})s - s{i} - h{i}" for i in range(len(scopes)))
+    rooms = [f"%(limit_{i})s - s{i} - h{i}" for i in range(len(scopes))]
+    grants = ", ".join(f"GREATEST({room}, %(minimum)s)" for room in rooms)
     return (
         f"WITH w ({names}) AS (SELECT {sums}), "
-        f"g AS (SELECT LEAST(%(amount)s::float8, {rooms}) AS amount FROM w), "
+        f"g AS (SELECT LEAST(%(amount)s::float8, {grants}) AS amount, LEAST({', '.join(rooms)}) AS room FROM w), "
         'ins AS (INSERT INTO reservations (id, persona, "user", amount, created, expires) '
-        "SELECT %(id)s, %(persona)s, %(user)s, amount, %(now)s, %(expires)s FROM g WHERE amount >= %(minimum)s "
-        "RETURNING amount) "
+        "SELECT %(id)s, %(persona)s, %(user)s, amount, %(now)s, %(expires)s FROM g "
+        "WHERE room + %(tolerance)s >= %(minimum)s RETURNING amount) "
         "SELECT w.*, (SELECT amount FROM ins) FROM w"
     )
 
