@@ -150,7 +150,7 @@ class Settings:
             audit_enabled=_switch(env, AUDIT_ENV, default=True),
             audit_db=env.get(AUDIT_DB_ENV) or None,
             audit_privacy=_choice(env, AUDIT_PRIVACY_ENV, AUDIT_PRIVACY_MODES),
-            database_url=SecretStr(url) if (url := env.get(DATABASE_URL_ENV, "").strip()) else None,
+            database_url=database_url(env),
             low_balance_usd=_amount(env, LOW_BALANCE_USD_ENV, DEFAULT_LOW_BALANCE_USD),
         )
 
@@ -164,6 +164,13 @@ def default_audit_path(environ: Mapping[str, str] | None = None) -> Path:
     # The XDG spec says a relative value is invalid and must be ignored.
     base = Path(data_home) if data_home and Path(data_home).is_absolute() else Path.home() / ".local" / "share"
     return base / "openrouter-mcp" / "audit.sqlite3"
+
+
+def database_url(environ: Mapping[str, str] | None = None) -> SecretStr | None:
+    """`$OPENROUTER_MCP_DATABASE_URL` (a secret: it may hold a password), or None."""
+    env = os.environ if environ is None else environ
+    url = env.get(DATABASE_URL_ENV, "").strip()
+    return SecretStr(url) if url else None
 
 
 def _seconds(env: Mapping[str, str], name: str, default: float) -> float:

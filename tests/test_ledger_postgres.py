@@ -21,8 +21,9 @@ import psycopg
 import pytest
 
 from openrouter_mcp.audit import AuditError, AuditLog, AuditSetupError, CallRecord
+from openrouter_mcp.audit.database import check_url, redact_url
 from openrouter_mcp.audit.ledger import Cooldown, ReservationRequest
-from openrouter_mcp.audit.postgres import PostgresLedger, check_url, redact_url
+from openrouter_mcp.audit.postgres import PostgresLedger
 from openrouter_mcp.errors import BudgetExceededError, ConfigurationError
 from openrouter_mcp.routing.budgets import BudgetLimit, budget_limits
 from openrouter_mcp.routing.personas import Budget

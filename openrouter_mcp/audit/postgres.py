@@ -27,7 +27,6 @@ import select
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any, ClassVar, TypeAlias
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import anyio
 import anyio.from_thread
@@ -36,16 +35,16 @@ import psycopg
 import psycopg_pool
 
 from openrouter_mcp.audit import postgres_schema as sql
+from openrouter_mcp.audit.database import check_url, redact_url, url_password
 from openrouter_mcp.audit.ledger import Cooldown, Reservation, ReservationRequest, WindowSpend
 from openrouter_mcp.audit.log import CallRecord, UsageSummary, _checked_privacy, _json_or_none, _sha256_or_none
 from openrouter_mcp.audit.schema import row_as_dict
 from openrouter_mcp.audit.spool import Spool
-from openrouter_mcp.config import DATABASE_URL_ENV, default_audit_path
-from openrouter_mcp.errors import AuditError, AuditSetupError, ConfigurationError
+from openrouter_mcp.config import default_audit_path
+from openrouter_mcp.errors import AuditError, AuditSetupError
 from openrouter_mcp.routing.budgets import FIT_TOLERANCE, BudgetLimit, budget_refusal
 from openrouter_mcp.routing.personas import Privacy
 
-SCHEMES = ("postgresql", "postgres")
 #: Seconds to connect (at start-up, and for each new pooled connection) and to wait for a pooled connection.
 DEFAULT_TIMEOUT = 5.0
 DEFAULT_POOL_SIZE = 10
@@ -58,42 +57,6 @@ COOLDOWN_REFRESH = 1.0
 logger = logging.getLogger(__name__)
 
 _Pool: TypeAlias = psycopg_pool.AsyncConnectionPool[psycopg.AsyncConnection[tuple[Any, ...]]]
-
-
-def redact_url(url: str) -> str:
-    """`url` with its password (in the authority or a `password=` query parameter) replaced by `***`."""
-    try:
-        parts = urlsplit(url)
-        netloc = parts.netloc
-        if parts.password is not None:
-            userinfo, _, hostinfo = netloc.rpartition("@")
-            user = userinfo.split(":", 1)[0]
-            netloc = f"{user}:***@{hostinfo}"
-        query = urlencode(
-            [(k, "***" if k == "password" else v) for k, v in parse_qsl(parts.query, keep_blank_values=True)],
-            safe="/*",
-        )
-        return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
-    except ValueError:
-        return "(an unparsable database URL)"
-
-
-def check_url(url: str) -> str:
-    """`url` if it is a PostgreSQL URL; the check every entry point (server, CLI) makes before connecting.
-
-    Raises:
-        ConfigurationError: not a `postgresql://` URL (the message shows it redacted).
-    """
-    try:
-        scheme = urlsplit(url).scheme
-    except ValueError:
-        scheme = ""
-    if scheme not in SCHEMES:
-        raise ConfigurationError(
-            f"{DATABASE_URL_ENV}/--database-url must be a postgresql:// URL, got {redact_url(url)!r} "
-            "(for example postgresql://user:password@db.example.com:5432/openrouter_mcp)"
-        )
-    return url
 
 
 def spool_for(url: str) -> Spool:
@@ -127,7 +90,7 @@ class PostgresLedger:
         self._local_cooldowns: dict[str, Cooldown] = {}
         self._cooldowns_read = -math.inf
         self._cooldowns_lock = anyio.Lock()
-        self._secret = urlsplit(url).password or dict(parse_qsl(urlsplit(url).query)).get("password")
+        self._secret = url_password(url)
         self.url = redact_url(url)  # the only form of the URL this object keeps in view
         self.privacy: Privacy = privacy
         self._timeout = timeout
