@@ -1,9 +1,10 @@
 """A replica's burst of paid calls against a shared PostgreSQL ledger, for the multi-process budget tests.
 
-`python -m tests.postgres_worker URL CALLS COST DAILY_BUDGET` opens its own `PostgresLedger`, prints `ready`, waits
-for a line on stdin (so several workers burst at the same moment), then runs CALLS concurrent admissions of COST
-each against a persona's daily budget; each granted one is recorded (settled) at COST. It prints one JSON line:
-`{"granted": N, "refused": M}`. Any other outcome is an exception and a non-zero exit.
+`python -m tests.postgres_worker URL CALLS COST DAILY_BUDGET [PERSONA]` opens its own `PostgresLedger`, prints
+`ready`, waits for a line on stdin (so several workers burst at the same moment), then runs CALLS concurrent
+admissions of COST each against the daily budget of a persona (default `frugal`); each granted one is recorded
+(settled) at COST. It prints one JSON line: `{"granted": N, "refused": M}`. Any other outcome is an exception and
+a non-zero exit.
 """
 
 from __future__ import annotations
@@ -25,14 +26,14 @@ from openrouter_mcp.routing.personas import Budget
 PERSONA = "frugal"
 
 
-async def paid_call(ledger: PostgresLedger, cost: float, budget: float, outcomes: list[str]) -> None:
+async def paid_call(ledger: PostgresLedger, cost: float, budget: float, persona: str, outcomes: list[str]) -> None:
     """One call as the server makes it: reserve the worst case, then record the row that settles it."""
     now = time.time()
     request = ReservationRequest(
         id=uuid.uuid4().hex,
         user="worker",
-        persona=PERSONA,
-        limits=budget_limits("persona", PERSONA, Budget(daily=budget), now),
+        persona=persona,
+        limits=budget_limits("persona", persona, Budget(daily=budget), now),
         amount=cost,
         minimum=cost,
         now=now,
@@ -49,7 +50,7 @@ async def paid_call(ledger: PostgresLedger, cost: float, budget: float, outcomes
         tool="create_chat_completion",
         outcome="ok",
         latency_ms=1.0,
-        persona=PERSONA,
+        persona=persona,
         cost=cost,
         reservation_id=reservation.id,
     )
@@ -57,7 +58,7 @@ async def paid_call(ledger: PostgresLedger, cost: float, budget: float, outcomes
     outcomes.append("granted")
 
 
-async def main(url: str, calls: int, cost: float, budget: float) -> None:
+async def main(url: str, calls: int, cost: float, budget: float, persona: str = PERSONA) -> None:
     ledger = await PostgresLedger.open(url, pool_size=calls)
     try:
         sys.stdout.write("ready\n")
@@ -67,7 +68,7 @@ async def main(url: str, calls: int, cost: float, budget: float) -> None:
         with anyio.fail_after(60):
             async with anyio.create_task_group() as group:
                 for _ in range(calls):
-                    group.start_soon(paid_call, ledger, cost, budget, outcomes)
+                    group.start_soon(paid_call, ledger, cost, budget, persona, outcomes)
         result = {"granted": outcomes.count("granted"), "refused": outcomes.count("refused")}
         sys.stdout.write(json.dumps(result) + "\n")
     finally:
@@ -75,4 +76,4 @@ async def main(url: str, calls: int, cost: float, budget: float) -> None:
 
 
 if __name__ == "__main__":
-    anyio.run(main, sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4]))
+    anyio.run(main, sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4]), *sys.argv[5:6])
