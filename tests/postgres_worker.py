@@ -76,4 +76,5 @@ async def main(url: str, calls: int, cost: float, budget: float, persona: str = 
 
 
 if __name__ == "__main__":
-    anyio.run(main, sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4]), *sys.argv[5:6])
+    persona = sys.argv[5] if len(sys.argv) > 5 else PERSONA
+    anyio.run(main, sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4]), persona)
