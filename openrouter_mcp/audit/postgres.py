@@ -27,6 +27,7 @@ import select
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any, ClassVar, TypeAlias
+from urllib.parse import parse_qsl, urlsplit
 
 import anyio
 import anyio.from_thread
@@ -125,7 +126,7 @@ class PostgresLedger:
             open=False,
             timeout=timeout,
             # Autocommit: a statement is its own transaction unless `transaction()` says otherwise.
-            kwargs={"autocommit": True, "connect_timeout": max(1, round(timeout))},
+            kwargs={"autocommit": True, **_connection_options(url, timeout)},
             check=_check_connection,
             name="openrouter-mcp-ledger",
         )
@@ -133,9 +134,8 @@ class PostgresLedger:
         try:
             # One direct connection first: it reports why it failed (refused, bad password, no such database)
             # where the pool would only say that it timed out.
-            connection = await psycopg.AsyncConnection.connect(
-                url, autocommit=True, connect_timeout=max(1, round(timeout))
-            )
+            options = _connection_options(url, timeout)
+            connection = await psycopg.AsyncConnection.connect(url, autocommit=True, **options)
             async with connection:
                 await ledger._migrate(connection)
             await pool.open(wait=True, timeout=timeout)
@@ -463,6 +463,26 @@ async def _check_connection(connection: psycopg.AsyncConnection[Any]) -> None:
     readable, _, _ = select.select([connection.pgconn.socket], [], [], 0)
     if readable:
         await psycopg_pool.AsyncConnectionPool.check_connection(connection)
+
+
+def _connection_options(url: str, timeout: float) -> dict[str, Any]:
+    """libpq options bounding how long a dead database can hold a call, unless the URL sets them itself.
+
+    `connect_timeout` bounds connecting; over TCP, keepalives and `tcp_user_timeout` bound a query to a database
+    that vanished without closing the connection (a network partition, a lost machine), which no timeout of ours
+    on the pool would catch. Unix sockets ignore the TCP ones.
+    """
+    seconds = max(1, round(timeout))
+    defaults: dict[str, Any] = {
+        "connect_timeout": seconds,
+        "keepalives": 1,
+        "keepalives_idle": seconds,
+        "keepalives_interval": 1,
+        "keepalives_count": 3,
+        "tcp_user_timeout": 3 * seconds * 1000,  # milliseconds
+    }
+    given = {key for key, _ in parse_qsl(urlsplit(url).query)}
+    return {key: value for key, value in defaults.items() if key not in given}
 
 
 def _scope_key(limit: BudgetLimit) -> str:
