@@ -114,7 +114,7 @@ async def test_an_empty_database_is_migrated_to_the_current_schema_and_a_reopen_
         tables = {row[0] for row in connection.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
         indexes = {row[0] for row in connection.execute("SELECT indexname FROM pg_indexes WHERE tablename = 'calls'")}
         versions = connection.execute("SELECT version FROM schema_version").fetchall()
-    assert tables == {"schema_version", "calls", "reservations", "cooldowns"}
+    assert tables == {"schema_version", "calls", "reservations", "spend", "cooldowns"}
     assert {"calls_ts", "calls_persona_ts", "calls_user_ts"} <= indexes
     assert versions == [(PostgresLedger.SCHEMA_VERSION,)]
 
@@ -357,6 +357,35 @@ async def test_a_row_with_a_known_charge_counts_that_charge_not_its_cost(ledger:
     await ledger.record(paid_record(None, cost=0.7, outcome="refused"))  # refused calls never count
     spend = await ledger.spend(limits[0], now=MAR_1 + HOUR)
     assert (spend.settled, spend.reserved) == (0.2, 0.0)
+
+
+async def test_the_daily_totals_admission_reads_agree_with_the_rows_they_sum(ledger: PostgresLedger) -> None:
+    day = MAR_1 + HOUR
+    rows = [
+        paid_record(None, cost=0.25),
+        paid_record(None, cost=0.5, user="bob", persona="coder"),
+        paid_record(None, cost=None, charged=0.125, outcome="error"),  # cut stream: the reserved amount counts
+        paid_record(None, cost=0.0625, persona=None),
+        paid_record(None, cost=9.0, outcome="refused"),  # never counts
+        paid_record(None, cost=0.03125, ts=MAR_1 - 1),  # the day before
+        paid_record(None, cost=1.0, ts=MAR_1 + 40 * 86_400),  # next month
+    ]
+    for row in rows:
+        await ledger.record(row)
+    await ledger.record(rows[0])  # a replay is counted once
+    windows = {
+        "server day": (budget_limits("server", "", Budget(daily=1), day)[0], 0.9375),
+        "server month": (budget_limits("server", "", Budget(monthly=1), day)[0], 0.9375),
+        "alice day": (budget_limits("user", "alice", Budget(daily=1), day)[0], 0.4375),
+        "alice month": (budget_limits("user", "alice", Budget(monthly=1), MAR_1 - 1)[0], 0.03125),
+        "frugal day": (budget_limits("persona", "frugal", Budget(daily=1), day)[0], 0.375),
+        "coder day": (budget_limits("persona", "coder", Budget(daily=1), day)[0], 0.5),
+    }
+    for name, (limit, expected) in windows.items():
+        assert (await ledger.spend(limit, now=day)).settled == expected, name
+        # The same window, not aligned to whole days, is summed from the rows themselves: the same figure.
+        shifted = BudgetLimit(limit.scope, limit.name, limit.period, limit.limit, limit.since - 0.5, limit.resets - 0.5)
+        assert (await ledger.spend(shifted, now=day)).settled == expected, name
 
 
 @pytest.mark.slow

@@ -52,6 +52,7 @@ DEFAULT_POOL_SIZE = 10
 #: Expired reservations are deleted by at most one `reserve` every this many seconds (they stop counting at once).
 EXPIRE_EVERY = 60.0
 _EXPORT_BATCH = 500
+DAY = 86_400.0
 #: Seconds the local copy of the shared cooldowns is used before it is read again.
 COOLDOWN_REFRESH = 1.0
 
@@ -503,7 +504,7 @@ def _reservation(request: ReservationRequest, limits: Sequence[BudgetLimit]) -> 
         "now": request.now,
         "expires": request.expires,
     }
-    return sql.reserve([limit.scope for limit in limits]), params
+    return sql.reserve([(limit.scope, _whole_days(limit)) for limit in limits]), params
 
 
 def _window_sums(limits: Sequence[BudgetLimit], now: float) -> tuple[str, dict[str, Any]]:
@@ -511,6 +512,17 @@ def _window_sums(limits: Sequence[BudgetLimit], now: float) -> tuple[str, dict[s
     params: dict[str, Any] = {}
     items = []
     for i, limit in enumerate(limits):
-        items.append(sql.window_sums(limit.scope, i))
-        params |= {f"since_{i}": limit.since, f"resets_{i}": limit.resets, f"now_{i}": now, f"name_{i}": limit.name}
+        items.append(sql.window_sums(limit.scope, i, by_day=_whole_days(limit)))
+        params |= {
+            f"since_{i}": limit.since,
+            f"resets_{i}": limit.resets,
+            f"now_{i}": now,
+            f"name_{i}": limit.name,
+            f"key_{i}": _scope_key(limit),
+        }
     return "SELECT " + ", ".join(items), params
+
+
+def _whole_days(limit: BudgetLimit) -> bool:
+    """Whether `limit`'s window is whole UTC days (every budget window is: a day or a month)."""
+    return limit.since % DAY == 0 and limit.resets % DAY == 0

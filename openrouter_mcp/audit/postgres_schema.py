@@ -71,6 +71,16 @@ MIGRATIONS: list[list[str]] = [
         )
         """,
         "CREATE INDEX reservations_expires ON reservations (expires)",
+        # Settled spend per budget scope ("server", "persona:NAME", "user:NAME") and UTC day, kept by `RECORD` in
+        # the statement that inserts the row: admission sums at most 31 of these instead of every call of the month.
+        """
+        CREATE TABLE spend (
+            scope TEXT NOT NULL,
+            day DOUBLE PRECISION NOT NULL,
+            amount DOUBLE PRECISION NOT NULL,
+            PRIMARY KEY (scope, day)
+        )
+        """,
         """
         CREATE TABLE cooldowns (
             key TEXT PRIMARY KEY,
@@ -110,16 +120,27 @@ _WRITTEN = (
     "response_json",
     "response_sha256",
 )
-#: Writes a row and settles its reservation in one statement (so one transaction); a replayed `record_id` is
-#: ignored. Parameters: the reservation id, then `_WRITTEN` in order.
+#: Writes a row, settles its reservation and adds what it charged to the daily totals of its scopes, in one statement
+#: (so one transaction). A replayed `record_id` inserts nothing, so it is counted once. What a row charges: `charged`
+#: when the call knew it, else OpenRouter's `cost`; refused calls never reached OpenRouter and charge nothing, failed
+#: ones may have been charged (a stream cut short). The totals are upserted in scope order, so two statements lock
+#: the same rows in the same order and never deadlock. Parameters: the reservation id, then `_WRITTEN` in order.
 RECORD = (
-    "WITH settled AS (DELETE FROM reservations WHERE id = %s) "
-    f"INSERT INTO calls ({', '.join(_WRITTEN)}) VALUES ({', '.join(['%s'] * len(_WRITTEN))}) "
-    "ON CONFLICT (record_id) DO NOTHING"
+    "WITH settled AS (DELETE FROM reservations WHERE id = %s), "
+    f"new AS (INSERT INTO calls ({', '.join(_WRITTEN)}) VALUES ({', '.join(['%s'] * len(_WRITTEN))}) "
+    'ON CONFLICT (record_id) DO NOTHING RETURNING ts, "user", persona, outcome, COALESCE(charged, cost) AS charge) '
+    "INSERT INTO spend (scope, day, amount) "
+    "SELECT s.scope, floor(new.ts / 86400) * 86400, new.charge FROM new, "
+    "LATERAL (VALUES ('server'), ('persona:' || new.persona), ('user:' || new.\"user\")) AS s (scope) "
+    "WHERE new.outcome IN ('ok', 'error') AND new.charge <> 0 AND s.scope IS NOT NULL ORDER BY s.scope "
+    "ON CONFLICT (scope, day) DO UPDATE SET amount = spend.amount + EXCLUDED.amount"
 )
 
-#: Refused calls never reached OpenRouter; failed ones may have been charged (a stream cut short). What a row
-#: charged: `charged` when the call knew it, else OpenRouter's `cost`.
+#: Settled spend in a window of whole UTC days (every budget window is): the daily totals of its scope.
+_SETTLED_BY_DAY = (
+    "(SELECT COALESCE(SUM(amount), 0.0) FROM spend WHERE scope = %(key)s AND day >= %(since)s AND day < %(resets)s)"
+)
+#: Settled spend in any other window: the rows themselves (what the daily totals add up).
 _SETTLED = (
     "(SELECT COALESCE(SUM(COALESCE(charged, cost)), 0.0) FROM calls "
     "WHERE ts >= %(since)s AND ts < %(resets)s AND outcome IN ('ok', 'error'){where})"
@@ -132,15 +153,18 @@ _HELD = (
 _SCOPE_FILTER = {"server": "", "persona": " AND persona = %(name)s", "user": ' AND "user" = %(name)s'}
 
 
-def window_sums(scope: str, index: int) -> str:
-    """Two select-list items, settled and held, for one budget window; parameters suffixed with `_{index}`."""
+def window_sums(scope: str, index: int, *, by_day: bool) -> str:
+    """Two select-list items, settled and held, for one budget window; parameters suffixed with `_{index}`.
+
+    `by_day`: the window is whole UTC days, so the settled spend comes from the daily totals.
+    """
     where = _SCOPE_FILTER[scope]
-    items = (_SETTLED.format(where=where), _HELD.format(where=where))
+    items = (_SETTLED_BY_DAY if by_day else _SETTLED.format(where=where), _HELD.format(where=where))
     return ", ".join(item.replace(")s", f"_{index})s") for item in items)
 
 
-def reserve(scopes: Sequence[str]) -> str:
-    """The admission statement for windows of the given scope kinds, after `LOCK_SCOPES` in the same transaction.
+def reserve(windows: Sequence[tuple[str, bool]]) -> str:
+    """The admission statement for the given windows (scope kind, whole days?), after `LOCK_SCOPES` in one transaction.
 
     As `Ledger.reserve` defines it: each window's room is its limit less settled spend and live reservations; the
     call fits when every room (plus `%(tolerance)s`) reaches the minimum, and is granted the smallest of its
@@ -148,9 +172,9 @@ def reserve(scopes: Sequence[str]) -> str:
     only if it fits, and returns the sums and the amount inserted (NULL: refused): one statement, so one snapshot,
     taken after the lock was granted.
     """
-    sums = ", ".join(window_sums(scope, i) for i, scope in enumerate(scopes))
-    names = ", ".join(f"s{i}, h{i}" for i in range(len(scopes)))
-    rooms = [f"%(limit_{i})s - s{i} - h{i}" for i in range(len(scopes))]
+    sums = ", ".join(window_sums(scope, i, by_day=by_day) for i, (scope, by_day) in enumerate(windows))
+    names = ", ".join(f"s{i}, h{i}" for i in range(len(windows)))
+    rooms = [f"%(limit_{i})s - s{i} - h{i}" for i in range(len(windows))]
     grants = ", ".join(f"GREATEST({room}, %(minimum)s)" for room in rooms)
     return (
         f"WITH w ({names}) AS (SELECT {sums}), "
