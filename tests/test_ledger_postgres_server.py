@@ -20,11 +20,12 @@ from mcp.client.streamable_http import streamable_http_client
 from openrouter_mcp.audit import AuditLog
 from openrouter_mcp.audit import cli as audit_cli
 from openrouter_mcp.audit.postgres import PostgresLedger
+from openrouter_mcp.audit.spool import Spool
 from openrouter_mcp.config import Settings
 from openrouter_mcp.routing import personas
 from openrouter_mcp.server import build_server
 from openrouter_mcp.simulator import Simulator
-from tests.postgres import PostgresCluster
+from tests.postgres import PostgresCluster, create_database, throwaway_cluster
 from tests.processes import SERVER, STARTUP_TIMEOUT, async_http_server, free_port, server_env
 from tests.test_ledger_postgres import PARITY_RECORDS, PRIVACY
 
@@ -161,3 +162,52 @@ async def test_two_replica_processes_record_into_one_postgres_database(
         rows = connection.execute("SELECT tool, outcome, transport FROM calls ORDER BY id").fetchall()
     assert rows == [("create_chat_completion", "ok", "streamable-http")] * 3
     assert all(postgres_cluster.password not in text for text in seen)
+
+
+@pytest.mark.slow
+async def test_calls_answered_while_postgres_is_down_are_spooled_and_replayed_once_it_is_back(
+    settings: Settings, sim: Simulator, tmp_path: Path
+) -> None:
+    config = personas.parse(
+        {
+            "default": "open",
+            "personas": {
+                "open": {"models": ["openai/gpt-4o-mini"], "rank_by": []},
+                "capped": {"models": ["openai/gpt-4o-mini"], "rank_by": [], "budget": {"daily": 1.0}},
+            },
+        }
+    )
+    spool = Spool([tmp_path / "spool" / "ledger.spool.jsonl"])
+    with throwaway_cluster() as cluster:
+        url = create_database(cluster)
+        ledger = await PostgresLedger.open(url, timeout=2, spool=spool)
+        try:
+            async with Client(build_server(settings, personas=config, audit=ledger)) as client:
+                with anyio.fail_after(60):
+                    before = await client.call_tool("create_chat_completion", {"messages": HELLO})
+                    assert not before.is_error
+                    await anyio.to_thread.run_sync(cluster.stop)
+                    # No budget: answered, its row kept in the spool (owner-only) with a warning.
+                    open_call = await client.call_tool("create_chat_completion", {"messages": HELLO})
+                    assert not open_call.is_error
+                    assert "kept for a retried write" in str(open_call.structured_content)
+                    assert spool.pending()
+                    assert (tmp_path / "spool" / "ledger.spool.jsonl").stat().st_mode & 0o077 == 0
+                    # A budget cannot be counted: refused before anything is sent, retryably.
+                    upstream_calls = sim.count("/chat/completions")
+                    capped = await client.call_tool("create_chat_completion", {"messages": HELLO, "persona": "capped"})
+                    assert capped.is_error
+                    refusal = capped.content[0].text  # type: ignore[union-attr]
+                    assert "ledger_unavailable" in refusal and '"retryable":true' in refusal.replace(" ", "")
+                    assert sim.count("/chat/completions") == upstream_calls
+                    await anyio.to_thread.run_sync(cluster.start)
+                    after = await client.call_tool("create_chat_completion", {"messages": HELLO, "persona": "capped"})
+                    assert not after.is_error, after.content
+            rows = [row async for row in ledger.export()]
+        finally:
+            await ledger.aclose()
+    # Every call is in the database once: the spooled ones replayed after the first write that worked.
+    assert len(rows) == 4
+    assert len({row["id"] for row in rows}) == 4
+    assert [row["outcome"] for row in sorted(rows, key=lambda row: row["ts"])] == ["ok", "ok", "error", "ok"]
+    assert not spool.pending()
