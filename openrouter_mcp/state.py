@@ -64,6 +64,8 @@ class AppState:
         self.bound_persona = personas.get(bound_persona) if bound_persona else None
         # One record of failed models per process: rate limits are per account, whoever is calling.
         self.cooldowns = Cooldowns()
+        #: When (`cooldowns.now()`) the cooldowns shared through the ledger were last read.
+        self.cooldowns_pulled = float("-inf")
         self._audit: AuditLog | Callable[[], AuditLog] | None = None
         self._ledger: Ledger | None = None
         if hasattr(audit, "aclose"):  # another engine's ledger, given whole

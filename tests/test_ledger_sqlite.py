@@ -24,6 +24,7 @@ from openrouter_mcp.audit.sqlite_ledger import SqliteLedger
 from openrouter_mcp.errors import AuditError, BudgetExceededError
 from openrouter_mcp.routing.budgets import BudgetLimit, budget_limits
 from openrouter_mcp.routing.personas import Budget
+from tests.test_audit import V1_DDL, raw
 
 pytestmark = pytest.mark.anyio
 
@@ -242,3 +243,24 @@ def test_two_processes_on_one_file_never_hold_more_than_the_budget_between_them(
     with sqlite3.connect(db) as conn:
         assert conn.execute("SELECT COUNT(*), SUM(cost) FROM calls").fetchone() == (50, pytest.approx(0.5))
         assert conn.execute("SELECT COUNT(*) FROM reservations").fetchone()[0] == 0
+
+
+def test_a_log_from_before_the_ledger_is_migrated_with_its_spend_counted_in_the_budget_windows(db: Path) -> None:
+    db.parent.mkdir()
+    with raw(db) as conn:
+        for statement in V1_DDL:
+            conn.execute(statement)
+        for persona, cost, outcome in (("writer", 0.5, "ok"), ("writer", 0.25, "error"), ("coder", 1.0, "refused")):
+            conn.execute(
+                "INSERT INTO calls (ts, user, persona, tool, outcome, latency_ms, cost, privacy) "
+                "VALUES (?, 'bob', ?, 'chat', ?, 1.0, ?, 'metadata')",
+                (NOW, persona, outcome, cost),
+            )
+        conn.commit()
+    with AuditLog(db) as log:
+        [by_persona] = budget_limits("persona", "writer", Budget(daily=1.0), NOW)
+        [by_user] = budget_limits("user", "bob", Budget(monthly=5.0), NOW)
+        [by_server] = server_daily(10.0)
+        assert log.window_spend(by_persona, now=NOW).settled == pytest.approx(0.75)
+        assert log.window_spend(by_user, now=NOW).settled == pytest.approx(0.75)  # the refused call cost nothing
+        assert log.window_spend(by_server, now=NOW).settled == pytest.approx(0.75)

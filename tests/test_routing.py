@@ -291,7 +291,7 @@ def test_a_short_retry_after_is_honoured_once_then_the_model_is_switched() -> No
 
 
 def test_the_routing_layer_imports_neither_mcp_nor_httpx() -> None:
-    modules = ["budgets", "cooldowns", "decisions", "fallback", "personas", "plan", "pricing"]
+    modules = ["budgets", "cooldowns", "decisions", "fallback", "personas", "plan", "pricing", "reservations"]
     code = (
         "import sys\n"
         + "".join(f"import openrouter_mcp.routing.{name}\n" for name in modules)

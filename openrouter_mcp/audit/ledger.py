@@ -23,6 +23,13 @@ Budget accounting, the same on every engine:
 Errors: every method raises `AuditError` when the storage cannot be read or written (locked past the busy
 timeout, disk full, database unreachable); `reserve` raises `BudgetExceededError` (built with
 `routing.budgets.budget_refusal`) when the call does not fit.
+
+What an engine may add beyond the protocol, and the server uses when present:
+- `spool: audit.spool.Spool` and `note_spooled()`: where `tools/recording.py` keeps a record the ledger
+  refused, and the hint that a replay is due; the engine replays it (`Spool.replay`, with its own idempotent
+  write) once it works again.
+- Aggregates: an engine may keep settled spend per scope and UTC day (SQLite's `spend_days`) rather than sum
+  rows; the windows are whole UTC days and months, so per-day totals answer every `BudgetLimit` exactly.
 """
 
 from __future__ import annotations

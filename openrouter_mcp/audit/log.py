@@ -19,6 +19,7 @@ import pydantic_core
 from openrouter_mcp.audit.files import create_private, tighten
 from openrouter_mcp.audit.ledger import Cooldown, Reservation, ReservationRequest, WindowSpend
 from openrouter_mcp.audit.schema import (
+    ADD_SPEND,
     APPLICATION_ID,
     COLUMNS,
     INSERT,
@@ -244,15 +245,26 @@ class AuditLog:
             record.record_id,
             record.charged,
         )
+        charge = record.cost if record.charged is None else record.charged
+        if record.outcome not in ("ok", "error"):
+            charge = None
         try:
             with self._lock:
-                if record.reservation_id is None:
+                if record.reservation_id is None and charge is None:
                     rowid = self._db.execute(INSERT, row).lastrowid
                 else:
-                    # The settle: the row (charging its amount) replaces the reservation in one transaction.
+                    # The settle: the row, its spend in the day's totals, and the end of its reservation, at once.
                     with self._transaction():
-                        rowid = self._db.execute(INSERT, row).lastrowid
-                        self._db.execute("DELETE FROM reservations WHERE id = ?", (record.reservation_id,))
+                        cursor = self._db.execute(INSERT, row)
+                        rowid = cursor.lastrowid
+                        if charge is not None and cursor.rowcount == 1:  # not a replay of a row already stored
+                            day = (record.ts // 86_400) * 86_400.0
+                            totals = [("server", "", day, charge), ("user", record.user, day, charge)]
+                            if record.persona is not None:
+                                totals.append(("persona", record.persona, day, charge))
+                            self._db.executemany(ADD_SPEND, totals)
+                        if record.reservation_id is not None:
+                            self._db.execute("DELETE FROM reservations WHERE id = ?", (record.reservation_id,))
         except sqlite3.Error as exc:
             raise AuditError(f"could not write to the audit log {self.path}: {exc}") from None
         assert rowid is not None  # an INSERT always sets it
@@ -313,7 +325,8 @@ class AuditLog:
     def _window_spend(self, limit: BudgetLimit, now: float) -> WindowSpend:
         scope = SCOPE_FILTERS[limit.scope]
         who: tuple[Any, ...] = () if limit.scope == "server" else (limit.name,)
-        settled = self._db.execute(WINDOW_SETTLED.format(scope=scope), (limit.since, limit.resets, *who)).fetchone()
+        name = "" if limit.scope == "server" else limit.name
+        settled = self._db.execute(WINDOW_SETTLED, (limit.scope, name, limit.since, limit.resets)).fetchone()
         reserved = self._db.execute(
             WINDOW_RESERVED.format(scope=scope), (limit.since, limit.resets, now, *who)
         ).fetchone()

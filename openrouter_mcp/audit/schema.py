@@ -48,7 +48,8 @@ MIGRATIONS: list[str] = [
     CREATE INDEX calls_persona_ts ON calls (persona, ts)
     """,
     # v3: the ledger. Rows get a unique id (a spooled row replayed twice is stored once) and the amount
-    # budgets count (`charged`); budget reservations of calls in flight, with their lease; shared cooldowns.
+    # budgets count (`charged`); budget reservations of calls in flight, with their lease; shared cooldowns;
+    # spend per scope and UTC day, kept with the rows, so a budget check reads a few rows, not a month of calls.
     """
     ALTER TABLE calls ADD COLUMN record_id TEXT;
     ALTER TABLE calls ADD COLUMN charged REAL;
@@ -67,7 +68,24 @@ MIGRATIONS: list[str] = [
         key TEXT PRIMARY KEY,
         until REAL NOT NULL,
         strikes INTEGER NOT NULL
-    )
+    );
+    CREATE TABLE spend_days (
+        scope TEXT NOT NULL,
+        name TEXT NOT NULL,
+        day REAL NOT NULL,
+        amount REAL NOT NULL,
+        PRIMARY KEY (scope, name, day)
+    ) WITHOUT ROWID;
+    INSERT INTO spend_days (scope, name, day, amount)
+        SELECT 'server', '', CAST(ts / 86400 AS INTEGER) * 86400.0 AS d, SUM(COALESCE(charged, cost)) FROM calls
+        WHERE outcome IN ('ok', 'error') AND COALESCE(charged, cost) IS NOT NULL GROUP BY d;
+    INSERT INTO spend_days (scope, name, day, amount)
+        SELECT 'persona', persona, CAST(ts / 86400 AS INTEGER) * 86400.0 AS d, SUM(COALESCE(charged, cost)) FROM calls
+        WHERE outcome IN ('ok', 'error') AND COALESCE(charged, cost) IS NOT NULL AND persona IS NOT NULL
+        GROUP BY persona, d;
+    INSERT INTO spend_days (scope, name, day, amount)
+        SELECT 'user', user, CAST(ts / 86400 AS INTEGER) * 86400.0 AS d, SUM(COALESCE(charged, cost)) FROM calls
+        WHERE outcome IN ('ok', 'error') AND COALESCE(charged, cost) IS NOT NULL GROUP BY user, d
     """,
 ]
 
@@ -88,13 +106,16 @@ INSERT = (
 # Refused calls never reached OpenRouter; failed ones may still have been charged (a stream cut short).
 SPENT_ALL = "SELECT COALESCE(SUM(cost), 0.0) FROM calls WHERE ts >= ? AND outcome IN ('ok', 'error')"
 SPENT_BY_PERSONA = SPENT_ALL + " AND persona = ?"
-# A budget window's settled spend and live reservations; `{scope}` is "", " AND persona = ?" or " AND user = ?".
+# A budget window's settled spend (from the per-day totals) and live reservations; `{scope}` is one of SCOPE_FILTERS.
 WINDOW_SETTLED = (
-    "SELECT COALESCE(SUM(COALESCE(charged, cost)), 0.0) FROM calls "
-    "WHERE ts >= ? AND ts < ? AND outcome IN ('ok', 'error'){scope}"
+    "SELECT COALESCE(SUM(amount), 0.0) FROM spend_days WHERE scope = ? AND name = ? AND day >= ? AND day < ?"
 )
 WINDOW_RESERVED = (
     "SELECT COALESCE(SUM(amount), 0.0) FROM reservations WHERE created >= ? AND created < ? AND expires > ?{scope}"
+)
+ADD_SPEND = (
+    "INSERT INTO spend_days (scope, name, day, amount) VALUES (?, ?, ?, ?) "
+    "ON CONFLICT (scope, name, day) DO UPDATE SET amount = amount + excluded.amount"
 )
 SCOPE_FILTERS = {"server": "", "persona": " AND persona = ?", "user": " AND user = ?"}
 

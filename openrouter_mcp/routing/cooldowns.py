@@ -29,6 +29,8 @@ class Cooldowns:
         self._clock = clock
         self._until: dict[str, float] = {}
         self._strikes: dict[str, int] = {}
+        #: Keys that failed since `take_failures` last ran: what this process has to share.
+        self._failed: set[str] = set()
 
     def now(self) -> float:
         return self._clock()
@@ -41,7 +43,23 @@ class Cooldowns:
         backoff: float = min(policy.cooldown_seconds * 2.0 ** min(strikes - 1, 30), policy.max_cooldown_seconds)
         seconds = max(backoff, retry_after or 0.0)
         self._until[key] = self._clock() + seconds
+        self._failed.add(key)
         return seconds
+
+    def take_failures(self) -> list[tuple[str, float, int]]:
+        """The keys that failed since the last call, as (key, seconds left, strikes), to share with other processes."""
+        failed = [(key, self.remaining(key), self._strikes.get(key, 0)) for key in sorted(self._failed)]
+        self._failed.clear()
+        return [item for item in failed if item[1] > 0]
+
+    def adopt(self, key: str, seconds: float, strikes: int) -> None:
+        """Take on a cooldown another process recorded: `key` waits `seconds` more, unless it already waits longer."""
+        if seconds <= 0:
+            return
+        until = self._clock() + seconds
+        if until > self._until.get(key, float("-inf")):
+            self._until[key] = until
+        self._strikes[key] = max(self._strikes.get(key, 0), strikes)
 
     def succeed(self, key: str) -> None:
         self._until.pop(key, None)

@@ -9,15 +9,18 @@ ZDR endpoints when the persona asks for them, the process's cooldowns, the ledge
 
 from __future__ import annotations
 
+import logging
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+import anyio
 from pydantic import Field
 
-from openrouter_mcp.audit.ledger import Reservation, ReservationRequest
+from openrouter_mcp.audit.ledger import Cooldown, Reservation, ReservationRequest
 from openrouter_mcp.errors import AuditError, BudgetExceededError, LedgerUnavailableError
 from openrouter_mcp.routing.budgets import BudgetLimit, budget_limits
 from openrouter_mcp.routing.fallback import RoutingRecord, Upstream, group_body, run_with_fallback
@@ -36,6 +39,11 @@ from openrouter_mcp.serving.scopes import caller
 from openrouter_mcp.state import AppState
 
 T = TypeVar("T")
+logger = logging.getLogger(__name__)
+
+#: How often a process reads the cooldowns other processes shared (a model cooled down elsewhere is skipped
+#: here within this many seconds).
+COOLDOWN_PULL_SECONDS = 1.0
 
 PERSONA_FIELD = Field(None, description="Picks and bounds the model (default persona if unset)")
 TASK_FIELD = Field(None, description="e.g. code, summarize, vision")
@@ -149,6 +157,7 @@ async def plan_for(state: AppState, persona: Persona, request: RouteRequest) -> 
     Raises:
         OpenRouterError: the catalog (or the ZDR list a ZDR persona needs) could not be fetched.
     """
+    await pull_cooldowns(state)
     snapshot = await state.catalog.snapshot()
     zdr = await state.catalog.zdr_model_ids() if persona.provider.zdr else None
     return plan_candidates(persona, request, snapshot.by_id, cooldowns=state.cooldowns, zdr_models=zdr)
@@ -175,4 +184,44 @@ async def call_routed(
         served_model=served_model,
         router_attempts=router_attempts,
     )
-    return await run_with_fallback(route, persona, state.cooldowns, upstream, record), record
+    try:
+        return await run_with_fallback(route, persona, state.cooldowns, upstream, record), record
+    finally:
+        await push_cooldowns(state)
+
+
+async def pull_cooldowns(state: AppState) -> None:
+    """Adopt the cooldowns other processes shared through the ledger, at most once per `COOLDOWN_PULL_SECONDS`.
+
+    Between pulls the process's own copy answers, so a healthy call seldom pays a ledger read. Best effort:
+    a ledger that cannot be read leaves the local cooldowns as they are.
+    """
+    ledger = state.ledger
+    now = state.cooldowns.now()
+    if ledger is None or now - state.cooldowns_pulled < COOLDOWN_PULL_SECONDS:
+        return
+    state.cooldowns_pulled = now
+    try:
+        shared = await ledger.cooldowns(now=time.time())
+    except AuditError as exc:
+        logger.warning("could not read the shared cooldowns: %s", exc.message)
+        return
+    wall = time.time()  # wall time: comparable across processes and machines, unlike the monotonic clock
+    for cooldown in shared:
+        state.cooldowns.adopt(cooldown.key, cooldown.until - wall, cooldown.strikes)
+
+
+async def push_cooldowns(state: AppState) -> None:
+    """Share the models (and limits) that failed during this call; nothing to do, and no I/O, when none did."""
+    failures = state.cooldowns.take_failures()
+    ledger = state.ledger
+    if not failures or ledger is None:
+        return
+    wall = time.time()
+    with anyio.CancelScope(shield=True):
+        for key, seconds, strikes in failures:
+            try:
+                await ledger.put_cooldown(Cooldown(key, wall + seconds, strikes))
+            except AuditError as exc:
+                logger.warning("could not share the cooldown of %s: %s", key, exc.message)
+                return
