@@ -24,7 +24,7 @@ from openrouter_mcp.audit.spool import Spool
 from openrouter_mcp.config import Settings
 from openrouter_mcp.routing import personas
 from openrouter_mcp.server import build_server
-from openrouter_mcp.simulator import Simulator
+from openrouter_mcp.simulator import Fault, Simulator
 from tests.postgres import PostgresCluster, create_database, throwaway_cluster
 from tests.processes import SERVER, STARTUP_TIMEOUT, async_http_server, free_port, server_env
 from tests.test_ledger_postgres import PARITY_RECORDS, PRIVACY
@@ -211,3 +211,39 @@ async def test_calls_answered_while_postgres_is_down_are_spooled_and_replayed_on
     assert len({row["id"] for row in rows}) == 4
     assert [row["outcome"] for row in sorted(rows, key=lambda row: row["ts"])] == ["ok", "ok", "error", "ok"]
     assert not spool.pending()
+
+
+async def test_a_model_rate_limited_for_one_replica_is_skipped_by_another_through_postgres(
+    settings: Settings, sim: Simulator, postgres_url: str
+) -> None:
+    config = personas.parse(
+        {
+            "default": "team",
+            "personas": {
+                "team": {
+                    "models": ["openai/gpt-4o", "anthropic/claude-sonnet-4"],
+                    "rank_by": [],
+                    "fallback": {"cooldown_seconds": 60},
+                }
+            },
+        }
+    )
+    one = await PostgresLedger.open(postgres_url)
+    other = await PostgresLedger.open(postgres_url)
+    try:
+        sim.model_faults["openai/gpt-4o"] = Fault(status=429, retry_after=30, provider_code=429)
+        async with Client(build_server(settings, personas=config, audit=one)) as replica:
+            first = await replica.call_tool("create_chat_completion", {"messages": HELLO})
+        assert not first.is_error and first.structured_content is not None
+        assert first.structured_content["routing"]["attempts"][0]["status"] == 429
+        sent_before = sim.count("/chat/completions")
+        async with Client(build_server(settings, personas=config, audit=other)) as replica:
+            second = await replica.call_tool("create_chat_completion", {"messages": HELLO})
+        assert not second.is_error and second.structured_content is not None
+        routing = second.structured_content["routing"]
+        assert {"model": "openai/gpt-4o", "reason": "cooling_down"}.items() <= routing["exclusions"][0].items()
+        later = [r.body for r in sim.requests if r.path == "/chat/completions"][sent_before:]
+        assert later and all("openai/gpt-4o" not in [body["model"], *body.get("models", [])] for body in later)
+    finally:
+        await one.aclose()
+        await other.aclose()

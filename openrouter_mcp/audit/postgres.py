@@ -22,10 +22,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import math
 import select
-import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any, ClassVar, TypeAlias
 from urllib.parse import parse_qsl, urlsplit
 
@@ -53,8 +51,6 @@ DEFAULT_POOL_SIZE = 10
 EXPIRE_EVERY = 60.0
 _EXPORT_BATCH = 500
 DAY = 86_400.0
-#: Seconds the local copy of the shared cooldowns is used before it is read again.
-COOLDOWN_REFRESH = 1.0
 
 logger = logging.getLogger(__name__)
 
@@ -81,17 +77,12 @@ class PostgresLedger:
         privacy: Privacy,
         timeout: float,
         spool: Spool | None = None,
-        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._pool = pool
         self.spool = spool
         # Replay at the first successful write (a spool left by an earlier run), then after each spooled record.
         self._replay_due = spool is not None
         self._replaying = False
-        self._clock = clock
-        self._local_cooldowns: dict[str, Cooldown] = {}
-        self._cooldowns_read = -math.inf
-        self._cooldowns_lock = anyio.Lock()
         self._secret = url_password(url)
         self.url = redact_url(url)  # the only form of the URL this object keeps in view
         self.privacy: Privacy = privacy
@@ -107,12 +98,11 @@ class PostgresLedger:
         timeout: float = DEFAULT_TIMEOUT,
         pool_size: int = DEFAULT_POOL_SIZE,
         spool: Spool | None = None,
-        clock: Callable[[], float] = time.monotonic,
     ) -> PostgresLedger:
         """Connect to the database at `url`, bring its schema up to date, and return the ledger.
 
         `spool` keeps answered calls the database could not take (see `audit.spool`); this ledger replays it
-        once writes succeed again. `clock` (monotonic) times the local copy of the cooldowns.
+        once writes succeed again.
 
         Raises:
             ConfigurationError: `url` is not a PostgreSQL URL.
@@ -131,7 +121,7 @@ class PostgresLedger:
             check=_check_connection,
             name="openrouter-mcp-ledger",
         )
-        ledger = cls(pool, url, privacy=privacy, timeout=timeout, spool=spool, clock=clock)
+        ledger = cls(pool, url, privacy=privacy, timeout=timeout, spool=spool)
         try:
             # One direct connection first: it reports why it failed (refused, bad password, no such database)
             # where the pool would only say that it timed out.
@@ -349,38 +339,21 @@ class PostgresLedger:
     # -- cooldowns --------------------------------------------------------------------------------------------
 
     async def put_cooldown(self, cooldown: Cooldown) -> None:
-        """Share a cooldown; an existing later end (and more strikes) is kept. This process sees it at once.
+        """Share a cooldown; an existing later end (and more strikes) is kept.
 
         Raises:
             AuditError: the database could not be written.
         """
-        self._keep_cooldown(cooldown)
         await self._execute(sql.PUT_COOLDOWN, (cooldown.key, cooldown.until, cooldown.strikes), writing=True)
 
     async def cooldowns(self, *, now: float) -> list[Cooldown]:
-        """Every cooldown still running at `now`, from a local copy read from the database at most once a second.
-
-        So a healthy call pays a round trip at most once a second, and a cooldown another replica shares is seen
-        here within `COOLDOWN_REFRESH` seconds (plus one round trip).
+        """Every cooldown still running at `now`: one query (the server keeps the local copy, read once a second).
 
         Raises:
-            AuditError: the database could not be read (the local copy is kept and read again next time).
+            AuditError: the database could not be read.
         """
-        if self._clock() - self._cooldowns_read >= COOLDOWN_REFRESH:
-            async with self._cooldowns_lock:  # one read for every task that finds the copy stale
-                if self._clock() - self._cooldowns_read >= COOLDOWN_REFRESH:
-                    rows = await self._fetch(sql.ACTIVE_COOLDOWNS, (now,))
-                    self._local_cooldowns = {}
-                    for key, until, strikes in rows:
-                        self._keep_cooldown(Cooldown(key=key, until=float(until), strikes=int(strikes)))
-                    self._cooldowns_read = self._clock()
-        return [cooldown for _, cooldown in sorted(self._local_cooldowns.items()) if cooldown.until > now]
-
-    def _keep_cooldown(self, cooldown: Cooldown) -> None:
-        known = self._local_cooldowns.get(cooldown.key)
-        if known is not None:
-            cooldown = Cooldown(cooldown.key, max(known.until, cooldown.until), max(known.strikes, cooldown.strikes))
-        self._local_cooldowns[cooldown.key] = cooldown
+        rows = await self._fetch(sql.ACTIVE_COOLDOWNS, (now,))
+        return [Cooldown(key=key, until=float(until), strikes=int(strikes)) for key, until, strikes in rows]
 
     # -- the spool ----------------------------------------------------------------------------------------------
 
