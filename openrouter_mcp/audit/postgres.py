@@ -119,6 +119,10 @@ class PostgresLedger:
             # Autocommit: a statement is its own transaction unless `transaction()` says otherwise.
             kwargs={"autocommit": True, **_connection_options(url, timeout)},
             check=_check_connection,
+            # psycopg's pool retries a failed connection with a doubling delay until this timeout; kept short so
+            # that once the database is back, the pool's next attempt comes within a call's wait, and after giving
+            # up the next call starts a fresh attempt at once.
+            reconnect_timeout=max(1.0, timeout / 2),
             name="openrouter-mcp-ledger",
         )
         ledger = cls(pool, url, privacy=privacy, timeout=timeout, spool=spool)
