@@ -50,6 +50,16 @@ def _throwaway_audit_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pa
         os.environ["OPENROUTER_MCP_AUDIT_DB"] = previous
 
 
+@pytest.fixture(autouse=True)
+def _audit_db_per_test(_throwaway_audit_db: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Servers a test starts get a database of their own: the ledger shares cooldowns and budgets between the
+    processes on one file, and a model cooled down in one test must not be skipped in the next."""
+    path = tmp_path_factory.mktemp("audit") / "audit.sqlite3"
+    os.environ["OPENROUTER_MCP_AUDIT_DB"] = str(path)
+    yield
+    os.environ["OPENROUTER_MCP_AUDIT_DB"] = str(_throwaway_audit_db)
+
+
 @pytest.fixture(scope="session")
 def shared_sim() -> Simulator:
     return Simulator(api_key=TEST_KEY)

@@ -19,10 +19,14 @@ from mcp.types import CallToolResult
 
 from openrouter_mcp.audit.log import AuditLog
 from openrouter_mcp.config import Settings
+from openrouter_mcp.errors import ConfigurationError
 from openrouter_mcp.routing import personas
+from openrouter_mcp.routing.personas import Budget
 from openrouter_mcp.routing.reservations import Prices, worst_case
 from openrouter_mcp.server import build_server
-from openrouter_mcp.simulator import Simulator
+from openrouter_mcp.serving.auth import HashedTokenVerifier, parse_tokens
+from openrouter_mcp.simulator import Fault, Simulator
+from openrouter_mcp.state import AppState
 from openrouter_mcp.tools.chat import _estimate_tokens
 
 pytestmark = pytest.mark.anyio
@@ -159,6 +163,28 @@ async def test_a_budgeted_call_to_an_unbounded_model_choice_is_refused_before_se
     assert sim.count("/chat/completions") == 0
 
 
+async def test_a_stream_cut_before_its_usage_keeps_the_reservation_as_spent_and_a_refused_request_charges_nothing(
+    settings: Settings, sim: Simulator, db: Path
+) -> None:
+    server = build_server(settings, personas=config(), audit=Opener(db))
+    arguments = {"messages": HELLO, "persona": "capped", "max_tokens": MAX_TOKENS}
+    async with Client(server) as client:
+        sim.model_faults[MINI] = Fault(status=402)
+        unpaid = await client.call_tool("create_chat_completion", arguments)
+        sim.model_faults[MINI] = Fault(mid_stream_error=True)
+        cut = await client.call_tool("create_chat_completion", {**arguments, "stream": True})
+        cooling = await client.call_tool("create_chat_completion", arguments)  # the cut model now cools down
+    assert cut.is_error and unpaid.is_error, text_of(cut)
+    assert cooling.is_error and "no_model_fits" in text_of(cooling)  # routing's answer, not a budget refusal
+    (unpaid_outcome, _, unpaid_charged, *_), (cut_outcome, cut_cost, cut_charged, *_), _ = rows(db)
+    assert (cut_outcome, cut_cost) == ("error", None) and cut_charged == pytest.approx(WORST)
+    assert (unpaid_outcome, unpaid_charged) == ("error", 0.0)
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM reservations").fetchone()[0] == 0
+        [[spent]] = conn.execute("SELECT amount FROM spend_days WHERE scope = 'persona' AND name = 'capped'")
+    assert spent == pytest.approx(WORST)
+
+
 # --- a ledger that cannot be used ------------------------------------------------------------------
 
 
@@ -253,3 +279,27 @@ def test_every_budget_field_of_the_personas_file_is_validated() -> None:
         personas.parse({"budget": {"daily": -1}})
     with pytest.raises(personas.PersonaError, match="users"):
         personas.parse({"users": {"ann": {"budget": {"weekly": 1}}}})
+
+
+def test_a_token_entry_can_carry_a_user_budget_that_wins_over_the_personas_files() -> None:
+    tokens = {
+        "tokens": [{"user": "ann", "sha256": "a" * 64, "budget": {"daily": 1.5}}, {"user": "bo", "sha256": "b" * 64}]
+    }
+    entries = parse_tokens(tokens)
+    assert entries[0].budget == Budget(daily=1.5) and entries[1].budget is None
+    verifier = HashedTokenVerifier(entries)
+    assert verifier.budgets() == {"ann": Budget(daily=1.5)}
+    state = AppState(
+        Settings(),
+        personas=config(users={"ann": {"budget": {"daily": 9.0}}, "bo": {"budget": {"monthly": 3.0}}}),
+        audit=lambda: AuditLog(Path("/nonexistent/never-opened.sqlite3")),
+        user_budgets=verifier.budgets(),
+    )
+    assert state.user_budgets == {"ann": Budget(daily=1.5), "bo": Budget(monthly=3.0)}
+    with pytest.raises(ConfigurationError, match="field 'budget'"):
+        parse_tokens({"tokens": [{"user": "ann", "sha256": "a" * 64, "budget": {"daily": -1}}]})
+
+
+def test_a_budget_without_an_audit_log_refuses_to_start() -> None:
+    with pytest.raises(ConfigurationError, match="user ann, the server \\(\\[budget\\]\\) have budgets"):
+        AppState(Settings(), personas=config(budget={"daily": 1.0}), user_budgets={"ann": Budget(daily=1.0)})

@@ -87,8 +87,8 @@ async def reserve_for(
     user = caller(state)
     limits = limits_for(state, persona, user)
     ledger = state.ledger
-    if not limits or ledger is None:
-        return
+    if not limits or ledger is None or (not route.candidates and not route.openrouter_default):
+        return  # no budget; or no model fits, so nothing will be sent and routing says why
     bound = await _bounding_prices(state, route)
     worst = worst_case(bound, prompt_tokens=request.prompt_tokens, images=images)
     cap = request.max_tokens
@@ -125,7 +125,7 @@ async def _bounding_prices(state: AppState, route: Route) -> Prices:
     Raises:
         BudgetExceededError: no model is named (OpenRouter's default may be any price), or one has no fixed price.
     """
-    if route.openrouter_default or not route.candidates:
+    if route.openrouter_default:
         raise BudgetExceededError(
             "a budget applies, but no model is chosen, so the cost cannot be bounded: name a model, or give "
             "the persona models or a max_price"
