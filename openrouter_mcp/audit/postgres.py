@@ -2,22 +2,26 @@
 
 `PostgresLedger` implements `audit.ledger.Ledger` with psycopg 3's async connection pool (the optional extra
 `openrouter-mcp[postgres]`); its statements and migrations are in `audit/postgres_schema.py`. Selected by
-`OPENROUTER_MCP_DATABASE_URL=postgresql://...` or `--database-url`.
+`OPENROUTER_MCP_DATABASE_URL=postgresql://...` or `--database-url` (`audit/database.py`).
 
-- **Admission** (`reserve`) is one transaction: an advisory lock per budget scope (`server`, `persona:NAME`,
-  `user:NAME`, taken in sorted order, held until commit), then one statement summing every window's settled spend
-  and live reservations, then the insert. Every replica's `reserve` on an overlapping scope waits for the lock,
-  so two calls can never both take the last dollar. `record` inserts the row and deletes its reservation in one
-  statement, so a concurrent sum sees either the reservation or the row, never both or neither.
+- **Admission** (`reserve`) is one transaction, sent as one pipelined round trip: an advisory lock per budget scope
+  (`server`, `persona:NAME`, `user:NAME`, taken in sorted order, held until commit), then one statement that sums
+  every window's settled spend and live reservations and inserts the reservation if it fits. Every replica's
+  `reserve` on an overlapping scope waits for the lock, and the sums read a snapshot taken once it is held, so two
+  calls can never both take the last dollar.
+- **Settling** (`record`) is one statement: insert the row (ignored if its `record_id` is already there), delete
+  its reservation, add its charge to its scopes' daily totals (`spend`). A concurrent sum sees either the
+  reservation or the charge, never both or neither; admission sums at most 31 daily totals per window, however
+  many calls the month holds.
 - **Faults**: a database that cannot be reached (down, restarting, network gone) surfaces as a retryable
   `AuditError` within `timeout` seconds (the wait for a pooled connection), never as a hang; the pool reconnects
-  by itself when the database is back, and checks each connection before lending it, so a restart costs no
-  failed call. Other database errors are non-retryable `AuditError`s. Messages show the URL with its password
-  replaced by `***`, and never the password itself.
+  by itself when the database is back, and drops a connection the server closed while it sat idle before lending
+  it, so a restart costs no failed call. Other database errors are non-retryable `AuditError`s. Messages show the
+  URL with its password replaced by `***`, and never the password itself. Answers that could not be recorded wait
+  in the local spool, replayed after the next write that succeeds.
 - **Start-up** (`PostgresLedger.open`): the database is reached and migrated before serving; failing that is an
   `AuditSetupError` (a configuration mistake: start-up exits 2 with the redacted URL and the reason).
 """
-
 from __future__ import annotations
 
 import hashlib
