@@ -129,6 +129,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--latency", type=float, default=0.05, help="upstream seconds per answer (default 0.05)")
     parser.add_argument("--replicas", type=int, nargs="+", default=[1, 3])
+    parser.add_argument("--no-budget", action="store_true", help="the persona has no budget: no reservations")
     args = parser.parse_args(argv)
     emit("## One process against stateless replicas on one PostgreSQL ledger")
     emit()
@@ -137,7 +138,7 @@ def main(argv: list[str] | None = None) -> None:
     rows = []
     with upstream(args.latency) as base_url, throwaway_cluster() as cluster:
         personas_file = Path(cluster.root) / "personas.toml"
-        personas_file.write_text(PERSONAS)
+        personas_file.write_text(PERSONAS.split("[personas.budgeted.budget]")[0] if args.no_budget else PERSONAS)
         sim = simulator_pid(os.getpid())
         for count in args.replicas:
             url = create_database(cluster)
