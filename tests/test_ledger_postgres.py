@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import signal
 import subprocess
 import sys
 import time
@@ -22,7 +23,7 @@ import pytest
 
 from openrouter_mcp.audit import AuditError, AuditLog, AuditSetupError, CallRecord
 from openrouter_mcp.audit.database import check_url, redact_url
-from openrouter_mcp.audit.ledger import Cooldown, ReservationRequest
+from openrouter_mcp.audit.ledger import Cooldown, ReservationRequest, WindowSpend
 from openrouter_mcp.audit.postgres import PostgresLedger
 from openrouter_mcp.errors import BudgetExceededError, ConfigurationError
 from openrouter_mcp.routing.budgets import BudgetLimit, budget_limits
@@ -419,6 +420,40 @@ async def test_three_replica_processes_on_one_database_never_exceed_the_budget(p
     assert rows == ADMITTED
     assert spent <= BUDGET
     assert held == (0,)
+
+
+@pytest.mark.slow
+async def test_a_replica_killed_mid_burst_holds_its_budget_only_until_its_leases_expire(postgres_url: str) -> None:
+    command = [sys.executable, "-m", "tests.postgres_worker", postgres_url, "10", "0.25", "1.0", "frugal", "hold"]
+    worker = subprocess.Popen(command, cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert worker.stdout is not None and worker.stdin is not None
+        with anyio.fail_after(60):
+            assert await anyio.to_thread.run_sync(worker.stdout.readline) == "ready\n"
+            worker.stdin.write("go\n")
+            worker.stdin.flush()
+            held = json.loads(await anyio.to_thread.run_sync(worker.stdout.readline))
+        assert held == {"held": 4}
+        worker.send_signal(signal.SIGKILL)
+        worker.wait(10)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+        worker.communicate()
+    now = time.time()
+    [limit] = budget_limits("persona", "frugal", Budget(daily=1.0), now)
+    ledger = await PostgresLedger.open(postgres_url)
+    try:
+        # The dead replica's reservations still hold the whole budget: nobody can spend it twice meanwhile.
+        assert (await ledger.spend(limit, now=now)).reserved == 1.0
+        with pytest.raises(BudgetExceededError):
+            await ledger.reserve(reservation([limit], amount=0.25, now=now))
+        # Its leases (60 s in the worker) expire: the budget is free again, and nothing was charged.
+        later = now + 61
+        assert await ledger.spend(limit, now=later) == WindowSpend(settled=0.0, reserved=0.0)
+        assert (await ledger.reserve(reservation([limit], amount=1.0, now=later))).amount == 1.0
+    finally:
+        await ledger.aclose()
 
 
 # -- cooldowns --------------------------------------------------------------------------------------------------
