@@ -4,6 +4,7 @@ that fail clearly (exit 2) without ever showing the database password."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -16,6 +17,7 @@ import psycopg
 import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
+from mcp.types import TextResourceContents
 
 from openrouter_mcp.audit import AuditLog
 from openrouter_mcp.audit import cli as audit_cli
@@ -74,6 +76,16 @@ async def test_twenty_parallel_paid_calls_through_the_server_never_overspend_the
     spent = sum(row["cost"] or 0.0 for row in rows if row["outcome"] in ("ok", "error"))
     assert spent <= 0.0001
     assert sim.count("/chat/completions") == len(answered)
+    # get_usage and openrouter://usage read the same PostgreSQL ledger.
+    async with Client(build_server(settings, personas=CONFIG, audit=ledger)) as client:
+        usage = (await client.call_tool("get_usage", {"days": 1})).structured_content
+        assert usage is not None
+        assert (usage["calls"], usage["refused"] + usage["errors"]) == (20, len(refused))
+        assert usage["cost"] == pytest.approx(spent)
+        assert usage["by_persona"][0]["persona"] == "capped"
+        read = await client.read_resource("openrouter://usage")
+    [content] = [c.text for c in read.contents if isinstance(c, TextResourceContents)]
+    assert json.loads(content)["calls"] == 21  # and the get_usage call itself
 
 
 def test_the_audit_cli_reads_a_postgres_ledger_exactly_as_it_reads_an_sqlite_log(
