@@ -22,6 +22,7 @@
 - **Start-up** (`PostgresLedger.open`): the database is reached and migrated before serving; failing that is an
   `AuditSetupError` (a configuration mistake: start-up exits 2 with the redacted URL and the reason).
 """
+
 from __future__ import annotations
 
 import hashlib
