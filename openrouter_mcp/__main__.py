@@ -21,8 +21,17 @@ import anyio
 from pydantic import SecretStr
 
 from openrouter_mcp import __version__
+from openrouter_mcp.audit.database import open_database, resolve_database_url
 from openrouter_mcp.audit.lazy import LazyAudit, open_audit
-from openrouter_mcp.config import API_KEY_ENV, API_KEY_FILE_ENV, ENVIRONMENT, PERSONAS_ENV, TOKENS_ENV, Settings
+from openrouter_mcp.config import (
+    API_KEY_ENV,
+    API_KEY_FILE_ENV,
+    DATABASE_URL_ENV,
+    ENVIRONMENT,
+    PERSONAS_ENV,
+    TOKENS_ENV,
+    Settings,
+)
 from openrouter_mcp.errors import ConfigurationError
 from openrouter_mcp.routing import personas
 from openrouter_mcp.routing.personas import DEFAULT_PERSONAS_PATH
@@ -48,6 +57,7 @@ from openrouter_mcp.serving.stdio import serve_stdio
 if TYPE_CHECKING:
     import httpx
 
+    from openrouter_mcp.audit.postgres import PostgresLedger
     from openrouter_mcp.serving.auth import HashedTokenVerifier, TokenEntry
 
 logger = logging.getLogger("openrouter_mcp")
@@ -290,6 +300,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--persona", metavar="NAME", help="bind this server's sessions to one persona and its tools")
     parser.add_argument(
+        "--database-url",
+        metavar="URL",
+        help="keep the ledger (audit, budgets, cooldowns) in PostgreSQL, shared by replicas; default "
+        f"${DATABASE_URL_ENV}. No password here (ps shows it): use the variable or ~/.pgpass",
+    )
+    parser.add_argument(
         "--check-personas",
         action="store_true",
         help="load the personas file, check its model ids against the live catalog, report, and exit",
@@ -356,7 +372,10 @@ def main(argv: list[str] | None = None) -> None:
             tokens_path = auth.resolve_tokens_path(args.auth_tokens)
             if tokens_path is not None:
                 tokens = auth.load_tokens(tokens_path, known_personas=persona_config.personas.keys())
-        audit = None if args.check_personas else open_audit(settings, demo=args.demo)
+        database_url = resolve_database_url(args.database_url, settings.database_url)
+        if not settings.audit_enabled:
+            database_url = None  # OPENROUTER_MCP_AUDIT=off: no ledger at all
+        audit = None if args.check_personas or database_url else open_audit(settings, demo=args.demo)
     except (ConfigurationError, personas.PersonaError) as exc:
         logger.error("configuration error: %s", exc)
         raise SystemExit(2) from None
@@ -366,7 +385,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.check_personas:
         raise SystemExit(anyio.run(_check_personas, settings, persona_config))
     try:
-        anyio.run(_run, options, settings, persona_config, tokens, audit, args.demo, args.persona)
+        anyio.run(_run, options, settings, persona_config, tokens, audit, args.demo, args.persona, database_url)
     except KeyboardInterrupt:
         pass
     finally:
@@ -417,9 +436,20 @@ async def _run(
     audit: LazyAudit | None = None,
     demo: bool = False,
     bound_persona: str | None = None,
+    database_url: str | None = None,
 ) -> None:
     from openrouter_mcp.server import build_server
     from openrouter_mcp.serving.limits import ClientLimits
+
+    ledger: PostgresLedger | None = None
+    if database_url is not None:
+        try:
+            # Reached and migrated before serving: a database that cannot be used is a start-up failure, not a
+            # stream of refused calls later.
+            ledger = await open_database(database_url, privacy=settings.audit_privacy)
+        except ConfigurationError as exc:
+            logger.error("configuration error: %s", exc)
+            raise SystemExit(2) from None
 
     http_client: httpx.AsyncClient | None = None
     if demo:
@@ -447,7 +477,7 @@ async def _run(
         bound_persona=bound_persona,
         # Per-client limits protect a shared HTTP server; stdio has one client, which may run calls in parallel.
         limits=ClientLimits(options.max_concurrent_per_client) if options.is_http else None,
-        audit=audit,
+        audit=ledger if ledger is not None else audit,
         transport=options.transport,
         **auth_kwargs,
     )
@@ -459,6 +489,9 @@ async def _run(
     finally:
         if http_client is not None:
             await http_client.aclose()
+        if ledger is not None:
+            with anyio.CancelScope(shield=True):
+                await ledger.aclose()
 
 
 def demo_upstream(settings: Settings, app: Callable[..., Any] | None = None) -> tuple[Settings, httpx.AsyncClient]:

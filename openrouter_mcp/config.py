@@ -56,6 +56,7 @@ TOKENS_ENV = "OPENROUTER_MCP_TOKENS"
 AUDIT_ENV = "OPENROUTER_MCP_AUDIT"
 AUDIT_DB_ENV = "OPENROUTER_MCP_AUDIT_DB"
 AUDIT_PRIVACY_ENV = "OPENROUTER_MCP_AUDIT_PRIVACY"
+DATABASE_URL_ENV = "OPENROUTER_MCP_DATABASE_URL"
 LOW_BALANCE_USD_ENV = "OPENROUTER_LOW_BALANCE_USD"
 #: Read but not ours: the XDG base directory for the default audit database.
 XDG_DATA_HOME_ENV = "XDG_DATA_HOME"
@@ -120,6 +121,11 @@ ENVIRONMENT: tuple[EnvVar, ...] = (
         f"what the audit log keeps of prompts and answers: {', '.join(AUDIT_PRIVACY_MODES)}",
     ),
     EnvVar(
+        DATABASE_URL_ENV,
+        "unset",
+        "a postgresql:// URL: keep the ledger in PostgreSQL, shared by replicas; `--database-url` wins",
+    ),
+    EnvVar(
         LOW_BALANCE_USD_ENV,
         f"{DEFAULT_LOW_BALANCE_USD:g}",
         "get_credits and get_current_key warn below this many USD left",
@@ -151,6 +157,8 @@ class Settings:
     audit_enabled: bool = True
     audit_db: str | None = None
     audit_privacy: str = AUDIT_PRIVACY_MODES[0]
+    #: A postgresql:// URL (secret: it may hold a password); None keeps the ledger in SQLite.
+    database_url: SecretStr | None = None
     low_balance_usd: float = DEFAULT_LOW_BALANCE_USD
 
     @classmethod
@@ -177,6 +185,7 @@ class Settings:
             audit_enabled=_switch(env, AUDIT_ENV, default=True),
             audit_db=env.get(AUDIT_DB_ENV) or None,
             audit_privacy=_choice(env, AUDIT_PRIVACY_ENV, AUDIT_PRIVACY_MODES),
+            database_url=database_url(env),
             low_balance_usd=_amount(env, LOW_BALANCE_USD_ENV, DEFAULT_LOW_BALANCE_USD),
         )
 
@@ -190,6 +199,13 @@ def default_audit_path(environ: Mapping[str, str] | None = None) -> Path:
     # The XDG spec says a relative value is invalid and must be ignored.
     base = Path(data_home) if data_home and Path(data_home).is_absolute() else Path.home() / ".local" / "share"
     return base / "openrouter-mcp" / "audit.sqlite3"
+
+
+def database_url(environ: Mapping[str, str] | None = None) -> SecretStr | None:
+    """`$OPENROUTER_MCP_DATABASE_URL` (a secret: it may hold a password), or None."""
+    env = os.environ if environ is None else environ
+    url = env.get(DATABASE_URL_ENV, "").strip()
+    return SecretStr(url) if url else None
 
 
 def _seconds(env: Mapping[str, str], name: str, default: float) -> float:

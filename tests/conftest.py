@@ -17,6 +17,9 @@ from openrouter_mcp.server import build_server
 from openrouter_mcp.simulator import Simulator, serve_in_thread
 from openrouter_mcp.state import AppState
 
+# The throwaway PostgreSQL server's fixtures, defined beside the code that runs it.
+from tests.postgres import postgres_cluster, postgres_url  # noqa: F401
+
 #: A fresh fake key per run; tests assert it never shows up anywhere.
 TEST_KEY = "sk-or-v1-" + secrets.token_hex(24)
 
