@@ -222,3 +222,20 @@ async def spawned(command: list[str], **options: Any) -> AsyncIterator[Process]:
             if process.returncode is None:
                 process.kill()
             await process.aclose()
+
+
+#: Standard-library modules a measuring tool may load before any test code runs (coverage keeps its data in
+#: SQLite, and CI starts coverage in every Python process): forgotten first, so an import of ours still shows.
+PRELOADED_BY_TOOLS = ("sqlite3", "_sqlite3")
+
+
+def fresh_interpreter(code: str) -> str:
+    """What `code` prints in a new interpreter that first forgets `PRELOADED_BY_TOOLS`, so a test of which modules
+    our code imports holds under coverage too."""
+    forget = (
+        "import sys\n"
+        f"for _name in [m for m in sys.modules if m.split('.')[0] in {PRELOADED_BY_TOOLS!r}]:\n"
+        "    del sys.modules[_name]\n"
+    )
+    done = subprocess.run([sys.executable, "-c", forget + code], capture_output=True, text=True, timeout=60, check=True)
+    return done.stdout.strip()

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import ast
 import dataclasses
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -27,6 +25,7 @@ from openrouter_mcp.errors import ConfigurationError
 from openrouter_mcp.serving.http import HTTP_PATHS, HttpOptions, exposure_problem, own_url
 from openrouter_mcp.simulator import Simulator
 from openrouter_mcp.upstream.client import OpenRouterClient, build_http_client
+from tests.processes import fresh_interpreter
 
 PACKAGE = Path(openrouter_mcp.__file__).parent
 
@@ -127,11 +126,6 @@ def test_own_url_brackets_an_ipv6_host_and_exposure_is_judged_on_typed_options()
 # ------------------------------------------------------------------------------------------------
 # Start-up cost, one HTTP client factory
 # ------------------------------------------------------------------------------------------------
-
-
-def fresh_interpreter(code: str) -> str:
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
-    return done.stdout.strip()
 
 
 @pytest.mark.slow

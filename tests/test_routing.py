@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from typing import Any
 
 import pytest
@@ -16,6 +14,7 @@ from openrouter_mcp.routing.personas import FallbackPolicy, Persona, PriceCeilin
 from openrouter_mcp.routing.plan import RouteRequest, plan_candidates
 from openrouter_mcp.upstream.catalog import ModelEntry
 from openrouter_mcp.upstream.models import Model
+from tests.processes import fresh_interpreter
 
 
 def entry(
@@ -297,5 +296,4 @@ def test_the_routing_layer_imports_neither_mcp_nor_httpx() -> None:
         + "".join(f"import openrouter_mcp.routing.{name}\n" for name in modules)
         + "print(sorted({m.split('.')[0] for m in sys.modules} & {'mcp', 'httpx', 'httpcore', 'sqlite3'}))"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
-    assert done.stdout.strip() == "[]"
+    assert fresh_interpreter(code) == "[]"
