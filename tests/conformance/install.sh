@@ -8,7 +8,7 @@
 # lock file reuses what the first installed.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
-dest="${1:-${XDG_CACHE_HOME:-$HOME/.cache}/openrouter-mcp/node-tools}"
+dest="${1:-${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/openrouter-mcp/node-tools}"
 mkdir -p "$dest"
 # The stamp is written only after a complete install, so an interrupted one is redone.
 if ! cmp -s "$here/package-lock.json" "$dest/installed.lock.json"; then
