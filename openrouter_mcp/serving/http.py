@@ -185,6 +185,18 @@ def http_app(server: MCPServer[Any], options: HttpOptions, verifier: HashedToken
                 authenticated=verifier is not None,
             )
         )
+    if options.transport == "streamable-http":
+        from openrouter_mcp.serving.frames import GarbageFrames
+
+        # Innermost, after authentication: a body that is no JSON-RPC message gets JSON-RPC's answer.
+        inner.user_middleware.append(
+            Middleware(
+                GarbageFrames,
+                path=HTTP_PATHS["streamable-http"],
+                max_bytes=options.max_request_bytes,
+                authenticated=verifier is not None,
+            )
+        )
     app: ASGIApp = OneResponsePerRequest(inner) if options.transport == "sse" else inner
     if verifier is not None:
         # Outside the SDK's middleware, to see the 401s it sends without asking the verifier.

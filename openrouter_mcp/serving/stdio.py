@@ -18,6 +18,7 @@ import logging
 import os
 import signal
 import threading
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -27,6 +28,7 @@ from mcp import stdio_server
 from mcp.types import JSONRPCError, JSONRPCNotification, JSONRPCRequest, JSONRPCResponse, RequestId
 
 from openrouter_mcp._sdk import SessionMessage, as_stdin, serve_streams
+from openrouter_mcp.serving.frames import frame_error
 
 if TYPE_CHECKING:
     from mcp.server.mcpserver import MCPServer
@@ -52,9 +54,11 @@ async def serve_stdio(server: MCPServer[Any]) -> None:
 
             group.start_soon(stop_on_signal)
             lines = _StdinLines()
+            checked = _AnsweringGarbage(lines)
             try:
                 # No `stdout`: the SDK claims fd 1 itself, diverting stray writes to stderr.
-                async with stdio_server(stdin=as_stdin(lines)) as (wire_in, wire_out):
+                async with stdio_server(stdin=as_stdin(checked)) as (wire_in, wire_out):
+                    checked.answer_on(wire_out)
                     await _serve_answering_what_was_read(server, wire_in, wire_out)
             finally:
                 lines.close()
@@ -124,6 +128,40 @@ class _Unanswered:
         self._ids.discard(request_id)
         if not self._ids and self._none_left is not None:
             self._none_left.set()
+
+
+class _AnsweringGarbage:
+    """The lines of `lines` that are JSON-RPC messages; each other line is answered with its JSON-RPC error
+    (`frames.frame_error`) on the transport's output, given by `answer_on` once the transport has started.
+
+    The SDK would hand such a line to the server as an exception, which drops it unanswered. Its answer is
+    sent before the next line is read, so it goes out before any answer to what follows.
+    """
+
+    def __init__(self, lines: AsyncIterator[str]) -> None:
+        self._lines = lines
+        self._out: Any = None
+        self._ready = anyio.Event()
+
+    def answer_on(self, wire_out: Any) -> None:
+        """Send answers on `wire_out`, the transport's stream of `SessionMessage`s to stdout."""
+        self._out = wire_out
+        self._ready.set()
+
+    def __aiter__(self) -> _AnsweringGarbage:
+        return self
+
+    async def __anext__(self) -> str:
+        while True:
+            line = await self._lines.__anext__()
+            error = frame_error(line)
+            if error is None:
+                return line
+            await self._ready.wait()
+            try:
+                await self._out.send(SessionMessage(error))
+            except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+                pass  # the server is closing or stdout is gone: there is no one left to answer
 
 
 class _LineSplitter:
