@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -144,6 +145,7 @@ class AuditLog:
             raise AuditSetupError(f"cannot open the audit log {self.path}: {exc}") from None
         try:
             self._db.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
+            self._check_shared_files()
             self._enable_wal(busy_timeout)
             self._db.execute("PRAGMA synchronous = NORMAL")
             self._migrate()
@@ -156,6 +158,36 @@ class AuditLog:
         except BaseException:
             self._db.close()
             raise
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        """This process's turn at the connection, once the WAL's side files are known to be writable."""
+        with self._lock:
+            self._check_shared_files()
+            yield
+
+    def _check_shared_files(self) -> None:
+        """Refuse to touch the log when its `-shm` or `-wal` file cannot be written.
+
+        SQLite maps `-shm` into memory and writes to it on every read and write: once that file is read-only or
+        immutable (`chattr +i`), the next access kills the whole process with SIGBUS instead of failing. Two
+        opens per operation (microseconds) turn that into an `AuditError` the caller handles.
+
+        Raises:
+            AuditError: a side file exists and cannot be opened for writing.
+        """
+        for suffix in ("-shm", "-wal"):
+            side = f"{self.path}{suffix}"
+            try:
+                fd = os.open(side, os.O_RDWR | getattr(os, "O_CLOEXEC", 0))
+            except FileNotFoundError:
+                continue
+            except OSError as exc:
+                raise AuditError(
+                    f"the audit log's {suffix[1:]} file {side} cannot be written ({exc.strerror}); "
+                    "make it writable (and not immutable) again"
+                ) from None
+            os.close(fd)
 
     def _enable_wal(self, busy_timeout: float) -> None:
         """Switch a new file to WAL (the mode persists in the file, so later opens find it set).
@@ -259,7 +291,7 @@ class AuditLog:
         if record.outcome not in ("ok", "error"):
             charge = None
         try:
-            with self._lock:
+            with self._locked():
                 if record.reservation_id is None and charge is None:
                     rowid = self._db.execute(INSERT, row).lastrowid
                 else:
@@ -289,7 +321,7 @@ class AuditLog:
         """
         granted = request.amount
         try:
-            with self._lock, self._transaction():
+            with self._locked(), self._transaction():
                 # BEGIN IMMEDIATE took the write lock: no other process can reserve or settle until COMMIT.
                 self._db.execute("DELETE FROM reservations WHERE expires <= ?", (request.now,))
                 for limit in request.limits:
@@ -315,7 +347,7 @@ class AuditLog:
             AuditError: the log could not be written.
         """
         try:
-            with self._lock:
+            with self._locked():
                 self._db.execute("DELETE FROM reservations WHERE id = ?", (reservation_id,))
         except sqlite3.Error as exc:
             raise AuditError(f"could not release a reservation in the audit log {self.path}: {exc}") from None
@@ -327,7 +359,7 @@ class AuditLog:
             AuditError: the log cannot be read.
         """
         try:
-            with self._lock, self._transaction("BEGIN"):
+            with self._locked(), self._transaction("BEGIN"):
                 return self._window_spend(limit, now)
         except sqlite3.Error as exc:
             raise AuditError(f"could not read the audit log {self.path}: {exc}") from None
@@ -349,7 +381,7 @@ class AuditLog:
             AuditError: the log could not be written.
         """
         try:
-            with self._lock:
+            with self._locked():
                 self._db.execute(
                     "INSERT INTO cooldowns (key, until, strikes) VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE SET "
                     "until = MAX(until, excluded.until), strikes = MAX(strikes, excluded.strikes)",
@@ -463,8 +495,17 @@ class AuditLog:
             last_id = rows[-1][0]
 
     def close(self) -> None:
-        """Close the connection (idempotent); SQLite checkpoints the WAL if this was the last one."""
+        """Close the connection (idempotent); SQLite checkpoints the WAL if this was the last one.
+
+        A connection whose `-shm` file can no longer be written is never closed, not even at exit: closing
+        writes to that memory-mapped file, which would kill the process with SIGBUS. It is leaked on purpose.
+        """
         with self._lock:
+            try:
+                self._check_shared_files()
+            except AuditError:
+                _never_finalize(self._db)
+                return
             self._db.close()
 
     def __enter__(self) -> AuditLog:
@@ -475,14 +516,14 @@ class AuditLog:
 
     def _query(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
         try:
-            with self._lock:
+            with self._locked():
                 return self._db.execute(sql, params).fetchall()
         except sqlite3.Error as exc:
             raise AuditError(f"could not read the audit log {self.path}: {exc}") from None
 
     def _query_all(self, queries: Sequence[str], params: tuple[Any, ...]) -> list[list[tuple[Any, ...]]]:
         try:
-            with self._lock:
+            with self._locked():
                 self._db.execute("BEGIN")
                 try:
                     return [self._db.execute(sql, params).fetchall() for sql in queries]
@@ -490,6 +531,14 @@ class AuditLog:
                     self._db.execute("COMMIT")
         except sqlite3.Error as exc:
             raise AuditError(f"could not read the audit log {self.path}: {exc}") from None
+
+
+def _never_finalize(connection: sqlite3.Connection) -> None:
+    """Keep `connection` alive until the process ends, so that nothing (not even interpreter shutdown, which
+    deallocates what it can) ever makes SQLite close it."""
+    import ctypes
+
+    ctypes.pythonapi.Py_IncRef(ctypes.py_object(connection))
 
 
 def _checked_privacy(mode: str) -> Privacy:
