@@ -253,15 +253,7 @@ class AuditLog:
                 the busy timeout, log closed) or `privacy` is not a known mode.
         """
         mode = self.privacy if privacy is None else privacy
-        arguments_json = arguments_sha256 = response_json = response_sha256 = None
-        if mode == "full":
-            arguments_json, arguments_sha256 = _capped_json(record.arguments, self._max_field_bytes)
-            response_json, response_sha256 = _capped_json(record.response, self._max_field_bytes)
-        elif mode == "hashes":
-            arguments_sha256 = _sha256_or_none(record.arguments)
-            response_sha256 = _sha256_or_none(record.response)
-        elif mode != "metadata":
-            _checked_privacy(mode)
+        kept = kept_content(record, mode, self._max_field_bytes)
         row = (
             record.ts,
             record.user,
@@ -278,12 +270,12 @@ class AuditLog:
             record.completion_tokens,
             record.cost,
             _json_or_none(None if record.attempts is None else list(record.attempts)),
-            _capped_text(record.error, self._max_field_bytes),
+            kept.error,
             mode,
-            arguments_json,
-            arguments_sha256,
-            response_json,
-            response_sha256,
+            kept.arguments_json,
+            kept.arguments_sha256,
+            kept.response_json,
+            kept.response_sha256,
             record.record_id,
             record.charged,
         )
@@ -539,6 +531,39 @@ def _never_finalize(connection: sqlite3.Connection) -> None:
     import ctypes
 
     ctypes.pythonapi.Py_IncRef(ctypes.py_object(connection))
+
+
+@dataclass(frozen=True)
+class KeptContent:
+    """What a row keeps of a call's arguments, response and error under its privacy mode (every engine alike)."""
+
+    arguments_json: str | None = None
+    arguments_sha256: str | None = None
+    response_json: str | None = None
+    response_sha256: str | None = None
+    error: str | None = None
+
+
+def kept_content(record: CallRecord, mode: str, cap: int = MAX_STORED_JSON_BYTES) -> KeptContent:
+    """ "full": the JSON (past `cap` bytes a marker with the size and sha256); "hashes": sha256 only; "metadata":
+    neither. The error text is kept in every mode, cut at `cap` characters.
+
+    Raises:
+        AuditSetupError: `mode` is not a privacy mode.
+    """
+    error = _capped_text(record.error, cap)
+    if mode == "full":
+        arguments_json, arguments_sha256 = _capped_json(record.arguments, cap)
+        response_json, response_sha256 = _capped_json(record.response, cap)
+        return KeptContent(arguments_json, arguments_sha256, response_json, response_sha256, error)
+    if mode == "hashes":
+        return KeptContent(
+            arguments_sha256=_sha256_or_none(record.arguments),
+            response_sha256=_sha256_or_none(record.response),
+            error=error,
+        )
+    _checked_privacy(mode)
+    return KeptContent(error=error)
 
 
 def _checked_privacy(mode: str) -> Privacy:

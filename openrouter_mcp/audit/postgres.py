@@ -41,7 +41,7 @@ import psycopg_pool
 from openrouter_mcp.audit import postgres_schema as sql
 from openrouter_mcp.audit.database import check_url, redact_url, url_password
 from openrouter_mcp.audit.ledger import Cooldown, Reservation, ReservationRequest, WindowSpend
-from openrouter_mcp.audit.log import CallRecord, UsageSummary, _checked_privacy, _json_or_none, _sha256_or_none
+from openrouter_mcp.audit.log import CallRecord, UsageSummary, _checked_privacy, _json_or_none, kept_content
 from openrouter_mcp.audit.schema import row_as_dict
 from openrouter_mcp.audit.spool import Spool
 from openrouter_mcp.config import default_audit_path
@@ -188,15 +188,7 @@ class PostgresLedger:
 
     async def _record(self, record: CallRecord, privacy: Privacy | None) -> None:
         mode = self.privacy if privacy is None else privacy
-        arguments_json = arguments_sha256 = response_json = response_sha256 = None
-        if mode == "full":
-            arguments_json = _json_or_none(record.arguments)
-            response_json = _json_or_none(record.response)
-        elif mode == "hashes":
-            arguments_sha256 = _sha256_or_none(record.arguments)
-            response_sha256 = _sha256_or_none(record.response)
-        elif mode != "metadata":
-            _checked_privacy(mode)
+        kept = kept_content(record, mode)
         params = (
             record.reservation_id,
             record.record_id,
@@ -216,12 +208,12 @@ class PostgresLedger:
             record.completion_tokens,
             record.cost,
             _json_or_none(None if record.attempts is None else list(record.attempts)),
-            record.error,
+            kept.error,
             mode,
-            arguments_json,
-            arguments_sha256,
-            response_json,
-            response_sha256,
+            kept.arguments_json,
+            kept.arguments_sha256,
+            kept.response_json,
+            kept.response_sha256,
         )
         await self._execute(sql.RECORD, params, writing=True)
 
