@@ -170,24 +170,21 @@ class AuditLog:
         """Refuse to touch the log when its `-shm` or `-wal` file cannot be written.
 
         SQLite maps `-shm` into memory and writes to it on every read and write: once that file is read-only or
-        immutable (`chattr +i`), the next access kills the whole process with SIGBUS instead of failing. Two
-        opens per operation (microseconds) turn that into an `AuditError` the caller handles.
+        immutable (`chattr +i`), the next access kills the whole process with SIGBUS instead of failing. A
+        permission check per operation (microseconds) turns that into an `AuditError` the caller handles. It
+        asks `access()` rather than opening the file: closing any descriptor of a file drops every POSIX lock
+        this process holds on it, which would break SQLite's own locking between processes.
 
         Raises:
-            AuditError: a side file exists and cannot be opened for writing.
+            AuditError: a side file exists and cannot be written.
         """
         for suffix in ("-shm", "-wal"):
             side = f"{self.path}{suffix}"
-            try:
-                fd = os.open(side, os.O_RDWR | getattr(os, "O_CLOEXEC", 0))
-            except FileNotFoundError:
-                continue
-            except OSError as exc:
+            if os.path.exists(side) and not os.access(side, os.W_OK):
                 raise AuditError(
-                    f"the audit log's {suffix[1:]} file {side} cannot be written ({exc.strerror}); "
-                    "make it writable (and not immutable) again"
-                ) from None
-            os.close(fd)
+                    f"the audit log's {suffix[1:]} file {side} cannot be written (read-only or immutable); "
+                    "make it writable again"
+                )
 
     def _enable_wal(self, busy_timeout: float) -> None:
         """Switch a new file to WAL (the mode persists in the file, so later opens find it set).
