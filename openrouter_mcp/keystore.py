@@ -92,6 +92,7 @@ class KeyStore:
                 logger.warning("cannot read the stored key from %s (%s)", KEYCHAIN, type(exc).__name__)
                 stored = None
             if stored and stored.strip():
+                logger.info("using the key `openrouter-mcp login` stored in %s", KEYCHAIN)
                 return checked_api_key(stored.strip(), f"the key in {KEYCHAIN}"), KEYCHAIN
         if not self.file.exists():
             return None
@@ -100,7 +101,9 @@ class KeyStore:
             raise ConfigurationError(
                 f"the stored key file {self.file} is empty: run `openrouter-mcp login` again, or delete it"
             )
-        return checked_api_key(text, f"the stored key file {self.file}"), str(self.file)
+        key = checked_api_key(text, f"the stored key file {self.file}")
+        logger.info("using the key `openrouter-mcp login` stored in %s", self.file)
+        return key, str(self.file)
 
     def save(self, key: SecretStr) -> str:
         """Store `key` in the keychain where there is one, else in the file; say where (for the user).

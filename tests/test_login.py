@@ -29,8 +29,9 @@ from mcp.client.stdio import StdioServerParameters, stdio_client
 from pydantic import SecretStr
 
 from openrouter_mcp import login
+from openrouter_mcp.__main__ import parse_args
 from openrouter_mcp.config import Settings
-from openrouter_mcp.errors import ConfigurationError
+from openrouter_mcp.errors import ConfigurationError, MissingApiKeyError
 from openrouter_mcp.keystore import ACCOUNT, SERVICE, KeyStore
 from openrouter_mcp.login import CALLBACK_PREFIX, LoginError, Pkce, s256, sign_in
 from openrouter_mcp.simulator import Simulator, serve_in_thread
@@ -328,6 +329,22 @@ def test_the_key_is_looked_for_in_the_environment_then_the_key_file_then_the_key
     assert found({"OPENROUTER_API_KEY_FILE": str(key_file)}) == "sk-or-v1-from-the-variable-file"
     env = {"OPENROUTER_API_KEY_FILE": str(key_file), "OPENROUTER_API_KEY": "sk-or-v1-from-the-variable"}
     assert found(env) == "sk-or-v1-from-the-variable"
+
+
+def test_help_and_the_keyless_error_tell_where_the_key_is_looked_for_and_how_to_sign_in(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit):
+        parse_args(["--help"])
+    flat = " ".join(capsys.readouterr().out.split())
+    keyless = str(MissingApiKeyError("`get_credits`"))
+
+    order = (
+        "OPENROUTER_API_KEY, else from the file OPENROUTER_API_KEY_FILE names, else from where `openrouter-mcp login`"
+    )
+    assert order in flat and "login [--no-browser] [--limit USD]" in flat and "logout" in flat
+    assert "Run `openrouter-mcp login`" in keyless
+    assert "in that order: OPENROUTER_API_KEY, OPENROUTER_API_KEY_FILE, the stored key" in keyless
 
 
 def test_a_key_the_keychain_takes_replaces_the_copy_an_earlier_login_left_in_the_file(tmp_path: Path) -> None:
