@@ -365,6 +365,25 @@ def test_a_stored_key_file_others_can_read_is_refused_with_the_fix(tmp_path: Pat
     assert "sk-or-v1-stored" not in str(caught.value)
 
 
+def test_a_keychain_that_cannot_be_read_is_skipped_for_the_stored_file_and_an_empty_file_is_an_error(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    class UnreadableKeychain(MemoryKeychain):
+        def get_password(self, service: str, username: str) -> str | None:
+            raise keyring.errors.KeyringLocked("locked")
+
+    store = KeyStore(tmp_path / "key", UnreadableKeychain())
+    KeyStore(store.file, no_keychain()).save(SecretStr("sk-or-v1-in-the-file"))
+
+    loaded = store.load()
+
+    assert loaded is not None and loaded[0].get_secret_value() == "sk-or-v1-in-the-file"
+    assert "cannot read the stored key from the OS keychain (KeyringLocked)" in caplog.text
+    store.file.write_text("\n")
+    with pytest.raises(ConfigurationError, match="is empty: run `openrouter-mcp login` again"):
+        store.load()
+
+
 def test_logout_removes_the_key_from_the_keychain_and_the_file(tmp_path: Path) -> None:
     keychain = MemoryKeychain()
     store = KeyStore(tmp_path / "key", keychain)
