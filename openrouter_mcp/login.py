@@ -14,7 +14,8 @@ The flow, for a command-line tool (OpenRouter allows a `localhost`/`127.0.0.1` c
 
 OpenRouter documents no `state` parameter (its redirect carries `code` alone), so the state travels in the
 callback's path, which any redirect keeps; a callback whose path names another state is refused, and nothing
-is exchanged.
+is exchanged. The spending limit goes to the consent page as `limit`, the name the spec gives it in
+`POST /auth/keys/code` (the request that page makes); the live page's handling of it is not documented.
 """
 
 from __future__ import annotations
