@@ -1,5 +1,5 @@
 """Command line: `openrouter-mcp [--transport stdio|sse|streamable-http] [--host H] [--port P] [--demo]`,
-and subcommands: `openrouter-mcp audit tail|export|usage`, `openrouter-mcp hash-token` (see `SUBCOMMANDS`).
+and subcommands: `openrouter-mcp audit tail|export|usage`, `hash-token`, `login`, `logout` (see `SUBCOMMANDS`).
 
 Configuration comes from the environment (every variable is in `config.ENVIRONMENT`, which `--help` lists);
 the API key is never accepted as an argument. The parsed arguments become typed `HttpOptions` in one place,
@@ -92,6 +92,12 @@ SUBCOMMANDS: dict[str, Subcommand] = {
         "",
         "create a bearer token and its entry for the --auth-tokens file",
     ),
+    "login": Subcommand(
+        "openrouter_mcp.login:main_login",
+        "[--no-browser] [--limit USD]",
+        "sign in with OpenRouter in the browser; the new key goes to the OS keychain (else an owner-only file)",
+    ),
+    "logout": Subcommand("openrouter_mcp.login:main_logout", "", "remove the key `login` stored"),
 }
 
 
@@ -151,7 +157,7 @@ def _epilog() -> str:
             "HTTP endpoints: "
             + ", ".join(f"http://HOST:PORT{path} ({transport})" for transport, path in HTTP_PATHS.items()),
             "",
-            "environment variables (the only way to give the API key):",
+            "environment variables (the key: the first two, else `openrouter-mcp login`):",
             *(
                 f"  {variable.name:<{variable_column}}{variable.meaning} (default: {variable.default})"
                 for variable in ENVIRONMENT
@@ -191,7 +197,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     argv = sys.argv[1:] if argv is None else argv
     parser = _KeyHidingParser(
         prog="openrouter-mcp",
-        description="MCP server for the OpenRouter API. Set OPENROUTER_API_KEY in the environment.",
+        description="MCP server for the OpenRouter API. The API key comes from OPENROUTER_API_KEY, else from the "
+        "file OPENROUTER_API_KEY_FILE names, else from where `openrouter-mcp login` stored it (the OS keychain, "
+        "then ~/.config/openrouter-mcp/key).",
         epilog=_epilog(),
         formatter_class=_HelpFormatter,
     )

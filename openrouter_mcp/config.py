@@ -2,7 +2,8 @@
 
 The API key is never taken from the command line: argv is visible to every user of the machine
 (`ps`), and MCP hosts store `args` in plain config files that get shared. It comes from
-`OPENROUTER_API_KEY`, or from a file named by `OPENROUTER_API_KEY_FILE` that only its owner can read.
+`OPENROUTER_API_KEY`, else from a file named by `OPENROUTER_API_KEY_FILE` that only its owner can read, else
+from where `openrouter-mcp login` stored it (`keystore`: the OS keychain, then an owner-only file).
 
 `ENVIRONMENT` lists every variable the server reads, with the default users are shown; other modules import
 the names from here. This module stays light: it is imported at every start-up.
@@ -15,12 +16,18 @@ import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import SecretStr
 
 from openrouter_mcp.errors import ConfigurationError
 
+if TYPE_CHECKING:
+    from openrouter_mcp.keystore import KeyStore
+
 DEFAULT_BASE_URL = "https://openrouter.ai/api/v1"
+#: OpenRouter's consent page for sign-in with OAuth PKCE (`openrouter-mcp login`).
+DEFAULT_AUTH_URL = "https://openrouter.ai/auth"
 DEFAULT_REFERER = "https://github.com/openrouter-mcp/openrouter-mcp"
 DEFAULT_TITLE = "openrouter-mcp"
 DEFAULT_CONNECT_TIMEOUT = 10.0
@@ -41,6 +48,7 @@ DEFAULT_PERSONAS_FILE = "~/.config/openrouter-mcp/personas.toml"
 API_KEY_ENV = "OPENROUTER_API_KEY"
 API_KEY_FILE_ENV = "OPENROUTER_API_KEY_FILE"
 BASE_URL_ENV = "OPENROUTER_BASE_URL"
+AUTH_URL_ENV = "OPENROUTER_AUTH_URL"
 HTTP_REFERER_ENV = "OPENROUTER_HTTP_REFERER"
 APP_TITLE_ENV = "OPENROUTER_APP_TITLE"
 CONNECT_TIMEOUT_ENV = "OPENROUTER_CONNECT_TIMEOUT"
@@ -77,6 +85,7 @@ ENVIRONMENT: tuple[EnvVar, ...] = (
     EnvVar(API_KEY_ENV, "unset", "your key; without one, catalog tools still work and paid tools say how to set it"),
     EnvVar(API_KEY_FILE_ENV, "unset", "a file holding the key instead, refused unless only its owner can read it"),
     EnvVar(BASE_URL_ENV, DEFAULT_BASE_URL, "the API root"),
+    EnvVar(AUTH_URL_ENV, DEFAULT_AUTH_URL, "`openrouter-mcp login`: OpenRouter's consent page for signing in"),
     EnvVar(HTTP_REFERER_ENV, DEFAULT_REFERER, "app attribution header `HTTP-Referer`"),
     EnvVar(APP_TITLE_ENV, DEFAULT_TITLE, "app attribution header `X-OpenRouter-Title`"),
     EnvVar(CONNECT_TIMEOUT_ENV, f"{DEFAULT_CONNECT_TIMEOUT:g}", "seconds to open a connection"),
@@ -142,6 +151,7 @@ class Settings:
 
     api_key: SecretStr | None = None
     base_url: str = DEFAULT_BASE_URL
+    auth_url: str = DEFAULT_AUTH_URL
     http_referer: str = DEFAULT_REFERER
     app_title: str = DEFAULT_TITLE
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
@@ -162,16 +172,24 @@ class Settings:
     low_balance_usd: float = DEFAULT_LOW_BALANCE_USD
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, *, key_store: KeyStore | None = None, read_key: bool = True
+    ) -> Settings:
         """Read settings from `environ` (default: the process environment).
+
+        The key: `OPENROUTER_API_KEY`, else `OPENROUTER_API_KEY_FILE`, else `key_store`, where
+        `openrouter-mcp login` keeps it. `key_store` defaults to the user's (keychain, then file) when reading
+        the process environment, and to none when `environ` is given: a given environment is the whole world.
+        `read_key=False` reads no key at all (`api_key` None).
 
         Raises:
             ConfigurationError: a value is malformed or the key file is unsafe or unreadable.
         """
         env = os.environ if environ is None else environ
         return cls(
-            api_key=_read_api_key(env),
+            api_key=_read_api_key(env, key_store, default_store=environ is None) if read_key else None,
             base_url=env.get(BASE_URL_ENV, DEFAULT_BASE_URL).rstrip("/"),
+            auth_url=env.get(AUTH_URL_ENV, DEFAULT_AUTH_URL),
             http_referer=env.get(HTTP_REFERER_ENV, DEFAULT_REFERER),
             app_title=env.get(APP_TITLE_ENV, DEFAULT_TITLE),
             connect_timeout=_seconds(env, CONNECT_TIMEOUT_ENV, DEFAULT_CONNECT_TIMEOUT),
@@ -297,6 +315,36 @@ def read_private_file(path: Path, what: str) -> str:
         os.close(fd)
 
 
+def write_private_file(path: Path, text: str, what: str) -> None:
+    """Write `text` to `path` so that only its owner can ever read it: a new folder is made 0700, and the text
+    goes to a 0600 temporary file beside `path` that then replaces it, so no reader sees it half written.
+
+    Raises:
+        ConfigurationError: the folder or the file cannot be written (the message never contains `text`).
+    """
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        try:
+            path.parent.mkdir(parents=True, mode=0o700)
+        except FileExistsError:
+            pass
+        else:
+            path.parent.chmod(0o700)  # mkdir's mode is filtered by the umask
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0)
+        fd = os.open(temporary, flags, 0o600)
+        try:
+            if hasattr(os, "fchmod"):
+                os.fchmod(fd, 0o600)  # os.open's mode is filtered by the umask too
+            os.write(fd, text.encode("utf-8"))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(temporary, path)
+    except OSError as exc:
+        temporary.unlink(missing_ok=True)
+        raise ConfigurationError(f"cannot write {what}: {exc.strerror or exc}") from None
+
+
 def checked_api_key(key: str, source: str) -> SecretStr:
     """`key` (already stripped) as a secret, if it can travel in an `Authorization` header as it is.
 
@@ -321,13 +369,26 @@ def checked_api_key(key: str, source: str) -> SecretStr:
     return SecretStr(key)
 
 
-def _read_api_key(env: Mapping[str, str]) -> SecretStr | None:
+def key_variables_set(environ: Mapping[str, str] | None = None) -> list[str]:
+    """The key variables set in `environ` (default: the process environment): they win over a stored key."""
+    env = os.environ if environ is None else environ
+    return [name for name in (API_KEY_ENV, API_KEY_FILE_ENV) if env.get(name, "").strip()]
+
+
+def _read_api_key(env: Mapping[str, str], key_store: KeyStore | None, *, default_store: bool) -> SecretStr | None:
     key = env.get(API_KEY_ENV, "").strip()
     if key:
         return checked_api_key(key, API_KEY_ENV)
     key_file = env.get(API_KEY_FILE_ENV, "").strip()
     if not key_file:
-        return None
+        if key_store is None and default_store:
+            # Imported here: keyring scans its backends' entry points (~0.15 s), which a server given its key in
+            # the environment never pays.
+            from openrouter_mcp.keystore import KeyStore
+
+            key_store = KeyStore.default()
+        found = key_store.load() if key_store is not None else None
+        return found[0] if found is not None else None
     path = Path(key_file).expanduser()
     # A key others can read is as good as leaked: refuse it rather than bless it.
     key = read_private_file(path, f"{API_KEY_FILE_ENV} {path}").strip()

@@ -138,9 +138,11 @@ class MissingApiKeyError(ConfigurationError):
 
     def __init__(self, what: str = "This call") -> None:
         super().__init__(
-            f"{what} needs an OpenRouter API key. Set OPENROUTER_API_KEY in the MCP server's environment "
-            "(the `env` block of your host's mcpServers entry), or OPENROUTER_API_KEY_FILE to a file "
-            "readable only by you, then restart the server. Keys: https://openrouter.ai/settings/keys"
+            f"{what} needs an OpenRouter API key. Run `openrouter-mcp login` to sign in with OpenRouter (the "
+            "key goes to your OS keychain), or set OPENROUTER_API_KEY in the MCP server's environment (the "
+            "`env` block of your host's mcpServers entry), or OPENROUTER_API_KEY_FILE to a file readable only "
+            "by you; then restart the server. The server looks in that order: OPENROUTER_API_KEY, "
+            "OPENROUTER_API_KEY_FILE, the stored key. Keys: https://openrouter.ai/settings/keys"
         )
 
 

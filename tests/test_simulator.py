@@ -9,12 +9,14 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import anyio
 import httpx
 import pytest
 
 from openrouter_mcp.simulator import Fault, Simulator, serve_in_thread
+from openrouter_mcp.simulator.oauth import s256
 from tests import openapi_contract
 from tests.openapi_contract import (
     ContractError,
@@ -888,6 +890,95 @@ async def test_coinbase_validates_the_body_then_answers_410_gone(client: httpx.A
     assert good.status_code == 410
     assert good.json()["error"]["code"] == 410
     assert "Coinbase Commerce credits API has been removed" in good.json()["error"]["message"]
+
+
+# --------------------------------------------------------------------------------------------------
+# Sign-in with OpenRouter: the consent page outside the API, the PKCE exchange inside it
+# --------------------------------------------------------------------------------------------------
+
+CONSENT_URL = "http://sim/auth"
+VERIFIER = "v" * 43 + "-_~." + "9" * 10
+
+
+async def consented_code(
+    client: httpx.AsyncClient, callback: str = "http://127.0.0.1:8765/callback/s1", **extra: str
+) -> str:
+    """The code the consent page sends back to `callback` for the S256 challenge of VERIFIER."""
+    params = {"callback_url": callback, "code_challenge": s256(VERIFIER), "code_challenge_method": "S256", **extra}
+    page = await client.get(CONSENT_URL, params=params)
+    assert page.status_code == 302, page.text
+    return parse_qs(urlsplit(page.headers["location"]).query)["code"][0]
+
+
+@pytest.mark.anyio
+async def test_sign_in_exchange_matches_the_openapi_contract(anonymous: httpx.AsyncClient) -> None:
+    body = {"code": await consented_code(anonymous), "code_verifier": VERIFIER, "code_challenge_method": "S256"}
+    validate_request("POST", "/auth/keys", body)
+
+    exchanged = await anonymous.post("/auth/keys", json=body)
+    spent = await anonymous.post("/auth/keys", json=body)  # a code buys one key
+    malformed = await anonymous.post("/auth/keys", json={"code_verifier": VERIFIER})
+
+    assert exchanged.status_code == 200, exchanged.text
+    validate_response("POST", "/auth/keys", 200, exchanged.json())
+    assert exchanged.json()["key"].startswith("sk-or-v1-")
+    assert spent.status_code == 403
+    validate_response("POST", "/auth/keys", 403, spent.json())
+    assert malformed.status_code == 400
+    validate_response("POST", "/auth/keys", 400, malformed.json())
+
+
+@pytest.mark.anyio
+async def test_the_exchange_refuses_a_verifier_that_does_not_match_the_s256_challenge(
+    anonymous: httpx.AsyncClient, sim: Simulator
+) -> None:
+    code = await consented_code(anonymous)
+    body = {"code": code, "code_verifier": VERIFIER + "x", "code_challenge_method": "S256"}
+
+    refused = await anonymous.post("/auth/keys", json=body)
+
+    assert refused.status_code == 403 and refused.json()["error"]["message"] == "Invalid code_verifier"
+    validate_response("POST", "/auth/keys", 403, refused.json())
+    assert sim.issued_keys == {} and code not in sim.auth_codes  # spent by the failed attempt too
+
+
+@pytest.mark.anyio
+async def test_the_consent_page_redirects_with_the_code_alone_keeping_the_callbacks_path_and_query(
+    anonymous: httpx.AsyncClient,
+) -> None:
+    params = {"callback_url": "https://app.example/cb/path?x=1", "state": "abc", "code_challenge": "c"}
+
+    page = await anonymous.get(CONSENT_URL, params=params)
+
+    location = urlsplit(page.headers["location"])
+    assert page.status_code == 302 and (location.scheme, location.netloc, location.path) == (
+        "https", "app.example", "/cb/path",
+    )  # fmt: skip
+    assert set(parse_qs(location.query)) == {"x", "code"}  # OpenRouter documents no state: none comes back
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("callback", ["http://example.com/cb", "ftp://127.0.0.1/cb", "", "http://127.0.0.2:80/cb"])
+async def test_the_consent_page_refuses_a_callback_neither_https_nor_on_localhost(
+    anonymous: httpx.AsyncClient, callback: str
+) -> None:
+    page = await anonymous.get(CONSENT_URL, params={"callback_url": callback})
+    assert page.status_code == 400 and "callback_url" in page.text
+
+
+@pytest.mark.anyio
+async def test_a_key_the_exchange_created_is_accepted_with_its_limit_recorded(
+    anonymous: httpx.AsyncClient, sim: Simulator
+) -> None:
+    code = await consented_code(anonymous, "http://localhost:1/callback/s", limit="2.5")
+    body = {"code": code, "code_verifier": VERIFIER, "code_challenge_method": "S256"}
+    key = (await anonymous.post("/auth/keys", json=body)).json()["key"]
+
+    credits = await anonymous.get("/credits", headers={"Authorization": f"Bearer {key}"})
+    stranger = await anonymous.get("/credits", headers={"Authorization": "Bearer sk-or-v1-" + "0" * 64})
+
+    assert credits.status_code == 200 and stranger.status_code == 401
+    assert sim.issued_keys == {key: 2.5}
 
 
 @pytest.mark.anyio

@@ -14,7 +14,9 @@ What it reproduces (sources: ``shared/openrouter/API.md`` and the OpenAPI spec i
   tool-call deltas, a finish chunk, a usage chunk with empty ``choices``, ``data: [DONE]``, mid-stream
   error chunks, and cancellation when the client goes away;
 - the ``models`` fallback array (a model with an active error fault is skipped, the last error wins);
-- generations stored for ``GET /generation``, and usage that adds up in ``/credits`` and ``/key``.
+- generations stored for ``GET /generation``, and usage that adds up in ``/credits`` and ``/key``;
+- sign-in with OpenRouter: the consent page ``GET /auth`` (outside ``/api/v1``; consents at once and redirects
+  to the callback with ``code``) and the PKCE exchange ``POST /auth/keys`` (see :mod:`.oauth`).
 
 Deliberate limits, each where the real API is unknown or out of scope:
 

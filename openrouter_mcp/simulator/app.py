@@ -1,7 +1,7 @@
 """The :class:`Simulator` ASGI app: routing, authentication, path faults, the request log, sending replies.
 
 Streams are sent here too, with cancellation when the client goes away. The endpoints themselves are
-mixins: :mod:`.catalog_routes`, :mod:`.account`, :mod:`.chat` and :mod:`.messages`.
+mixins: :mod:`.catalog_routes`, :mod:`.account`, :mod:`.chat`, :mod:`.messages` and :mod:`.oauth`.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from .chat import ChatCompletions
 from .envelopes import anthropic_error_body, error_body
 from .faults import Fault, fault_reply, malformed_reply
 from .messages import Messages
+from .oauth import OAuthRoutes
 
 # One logger for the whole package, named after it.
 logger = logging.getLogger(__package__)
@@ -54,7 +55,7 @@ class RecordedRequest:
 Handler = Callable[[Incoming, dict[str, str], Fault | None], Awaitable[Reply | StreamReply]]
 
 
-class Simulator(ChatCompletions, Messages, CatalogRoutes, AccountRoutes):
+class Simulator(ChatCompletions, Messages, CatalogRoutes, AccountRoutes, OAuthRoutes):
     """A simulated OpenRouter API; the instance is the ASGI app.
 
     Inject faults through ``model_faults`` (by model id, for chat and messages) and ``path_faults`` (by path
@@ -86,6 +87,8 @@ class Simulator(ChatCompletions, Messages, CatalogRoutes, AccountRoutes):
         self.total_credits = 100.0
         self.total_usage = 0.0
         self._api_key = api_key
+        self.auth_codes = {}
+        self.issued_keys = {}
         self._categories = catalog.categories
         self._popularity = catalog.popularity
         self._tool_success = catalog.tool_success
@@ -109,6 +112,7 @@ class Simulator(ChatCompletions, Messages, CatalogRoutes, AccountRoutes):
             "/generation": {"GET": self._generation},
             "/chat/completions": {"POST": self._chat},
             "/messages": {"POST": self._messages},
+            "/auth/keys": {"POST": self._exchange_auth_code},
         }
 
     # ---- public helpers ---------------------------------------------------------------------------
@@ -259,6 +263,8 @@ class Simulator(ChatCompletions, Messages, CatalogRoutes, AccountRoutes):
         if self.latency > 0:
             await anyio.sleep(self.latency)
         anthropic = req.path == "/messages"
+        if req.path == "/auth" and not req.in_api:
+            return await self._consent(req)  # the consent page of sign-in with OpenRouter, outside the API
         # The live API 404s a model path whose "/" is percent-encoded (API.md §2.8).
         if req.encoded_slash or not req.in_api:
             return json_reply(404, error_body(404, "Not Found", with_metadata=False))

@@ -25,6 +25,8 @@ class SimulatorState:
     total_credits: float
     total_usage: float
     _api_key: str | None
+    #: Keys created by the sign-in exchange (:mod:`.oauth`), with their spending limit (None: no limit).
+    issued_keys: dict[str, float | None]
     _categories: dict[str, tuple[str, ...]]
     _popularity: dict[str, float]
     _tool_success: dict[str, float]
@@ -36,7 +38,9 @@ class SimulatorState:
         header = req.headers.get("authorization", "")
         if not header.startswith("Bearer ") or not header[7:].strip():
             return False
-        return self._api_key is None or hmac.compare_digest(header[7:].strip(), self._api_key)
+        token = header[7:].strip()
+        # A key the sign-in exchange created is as good as the configured one.
+        return self._api_key is None or hmac.compare_digest(token, self._api_key) or token in self.issued_keys
 
     def _new_id(self) -> str:
         alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"

@@ -43,6 +43,7 @@ from openrouter_mcp.upstream import url_parts
 from openrouter_mcp.upstream.bounds import late, read_capped, timed_lines
 from openrouter_mcp.upstream.envelope import error_from_body, rate_limit_headers, retry_after_seconds
 from openrouter_mcp.upstream.models import (
+    AuthKey,
     ChatChunk,
     ChatCompletion,
     CoinbaseCharge,
@@ -266,6 +267,15 @@ class OpenRouterClient:
         """POST /credits/coinbase (retired upstream: expect `GoneError`). Raises: OpenRouterError."""
         response = await self._send("POST", "/credits/coinbase", json_body=dict(body), auth=True)
         return self._parse_data(response, CoinbaseCharge)
+
+    async def exchange_auth_code(self, code: str, code_verifier: str) -> AuthKey:
+        """POST /auth/keys: the key that sign-in with OpenRouter (PKCE, S256) created; sent without a key.
+
+        Raises:
+            OpenRouterError: the code or verifier was refused (403), or any other upstream failure.
+        """
+        body = {"code": code, "code_verifier": code_verifier, "code_challenge_method": "S256"}
+        return self._parse(await self._send("POST", "/auth/keys", json_body=body), AuthKey)
 
     # --- catalog -----------------------------------------------------------------------------
 

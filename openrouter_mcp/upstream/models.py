@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 
 class Wire(BaseModel):
@@ -134,6 +134,13 @@ class Generation(Wire):
     finish_reason: str | None = None
     latency: float | None = None
     streamed: bool | None = None
+
+
+class AuthKey(Wire):
+    """POST /auth/keys: the key sign-in created (a secret: its repr never shows it)."""
+
+    key: SecretStr
+    user_id: str | None = None
 
 
 class CoinbaseCharge(Wire):
