@@ -37,7 +37,8 @@ class PrivateWhenScoped:
     async def __call__(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
         result = await call_next(ctx)
         state = ctx.lifespan_context
-        # Results arrive shaped for the wire; only those the SDK hinted carry `cacheScope` (2026-07-28 only).
+        # Results arrive shaped for the wire, hints applied (`_sdk` contract 10): only those the SDK hinted carry
+        # `cacheScope`, and only on 2026-07-28.
         if isinstance(result, dict) and "cacheScope" in result and isinstance(state, AppState):
             if allowed_personas(state) is not None:
                 return {**result, "cacheScope": "private"}
