@@ -45,6 +45,10 @@ breaks it fails there, by name, rather than somewhere in a transport or a tool:
    public view of them. Guarded by `test_the_session_manager_keeps_its_open_sessions_by_id`.
 9. `allowed_log_levels(protocol_version, meta)`, the log levels a 2026-07-28 request's `_meta` opts into, lives
    in `mcp.server.connection` (not exported). Guarded by `test_a_request_opts_into_log_levels_through_its_meta`.
+10. The caching hints of `MCPServer(cache_hints=...)` (public) are applied inside the middleware chain: a
+   middleware sees a 2026-07-28 result's `ttlMs`/`cacheScope` already set, and may change them; a handshake-era
+   result carries neither. `serving/caching.py` narrows the scope for scoped callers that way. Guarded by
+   `test_middleware_sees_cache_hints_applied_to_a_modern_result_and_none_on_a_handshake_era_one`.
 """
 
 from __future__ import annotations

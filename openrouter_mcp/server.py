@@ -15,6 +15,7 @@ from openrouter_mcp.client_logging import ClientLogs
 from openrouter_mcp.config import Settings
 from openrouter_mcp.resources import register_resources, tool_for_resource
 from openrouter_mcp.routing.personas import PersonasConfig
+from openrouter_mcp.serving.caching import PrivateWhenScoped, cache_hints
 from openrouter_mcp.serving.scopes import Scope, register_persona_prompts
 from openrouter_mcp.spec_errors import PromptErrors
 from openrouter_mcp.state import AppState
@@ -97,7 +98,8 @@ def build_server(
         tools=[build_tool(spec, shipped.get(spec.name)) for spec in ALL_TOOLS],
         lifespan=lifespan,
         subscriptions=bus,
-        middleware=[Scope(tool_for_resource)],
+        middleware=[Scope(tool_for_resource), PrivateWhenScoped()],
+        cache_hints=cache_hints(settings.catalog_ttl),
         token_verifier=token_verifier,
         auth=auth,
     )

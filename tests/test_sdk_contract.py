@@ -15,7 +15,8 @@ import anyio
 import httpx2
 import pytest
 from mcp import Client, stdio_server
-from mcp.server import NotificationOptions, ServerRequestContext
+from mcp.server import CacheHint, NotificationOptions, ServerRequestContext
+from mcp.server.caching import CacheableMethod
 from mcp.server.connection import Connection
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.types import (
@@ -210,6 +211,30 @@ async def test_middleware_sees_the_method_and_a_tools_list_result_shaped_for_the
     assert all(isinstance(tool, dict) for tool in wire_result["tools"])
     assert {tool["name"] for tool in wire_result["tools"]} == {"first", "second"}
     assert [tool.name for tool in listed.tools] == ["first"]
+
+
+async def test_middleware_sees_cache_hints_applied_to_a_modern_result_and_none_on_a_handshake_era_one() -> None:
+    seen: dict[str, dict[str, Any]] = {}
+
+    async def private(ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
+        result = await call_next(ctx)
+        if ctx.method == "tools/list" and isinstance(result, dict):
+            seen[ctx.protocol_version or ""] = result
+            if "cacheScope" in result:
+                return {**result, "cacheScope": "private"}
+        return result
+
+    hints: dict[CacheableMethod, CacheHint] = {"tools/list": CacheHint(ttl_ms=5000, scope="public")}
+    server = MCPServer("contract", middleware=[private], cache_hints=hints)
+
+    async with Client(server, mode="2026-07-28", cache=None) as client:
+        modern = await client.list_tools()
+    async with Client(server, mode="legacy", cache=None) as client:
+        await client.list_tools()
+    assert (seen["2026-07-28"]["ttlMs"], seen["2026-07-28"]["cacheScope"]) == (5000, "public")
+    assert (modern.ttl_ms, modern.cache_scope) == (5000, "private")
+    [legacy] = [result for version, result in seen.items() if version != "2026-07-28"]
+    assert "ttlMs" not in legacy and "cacheScope" not in legacy
 
 
 @asynccontextmanager
