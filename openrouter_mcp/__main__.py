@@ -418,9 +418,11 @@ async def _run(
     demo: bool = False,
     bound_persona: str | None = None,
 ) -> None:
+    from openrouter_mcp.observability import tracing
     from openrouter_mcp.server import build_server
     from openrouter_mcp.serving.limits import ClientLimits
 
+    tracing.configure()  # only when the OTEL_* variables ask for traces
     http_client: httpx.AsyncClient | None = None
     if demo:
         settings, http_client = demo_upstream(settings)

@@ -57,6 +57,7 @@ AUDIT_ENV = "OPENROUTER_MCP_AUDIT"
 AUDIT_DB_ENV = "OPENROUTER_MCP_AUDIT_DB"
 AUDIT_PRIVACY_ENV = "OPENROUTER_MCP_AUDIT_PRIVACY"
 LOW_BALANCE_USD_ENV = "OPENROUTER_LOW_BALANCE_USD"
+TRACE_CONTENT_ENV = "OPENROUTER_MCP_TRACE_CONTENT"
 #: Read but not ours: the XDG base directory for the default audit database.
 XDG_DATA_HOME_ENV = "XDG_DATA_HOME"
 
@@ -124,6 +125,11 @@ ENVIRONMENT: tuple[EnvVar, ...] = (
         f"{DEFAULT_LOW_BALANCE_USD:g}",
         "get_credits and get_current_key warn below this many USD left",
     ),
+    EnvVar(
+        TRACE_CONTENT_ENV,
+        "off",
+        "`on` lets trace spans carry prompts and answers, for personas whose audit privacy is `full`",
+    ),
 )
 #: Longest API key accepted (OpenRouter's are ~73 characters) and largest secret file read.
 MAX_KEY_CHARS = 512
@@ -152,6 +158,8 @@ class Settings:
     audit_db: str | None = None
     audit_privacy: str = AUDIT_PRIVACY_MODES[0]
     low_balance_usd: float = DEFAULT_LOW_BALANCE_USD
+    #: Trace spans may carry prompts and answers (only where the audit privacy is `full`).
+    trace_content: bool = False
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -178,6 +186,7 @@ class Settings:
             audit_db=env.get(AUDIT_DB_ENV) or None,
             audit_privacy=_choice(env, AUDIT_PRIVACY_ENV, AUDIT_PRIVACY_MODES),
             low_balance_usd=_amount(env, LOW_BALANCE_USD_ENV, DEFAULT_LOW_BALANCE_USD),
+            trace_content=_switch(env, TRACE_CONTENT_ENV, default=False),
         )
 
 
@@ -190,6 +199,12 @@ def default_audit_path(environ: Mapping[str, str] | None = None) -> Path:
     # The XDG spec says a relative value is invalid and must be ignored.
     base = Path(data_home) if data_home and Path(data_home).is_absolute() else Path.home() / ".local" / "share"
     return base / "openrouter-mcp" / "audit.sqlite3"
+
+
+def otel_environment(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The `OTEL_*` variables: OpenTelemetry's own (its SDK documents them), read by `observability.tracing`."""
+    env = os.environ if environ is None else environ
+    return {name: value for name, value in env.items() if name.startswith("OTEL_")}
 
 
 def _seconds(env: Mapping[str, str], name: str, default: float) -> float:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from mcp.server.mcpserver import MCPServer
 from mcp.server.subscriptions import InMemorySubscriptionBus
@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
     from openrouter_mcp.audit import AuditLog
     from openrouter_mcp.audit.ledger import Ledger
+    from openrouter_mcp.observability.metrics import Metrics
     from openrouter_mcp.serving.limits import ClientLimits
 
 INSTRUCTIONS = (
@@ -55,6 +56,7 @@ def build_server(
     limits: ClientLimits | None = None,
     transport: str = "memory",
     clock: Callable[[], float] = time.time,
+    metrics: Metrics | None = None,
 ) -> MCPServer[AppState]:
     """The configured server. `http_client` is injected by tests, the demo and benchmarks.
 
@@ -63,10 +65,16 @@ def build_server(
     `audit` records every call and counts budgets (a log, or a function opening it on first use);
     `limits` caps concurrent calls per client;
     `transport` names how clients connect, for the audit log; `clock` is wall time, injectable for tests.
+    `metrics` counts calls, served at `GET /metrics` by the HTTP transports (behind the same tokens as `/mcp`);
+    the HTTP transports get their own when none is given, stdio and in-memory servers count nothing.
 
     Raises:
         PersonaError: `bound_persona` is not defined in `personas`.
     """
+    if metrics is None and transport in ("sse", "streamable-http"):
+        from openrouter_mcp.observability.metrics import Metrics
+
+        metrics = Metrics()
     state = AppState(
         settings,
         http_client=http_client,
@@ -78,6 +86,7 @@ def build_server(
         clock=clock,
         # The tokens file's per-user budgets (`HashedTokenVerifier.budgets`), where the verifier has them.
         user_budgets=budgets() if (budgets := getattr(token_verifier, "budgets", None)) else None,
+        metrics=metrics,
     )
     shipped = load_schemas()
     client_logs = ClientLogs(key=settings.api_key)
@@ -107,4 +116,20 @@ def build_server(
     client_logs.install(server)
     server.middleware.append(PromptErrors(server))
     register_persona_prompts(server, state.personas, state.bound_persona)
+    if metrics is not None:
+        _serve_metrics(server, state, metrics, authenticated=token_verifier is not None)
     return server
+
+
+def _serve_metrics(server: MCPServer[AppState], state: AppState, metrics: Metrics, *, authenticated: bool) -> None:
+    """`GET /metrics` on the HTTP app, behind the SDK's own bearer check (as `/mcp` is) when tokens are on."""
+    from mcp.server.auth.middleware.bearer_auth import RequireAuthMiddleware
+
+    from openrouter_mcp.observability.metrics import MetricsEndpoint, attach
+
+    attach(server, metrics)
+    endpoint: Any = MetricsEndpoint(state, metrics)
+    if authenticated:
+        endpoint = RequireAuthMiddleware(endpoint, required_scopes=[])
+    # An ASGI app, not a request handler: Starlette's Route serves a non-function endpoint as an app.
+    server.custom_route("/metrics", methods=["GET"], include_in_schema=False)(endpoint)

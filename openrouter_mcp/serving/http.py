@@ -142,6 +142,7 @@ def http_app(server: MCPServer[Any], options: HttpOptions, verifier: HashedToken
     from starlette.applications import Starlette
     from starlette.middleware import Middleware
 
+    from openrouter_mcp.observability.metrics import metrics_of
     from openrouter_mcp.serving.auth import AuthFailureReporter
     from openrouter_mcp.serving.sessions import SessionCap, SessionLimits, live_sessions
 
@@ -175,6 +176,9 @@ def http_app(server: MCPServer[Any], options: HttpOptions, verifier: HashedToken
     if not options.stateless:
         live = live_sessions(server.session_manager) if options.transport == "streamable-http" else None
         sessions = SessionLimits(options.max_sessions_per_client, retry_after=options.session_idle_timeout, live=live)
+        metrics = metrics_of(server)
+        if metrics is not None:
+            metrics.count_sessions(sessions.open_count)
         # Innermost of the app's middleware, after authentication, so that it knows who is calling.
         inner.user_middleware.append(
             Middleware(
@@ -183,6 +187,7 @@ def http_app(server: MCPServer[Any], options: HttpOptions, verifier: HashedToken
                 transport=options.transport,
                 path=HTTP_PATHS[options.transport],
                 authenticated=verifier is not None,
+                on_refused=(lambda: metrics.refused("too_many_sessions")) if metrics is not None else None,
             )
         )
     app: ASGIApp = OneResponsePerRequest(inner) if options.transport == "sse" else inner
