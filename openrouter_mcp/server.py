@@ -13,6 +13,7 @@ from mcp.server.subscriptions import InMemorySubscriptionBus
 from openrouter_mcp import __version__
 from openrouter_mcp.client_logging import ClientLogs
 from openrouter_mcp.config import Settings
+from openrouter_mcp.observability import tracing
 from openrouter_mcp.resources import register_resources, tool_for_resource
 from openrouter_mcp.routing.personas import PersonasConfig
 from openrouter_mcp.serving.scopes import Scope, register_persona_prompts
@@ -93,8 +94,12 @@ def build_server(
 
     @asynccontextmanager
     async def lifespan(_: MCPServer[AppState]) -> AsyncIterator[AppState]:
-        async with state.running(), client_logs.running():
-            yield state
+        try:
+            async with state.running(), client_logs.running():
+                yield state
+        finally:
+            if tracing.enabled():
+                tracing.flush()
 
     # Our own bus, so the catalog's change notices can reach subscribers without the SDK's private attribute.
     bus = InMemorySubscriptionBus()

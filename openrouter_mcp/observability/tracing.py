@@ -86,6 +86,14 @@ def enabled() -> bool:
     return not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
 
 
+def flush(timeout_seconds: float = 5.0) -> None:
+    """Export the spans still batched, when the server stops: uvicorn re-raises the SIGTERM it caught once it has
+    shut down, so the provider's own exit hook (atexit) never runs for a server stopped that way."""
+    force_flush = getattr(trace.get_tracer_provider(), "force_flush", None)
+    if force_flush is not None:
+        force_flush(int(timeout_seconds * 1000))
+
+
 def tracer() -> trace.Tracer | None:
     """Our tracer, or None when no provider is installed (then no span is built at all)."""
     if not enabled():
