@@ -45,6 +45,11 @@ breaks it fails there, by name, rather than somewhere in a transport or a tool:
    public view of them. Guarded by `test_the_session_manager_keeps_its_open_sessions_by_id`.
 9. `allowed_log_levels(protocol_version, meta)`, the log levels a 2026-07-28 request's `_meta` opts into, lives
    in `mcp.server.connection` (not exported). Guarded by `test_a_request_opts_into_log_levels_through_its_meta`.
+10. `authenticated_asgi_route`: `MCPServer.custom_route` (typed for a request handler) hands its endpoint to a
+   Starlette `Route`, which serves an endpoint that is not a function as an ASGI app; the HTTP apps serve those
+   routes inside the SDK's authentication middleware, and `RequireAuthMiddleware`
+   (`mcp.server.auth.middleware.bearer_auth`, not exported) answers 401 where it found no valid bearer token,
+   as it does for `/mcp`. Guarded by `test_an_asgi_route_behind_the_sdk_bearer_check_needs_a_valid_token`.
 """
 
 from __future__ import annotations
@@ -75,12 +80,23 @@ __all__ = [
     "add_request_handler",
     "allowed_log_levels",
     "as_stdin",
+    "authenticated_asgi_route",
     "connection_of",
     "declare_list_changed",
     "open_session_ids",
     "serve_streams",
     "whole_arguments_tool",
 ]
+
+
+def authenticated_asgi_route(server: MCPServer[Any], path: str, app: Any, *, authenticated: bool) -> None:
+    """Serve the ASGI `app` (an object, not a function) at `GET path` on the server's HTTP apps; with
+    `authenticated`, only to requests with a valid bearer token."""
+    from mcp.server.auth.middleware.bearer_auth import RequireAuthMiddleware
+
+    endpoint = RequireAuthMiddleware(app, required_scopes=[]) if authenticated else app
+    server.custom_route(path, methods=["GET"], include_in_schema=False)(endpoint)
+
 
 #: The base every tool input model must have for the SDK to accept it as a tool's argument model.
 ToolInputBase = ArgModelBase

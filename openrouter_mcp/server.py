@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from mcp.server.mcpserver import MCPServer
 from mcp.server.subscriptions import InMemorySubscriptionBus
@@ -128,13 +128,8 @@ def build_server(
 
 def _serve_metrics(server: MCPServer[AppState], state: AppState, metrics: Metrics, *, authenticated: bool) -> None:
     """`GET /metrics` on the HTTP app, behind the SDK's own bearer check (as `/mcp` is) when tokens are on."""
-    from mcp.server.auth.middleware.bearer_auth import RequireAuthMiddleware
-
+    from openrouter_mcp._sdk import authenticated_asgi_route
     from openrouter_mcp.observability.metrics import MetricsEndpoint, attach
 
     attach(server, metrics)
-    endpoint: Any = MetricsEndpoint(state, metrics)
-    if authenticated:
-        endpoint = RequireAuthMiddleware(endpoint, required_scopes=[])
-    # An ASGI app, not a request handler: Starlette's Route serves a non-function endpoint as an app.
-    server.custom_route("/metrics", methods=["GET"], include_in_schema=False)(endpoint)
+    authenticated_asgi_route(server, "/metrics", MetricsEndpoint(state, metrics), authenticated=authenticated)
