@@ -185,6 +185,42 @@ def test_without_the_otel_sdk_asking_for_traces_warns_and_the_server_still_build
     assert "pip install 'openrouter-mcp[otel]'" in done.stderr
 
 
+def test_asking_for_otlp_without_an_otlp_exporter_installed_warns_and_exports_nothing() -> None:
+    code = (
+        "import sys; sys.modules['opentelemetry.exporter.otlp.proto.http.trace_exporter'] = None\n"
+        "from openrouter_mcp.observability import tracing\n"
+        "assert tracing.configure() is False\n"
+        "assert not tracing.enabled()\n"
+    )
+    done = run_python(code, OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:9")
+    assert done.returncode == 0, done.stderr
+    assert "no OTLP exporter is installed" in done.stderr
+
+
+def test_an_unknown_exporter_name_is_ignored_with_a_warning_and_none_exports_nothing() -> None:
+    code = (
+        "from openrouter_mcp.observability import tracing\n"
+        "assert tracing.configure() is False\n"
+        "assert not tracing.enabled()\n"
+    )
+    done = run_python(code, OTEL_TRACES_EXPORTER="zipkin-please,none")
+    assert done.returncode == 0, done.stderr
+    assert "'zipkin-please', which openrouter-mcp does not know" in done.stderr
+
+
+def test_a_tracer_provider_set_up_before_the_server_is_kept() -> None:
+    code = (
+        "from opentelemetry import trace\n"
+        "from opentelemetry.sdk.trace import TracerProvider\n"
+        "mine = TracerProvider(); trace.set_tracer_provider(mine)\n"
+        "from openrouter_mcp.observability import tracing\n"
+        "assert tracing.configure() is True\n"
+        "assert trace.get_tracer_provider() is mine\n"
+    )
+    done = run_python(code, OTEL_TRACES_EXPORTER="console")
+    assert done.returncode == 0, done.stderr
+
+
 def test_a_server_asked_for_no_traces_imports_no_opentelemetry_sdk() -> None:
     code = (
         "import sys\n"
