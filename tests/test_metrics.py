@@ -161,6 +161,7 @@ async def test_metrics_need_a_valid_bearer_token_when_tokens_are_on(tmp_path: Pa
     assert anonymous.status_code == 401 and wrong.status_code == 401
     assert "openrouter_mcp_" not in anonymous.text + wrong.text
     assert alice.status_code == 200 and "openrouter_mcp_tool_calls_total" in alice.text
+    assert value(parse(alice.text), "openrouter_mcp_refusals_total", reason="unauthenticated") == 2.0
 
 
 def test_model_labels_are_catalog_ids_only_and_at_most_a_bounded_number_of_them() -> None:

@@ -2,8 +2,9 @@
 
 Counted where the facts are known: tool calls, tokens and cost in the tool registry's `run`; upstream latency
 and fallbacks per upstream attempt (`observability.attempts`, handed to `routing.fallback`); refusals in `run`
-(our policy: `too_busy`, `budget_exceeded`, `not_allowed`) and in the session cap (`too_many_sessions`). Models
-cooling down, open sessions and budgets are read when scraped, from what already holds them.
+(our policy: `too_busy`, `budget_exceeded`, `not_allowed`), in the session cap (`too_many_sessions`) and for HTTP
+requests without a valid token (`unauthenticated`). Models cooling down, open sessions and budgets are read
+when scraped, from what already holds them.
 
 Labels stay bounded whatever clients send: tool names are ours, personas are those the personas file defines
 (anything else is `other`), outcomes and reasons are our own error kinds, and model ids are only ids from the
@@ -111,6 +112,16 @@ class Metrics:
 
     def refused(self, reason: str) -> None:
         self.refusals.labels(reason).inc()
+
+    def counting_auth_failures(self, report: Callable[[str], None] | None) -> Callable[[str], None]:
+        """`report` (the verifier's failure callback), counting each refused request as `unauthenticated` too."""
+
+        def counted(reason: str) -> None:
+            self.refused("unauthenticated")
+            if report is not None:
+                report(reason)
+
+        return counted
 
     def tool_call(
         self,
