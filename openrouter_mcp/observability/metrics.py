@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING, Any
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from openrouter_mcp.errors import AuditError
-from openrouter_mcp.routing.budgets import budget_limits
+from openrouter_mcp.routing.budgets import ScopeKind, budget_limits
+from openrouter_mcp.routing.personas import Budget
 
 if TYPE_CHECKING:
     from mcp.server.mcpserver import MCPServer
@@ -180,10 +181,10 @@ class Metrics:
         if ledger is None:
             return
         now = state.clock()
-        scopes = [("server", "", state.personas.budget)]
+        scopes: list[tuple[ScopeKind, str, Budget | None]] = [("server", "", state.personas.budget)]
         scopes += [("persona", p.name, p.budget) for p in state.personas.personas.values()]
         for scope, name, budget in scopes:
-            for limit in budget_limits(scope, name, budget, now):  # type: ignore[arg-type]
+            for limit in budget_limits(scope, name, budget, now):
                 spend = await ledger.spend(limit, now=now)
                 self.budget_spent.labels(scope, name, limit.period).set(spend.settled)
                 self.budget_remaining.labels(scope, name, limit.period).set(max(0.0, limit.limit - spend.total))
