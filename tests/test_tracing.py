@@ -15,12 +15,13 @@ from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from starlette.types import Receive, Scope, Send
 
 from openrouter_mcp.config import Settings
 from openrouter_mcp.observability import tracing
 from openrouter_mcp.routing import personas
 from openrouter_mcp.server import build_server
-from openrouter_mcp.simulator import Fault, Simulator
+from openrouter_mcp.simulator import Fault, Simulator, serve_in_thread
 from tests.conftest import TEST_KEY
 from tests.processes import async_http_server, server_env
 
@@ -248,3 +249,55 @@ async def test_a_server_exports_its_spans_as_the_otel_variables_say(upstream_url
     assert '"gen_ai.request.model"' in log and '"gen_ai.usage.input_tokens"' in log
     assert '"service.name": "team-gateway"' in log
     assert PROMPT not in log and TEST_KEY not in log
+
+
+class _Collector:
+    """A minimal OTLP/HTTP receiver on loopback: keeps the body of every POST to /v1/traces."""
+
+    def __init__(self) -> None:
+        self.bodies: list[bytes] = []
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        if scope["path"] == "/v1/traces" and scope["method"] == "POST":
+            self.bodies.append(body)
+        await send(
+            {"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/x-protobuf")]}
+        )
+        await send({"type": "http.response.body", "body": b""})
+
+
+@pytest.mark.slow
+async def test_with_the_otel_extra_a_server_sends_its_spans_over_otlp_to_the_endpoint_named(
+    upstream_url: str, sim: Simulator
+) -> None:
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+    collector = _Collector()
+    with serve_in_thread(collector) as url:
+        endpoint = url.removesuffix("/api/v1")
+        env = server_env(upstream_url, OTEL_EXPORTER_OTLP_ENDPOINT=endpoint)
+        async with async_http_server(env=env) as served:
+            async with Client(f"{served.url}/mcp") as client:
+                result = await client.call_tool("create_chat_completion", {"messages": HELLO})
+            assert not result.is_error
+    names: list[str] = []
+    attributes: dict[str, Any] = {}
+    for body in collector.bodies:
+        request = ExportTraceServiceRequest.FromString(body)
+        for resource_spans in request.resource_spans:
+            for scope_spans in resource_spans.scope_spans:
+                for span in scope_spans.spans:
+                    names.append(span.name)
+                    if scope_spans.scope.name == "openrouter_mcp":
+                        attributes |= {a.key: a.value for a in span.attributes}
+    assert "tools/call create_chat_completion" in names
+    assert any(name.startswith("chat ") for name in names)
+    assert attributes["gen_ai.usage.input_tokens"].int_value > 0
+    said = b"".join(collector.bodies)
+    assert PROMPT.encode() not in said and TEST_KEY.encode() not in said
