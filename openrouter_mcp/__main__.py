@@ -446,9 +446,11 @@ async def _run(
     bound_persona: str | None = None,
     database_url: str | None = None,
 ) -> None:
+    from openrouter_mcp.observability import tracing
     from openrouter_mcp.server import build_server
     from openrouter_mcp.serving.limits import ClientLimits
 
+    tracing.configure()  # only when the OTEL_* variables ask for traces
     ledger: PostgresLedger | None = None
     if database_url is not None:
         try:

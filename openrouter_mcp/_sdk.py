@@ -49,6 +49,11 @@ breaks it fails there, by name, rather than somewhere in a transport or a tool:
    middleware sees a 2026-07-28 result's `ttlMs`/`cacheScope` already set, and may change them; a handshake-era
    result carries neither. `serving/caching.py` narrows the scope for scoped callers that way. Guarded by
    `test_middleware_sees_cache_hints_applied_to_a_modern_result_and_none_on_a_handshake_era_one`.
+11. `authenticated_asgi_route`: `MCPServer.custom_route` (typed for a request handler) hands its endpoint to a
+   Starlette `Route`, which serves an endpoint that is not a function as an ASGI app; the HTTP apps serve those
+   routes inside the SDK's authentication middleware, and `RequireAuthMiddleware`
+   (`mcp.server.auth.middleware.bearer_auth`, not exported) answers 401 where it found no valid bearer token,
+   as it does for `/mcp`. Guarded by `test_an_asgi_route_behind_the_sdk_bearer_check_needs_a_valid_token`.
 """
 
 from __future__ import annotations
@@ -79,12 +84,23 @@ __all__ = [
     "add_request_handler",
     "allowed_log_levels",
     "as_stdin",
+    "authenticated_asgi_route",
     "connection_of",
     "declare_list_changed",
     "open_session_ids",
     "serve_streams",
     "whole_arguments_tool",
 ]
+
+
+def authenticated_asgi_route(server: MCPServer[Any], path: str, app: Any, *, authenticated: bool) -> None:
+    """Serve the ASGI `app` (an object, not a function) at `GET path` on the server's HTTP apps; with
+    `authenticated`, only to requests with a valid bearer token."""
+    from mcp.server.auth.middleware.bearer_auth import RequireAuthMiddleware
+
+    endpoint = RequireAuthMiddleware(app, required_scopes=[]) if authenticated else app
+    server.custom_route(path, methods=["GET"], include_in_schema=False)(endpoint)
+
 
 #: The base every tool input model must have for the SDK to accept it as a tool's argument model.
 ToolInputBase = ArgModelBase

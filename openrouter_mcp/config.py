@@ -66,6 +66,7 @@ AUDIT_DB_ENV = "OPENROUTER_MCP_AUDIT_DB"
 AUDIT_PRIVACY_ENV = "OPENROUTER_MCP_AUDIT_PRIVACY"
 DATABASE_URL_ENV = "OPENROUTER_MCP_DATABASE_URL"
 LOW_BALANCE_USD_ENV = "OPENROUTER_LOW_BALANCE_USD"
+TRACE_CONTENT_ENV = "OPENROUTER_MCP_TRACE_CONTENT"
 #: Read but not ours: the XDG base directory for the default audit database.
 XDG_DATA_HOME_ENV = "XDG_DATA_HOME"
 
@@ -139,6 +140,11 @@ ENVIRONMENT: tuple[EnvVar, ...] = (
         f"{DEFAULT_LOW_BALANCE_USD:g}",
         "get_credits and get_current_key warn below this many USD left",
     ),
+    EnvVar(
+        TRACE_CONTENT_ENV,
+        "off",
+        "`on` lets trace spans carry prompts and answers, for personas whose audit privacy is `full`",
+    ),
 )
 #: Longest API key accepted (OpenRouter's are ~73 characters) and largest secret file read.
 MAX_KEY_CHARS = 512
@@ -170,6 +176,8 @@ class Settings:
     #: A postgresql:// URL (secret: it may hold a password); None keeps the ledger in SQLite.
     database_url: SecretStr | None = None
     low_balance_usd: float = DEFAULT_LOW_BALANCE_USD
+    #: Trace spans may carry prompts and answers (only where the audit privacy is `full`).
+    trace_content: bool = False
 
     @classmethod
     def from_env(
@@ -205,6 +213,7 @@ class Settings:
             audit_privacy=_choice(env, AUDIT_PRIVACY_ENV, AUDIT_PRIVACY_MODES),
             database_url=database_url(env),
             low_balance_usd=_amount(env, LOW_BALANCE_USD_ENV, DEFAULT_LOW_BALANCE_USD),
+            trace_content=_switch(env, TRACE_CONTENT_ENV, default=False),
         )
 
 
@@ -224,6 +233,12 @@ def database_url(environ: Mapping[str, str] | None = None) -> SecretStr | None:
     env = os.environ if environ is None else environ
     url = env.get(DATABASE_URL_ENV, "").strip()
     return SecretStr(url) if url else None
+
+
+def otel_environment(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The `OTEL_*` variables: OpenTelemetry's own (its SDK documents them), read by `observability.tracing`."""
+    env = os.environ if environ is None else environ
+    return {name: value for name, value in env.items() if name.startswith("OTEL_")}
 
 
 def _seconds(env: Mapping[str, str], name: str, default: float) -> float:

@@ -13,6 +13,7 @@ from mcp.server.subscriptions import InMemorySubscriptionBus
 from openrouter_mcp import __version__
 from openrouter_mcp.client_logging import ClientLogs
 from openrouter_mcp.config import Settings
+from openrouter_mcp.observability import tracing
 from openrouter_mcp.resources import register_resources, tool_for_resource
 from openrouter_mcp.routing.personas import PersonasConfig
 from openrouter_mcp.serving.caching import PrivateWhenScoped, cache_hints
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
 
     from openrouter_mcp.audit import AuditLog
     from openrouter_mcp.audit.ledger import Ledger
+    from openrouter_mcp.observability.metrics import Metrics
     from openrouter_mcp.serving.limits import ClientLimits
 
 INSTRUCTIONS = (
@@ -56,6 +58,7 @@ def build_server(
     limits: ClientLimits | None = None,
     transport: str = "memory",
     clock: Callable[[], float] = time.time,
+    metrics: Metrics | None = None,
 ) -> MCPServer[AppState]:
     """The configured server. `http_client` is injected by tests, the demo and benchmarks.
 
@@ -64,10 +67,16 @@ def build_server(
     `audit` records every call and counts budgets (a log, or a function opening it on first use);
     `limits` caps concurrent calls per client;
     `transport` names how clients connect, for the audit log; `clock` is wall time, injectable for tests.
+    `metrics` counts calls, served at `GET /metrics` by the HTTP transports (behind the same tokens as `/mcp`);
+    the HTTP transports get their own when none is given, stdio and in-memory servers count nothing.
 
     Raises:
         PersonaError: `bound_persona` is not defined in `personas`.
     """
+    if metrics is None and transport in ("sse", "streamable-http"):
+        from openrouter_mcp.observability.metrics import Metrics
+
+        metrics = Metrics()
     state = AppState(
         settings,
         http_client=http_client,
@@ -79,14 +88,19 @@ def build_server(
         clock=clock,
         # The tokens file's per-user budgets (`HashedTokenVerifier.budgets`), where the verifier has them.
         user_budgets=budgets() if (budgets := getattr(token_verifier, "budgets", None)) else None,
+        metrics=metrics,
     )
     shipped = load_schemas()
     client_logs = ClientLogs(key=settings.api_key)
 
     @asynccontextmanager
     async def lifespan(_: MCPServer[AppState]) -> AsyncIterator[AppState]:
-        async with state.running(), client_logs.running():
-            yield state
+        try:
+            async with state.running(), client_logs.running():
+                yield state
+        finally:
+            if tracing.enabled():
+                tracing.flush()
 
     # Our own bus, so the catalog's change notices can reach subscribers without the SDK's private attribute.
     bus = InMemorySubscriptionBus()
@@ -109,4 +123,15 @@ def build_server(
     client_logs.install(server)
     server.middleware.append(PromptErrors(server))
     register_persona_prompts(server, state.personas, state.bound_persona)
+    if metrics is not None:
+        _serve_metrics(server, state, metrics, authenticated=token_verifier is not None)
     return server
+
+
+def _serve_metrics(server: MCPServer[AppState], state: AppState, metrics: Metrics, *, authenticated: bool) -> None:
+    """`GET /metrics` on the HTTP app, behind the SDK's own bearer check (as `/mcp` is) when tokens are on."""
+    from openrouter_mcp._sdk import authenticated_asgi_route
+    from openrouter_mcp.observability.metrics import MetricsEndpoint, attach
+
+    attach(server, metrics)
+    authenticated_asgi_route(server, "/metrics", MetricsEndpoint(state, metrics), authenticated=authenticated)

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
     from openrouter_mcp.audit import AuditLog
     from openrouter_mcp.audit.ledger import Ledger
+    from openrouter_mcp.observability.metrics import Metrics
     from openrouter_mcp.serving.limits import ClientLimits
     from openrouter_mcp.upstream.catalog import Catalog
     from openrouter_mcp.upstream.client import OpenRouterClient
@@ -45,6 +46,7 @@ class AppState:
         transport: str = "memory",
         clock: Callable[[], float] = time.time,
         user_budgets: Mapping[str, Budget] | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         """`bound_persona` binds every session of this process to one persona (stdio: `--persona`).
 
@@ -52,7 +54,8 @@ class AppState:
         pays nothing for SQLite), or any other `Ledger` engine; None: nothing is recorded, and budgets cannot
         be enforced. `user_budgets` are the tokens file's per-user budgets (the personas file's `[users]`
         apply to users it does not name). `limits`
-        caps concurrent calls per client; `clock` (wall time) is injectable for budget periods in tests.
+        caps concurrent calls per client; `clock` (wall time) is injectable for budget periods in tests. `metrics`
+        counts calls for `/metrics` (None: nothing is counted).
 
         Raises:
             PersonaError: `bound_persona` names no persona in `personas`.
@@ -76,6 +79,7 @@ class AppState:
         for name, user in personas.users.items():
             self.user_budgets.setdefault(name, user.budget)
         self.limits = limits
+        self.metrics = metrics
         self.transport = transport
         self.clock = clock
         #: The OS user, who is the caller whenever no authenticated client is.

@@ -16,6 +16,8 @@ import httpx2
 import pytest
 from mcp import Client, stdio_server
 from mcp.server import CacheHint, NotificationOptions, ServerRequestContext
+from mcp.server.auth.provider import AccessToken
+from mcp.server.auth.settings import AuthSettings
 from mcp.server.caching import CacheableMethod
 from mcp.server.connection import Connection
 from mcp.server.mcpserver import Context, MCPServer
@@ -29,7 +31,9 @@ from mcp.types import (
     ToolAnnotations,
     jsonrpc_message_adapter,
 )
-from pydantic import ConfigDict
+from pydantic import AnyHttpUrl, ConfigDict
+from starlette.responses import PlainTextResponse
+from starlette.types import Receive, Scope, Send
 
 from openrouter_mcp._sdk import (
     CallNext,
@@ -39,6 +43,7 @@ from openrouter_mcp._sdk import (
     add_request_handler,
     allowed_log_levels,
     as_stdin,
+    authenticated_asgi_route,
     connection_of,
     declare_list_changed,
     open_session_ids,
@@ -336,3 +341,42 @@ def test_a_request_opts_into_log_levels_through_its_meta() -> None:
     }
     assert allowed_log_levels("2026-07-28", None) == frozenset()
     assert "debug" in allowed_log_levels("2025-06-18", None)
+
+
+class _Verifier:
+    async def verify_token(self, token: str) -> AccessToken | None:
+        return AccessToken(token=token, client_id="alice", scopes=[]) if token == "good" else None
+
+
+class _Hello:
+    """An ASGI app that is an object, not a function (a function would be taken for a request handler)."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await PlainTextResponse(f"hello {scope['method']}")(scope, receive, send)
+
+
+async def test_an_asgi_route_behind_the_sdk_bearer_check_needs_a_valid_token() -> None:
+    hello = _Hello()
+    server = MCPServer(
+        "contract",
+        token_verifier=_Verifier(),
+        auth=AuthSettings(issuer_url=AnyHttpUrl("http://127.0.0.1:8000"), resource_server_url=None),
+    )
+    authenticated_asgi_route(server, "/hello", hello, authenticated=True)
+    open_server = MCPServer("contract")
+    authenticated_asgi_route(open_server, "/hello", hello, authenticated=False)
+    with anyio.fail_after(10):
+        for app, token, status in (
+            (server.streamable_http_app(), None, 401),
+            (server.streamable_http_app(), "bad", 401),
+            (server.sse_app(), None, 401),
+            (server.streamable_http_app(), "good", 200),
+            (server.sse_app(), "good", 200),
+            (open_server.streamable_http_app(), None, 200),
+        ):
+            headers = {"Authorization": f"Bearer {token}"} if token else {}
+            transport = httpx2.ASGITransport(app=app)
+            async with httpx2.AsyncClient(transport=transport, base_url="http://127.0.0.1:8000") as http:
+                response = await http.get("/hello", headers=headers)
+            assert response.status_code == status, (token, response.text)
+            assert (response.text == "hello GET") is (status == 200)

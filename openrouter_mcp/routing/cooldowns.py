@@ -77,6 +77,10 @@ class Cooldowns:
             return 0.0
         return left
 
+    def cooling(self) -> list[str]:
+        """The keys (models and shared limits) cooling down now."""
+        return [key for key in list(self._until) if self.remaining(key) > 0]
+
     def blocking(self, model_id: str) -> tuple[str, float] | None:
         """The cooldown (key, seconds left) that keeps `model_id` from being tried, if any."""
         if not self._until:

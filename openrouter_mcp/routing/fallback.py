@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, Generic, Literal, Protocol, TypeVar
 
 import anyio
 
@@ -34,6 +35,7 @@ from openrouter_mcp.routing.plan import Candidate, Route
 __all__ = [
     "NATIVE_GROUP",
     "Attempt",
+    "AttemptWatch",
     "RoutingFailed",
     "RoutingRecord",
     "Upstream",
@@ -127,6 +129,26 @@ class RoutingRecord:
         }
 
 
+class AttemptWatch(Protocol):
+    """Told what one upstream request came to (metrics and trace spans watch through it; see `Upstream.watch`)."""
+
+    def finish(self, attempts: list[Attempt], *, error: OpenRouterError | None = None, result: object = None) -> None:
+        """The request is over: `attempts` are its models' parts in it, `error` or `result` what it returned."""
+
+
+class _Unwatched:
+    def finish(self, attempts: list[Attempt], *, error: OpenRouterError | None = None, result: object = None) -> None:
+        pass
+
+
+_UNWATCHED = _Unwatched()
+
+
+def unwatched(models: list[str]) -> AbstractContextManager[AttemptWatch]:
+    """The default `Upstream.watch`: nothing watches."""
+    return nullcontext(_UNWATCHED)
+
+
 @dataclass
 class Upstream(Generic[T]):
     """How to make the call and read its answer, supplied by the tool."""
@@ -136,6 +158,9 @@ class Upstream(Generic[T]):
     served_model: Callable[[T], str]
     #: Per-model attempts OpenRouter reports in `openrouter_metadata.attempts` (model, status), if any.
     router_attempts: Callable[[T], list[dict[str, Any]]]
+    #: Entered around each upstream request to the group `models`, and told (`finish`) what came of it, once the
+    #: routing decision is made; a request cut short (the deadline) leaves without `finish`.
+    watch: Callable[[list[str]], AbstractContextManager[AttemptWatch]] = unwatched
 
 
 async def run_with_fallback(
@@ -157,9 +182,15 @@ async def run_with_fallback(
         OpenRouterError: the one call to OpenRouter's default model failed.
     """
     if route.openrouter_default:
-        result = await upstream.call([])
-        record.upstream_calls = 1
-        record.answered_by = upstream.served_model(result)
+        with upstream.watch([]) as watch:
+            try:
+                result = await upstream.call([])
+            except OpenRouterError as error:
+                watch.finish([], error=error)
+                raise
+            record.upstream_calls = 1
+            record.answered_by = upstream.served_model(result)
+            watch.finish([Attempt(record.answered_by, "answered", 200)], result=result)
         return result
     if not route.candidates:
         raise RoutingFailed("no candidate model fits this request; see routing.exclusions", record)
@@ -175,29 +206,36 @@ async def run_with_fallback(
             started = time.monotonic()
             record.upstream_calls += 1
             in_flight = models
-            try:
-                result = await upstream.call(models)
-            except _NOTHING_SENT as error:
-                record.upstream_calls -= 1
-                raise RoutingFailed(f"nothing was sent: {error.message}", record, error) from None
-            except OpenRouterError as error:
-                in_flight = []
-                last = error
-                decision = _decide_for_group(error, models, persona, cooldowns, record, started, retried)
-                if decision.action is Action.RETRY_SAME:
-                    # Asked to wait briefly: cheaper than a model switch, and the deadline still bounds it.
-                    retried = True
-                    await anyio.sleep(decision.wait)
-                    continue
-                retried = False
-                if decision.action is Action.FAIL:
-                    break
-                queue = [m for m in queue if m not in models and cooldowns.blocking(m) is None]
-                continue
-            in_flight = []
-            served = upstream.served_model(result)
-            _record_success(result, upstream, served, models, persona, cooldowns, record, started)
-            return result
+            first = len(record.attempts)
+            wait: float | None = None
+            with upstream.watch(models) as watch:
+                try:
+                    result = await upstream.call(models)
+                except _NOTHING_SENT as error:
+                    record.upstream_calls -= 1
+                    watch.finish([], error=error)
+                    raise RoutingFailed(f"nothing was sent: {error.message}", record, error) from None
+                except OpenRouterError as error:
+                    in_flight = []
+                    last = error
+                    decision = _decide_for_group(error, models, persona, cooldowns, record, started, retried)
+                    watch.finish(record.attempts[first:], error=error)
+                    if decision.action is Action.RETRY_SAME:
+                        retried, wait = True, decision.wait
+                    else:
+                        retried = False
+                        if decision.action is Action.FAIL:
+                            break
+                        queue = [m for m in queue if m not in models and cooldowns.blocking(m) is None]
+                        continue
+                else:
+                    in_flight = []
+                    served = upstream.served_model(result)
+                    _record_success(result, upstream, served, models, persona, cooldowns, record, started)
+                    watch.finish(record.attempts[first:], result=result)
+                    return result
+            # Asked to wait briefly: cheaper than a model switch, and the deadline still bounds it.
+            await anyio.sleep(wait or 0.0)
     if deadline.cancel_called:
         # The group cut off by the deadline failed too (nothing in flight if it struck between attempts).
         latency = round((time.monotonic() - started) * 1000, 1)

@@ -142,6 +142,7 @@ def http_app(server: MCPServer[Any], options: HttpOptions, verifier: HashedToken
     from starlette.applications import Starlette
     from starlette.middleware import Middleware
 
+    from openrouter_mcp.observability.metrics import metrics_of
     from openrouter_mcp.serving.auth import AuthFailureReporter
     from openrouter_mcp.serving.sessions import SessionCap, SessionLimits, live_sessions
 
@@ -172,9 +173,12 @@ def http_app(server: MCPServer[Any], options: HttpOptions, verifier: HashedToken
             streamable_http_path=HTTP_PATHS["streamable-http"],
             session_idle_timeout=options.session_idle_timeout,
         )
+    metrics = metrics_of(server)
     if not options.stateless:
         live = live_sessions(server.session_manager) if options.transport == "streamable-http" else None
         sessions = SessionLimits(options.max_sessions_per_client, retry_after=options.session_idle_timeout, live=live)
+        if metrics is not None:
+            metrics.count_sessions(sessions.open_count)
         # Innermost of the app's middleware, after authentication, so that it knows who is calling.
         inner.user_middleware.append(
             Middleware(
@@ -183,6 +187,7 @@ def http_app(server: MCPServer[Any], options: HttpOptions, verifier: HashedToken
                 transport=options.transport,
                 path=HTTP_PATHS[options.transport],
                 authenticated=verifier is not None,
+                on_refused=(lambda: metrics.refused("too_many_sessions")) if metrics is not None else None,
             )
         )
     if options.transport == "streamable-http":
@@ -199,6 +204,8 @@ def http_app(server: MCPServer[Any], options: HttpOptions, verifier: HashedToken
         )
     app: ASGIApp = OneResponsePerRequest(inner) if options.transport == "sse" else inner
     if verifier is not None:
+        if metrics is not None:
+            verifier.on_failure = metrics.counting_auth_failures(verifier.on_failure)
         # Outside the SDK's middleware, to see the 401s it sends without asking the verifier.
         app = AuthFailureReporter(app, verifier.on_failure)
     return app

@@ -79,6 +79,10 @@ class SessionLimits:
                 del self._sessions[client]
         return self._opening.get(client, 0) + len(self._sessions.get(client, ()))
 
+    def open_count(self) -> int:
+        """Sessions open (and being opened) across every client."""
+        return sum(self.held(client) for client in set(self._opening) | set(self._sessions))
+
     def try_open(self, client: str) -> bool:
         """Take a place for a session `client` is opening; False when it already holds `max_per_client`.
 
@@ -154,6 +158,7 @@ class SessionCap:
         path: str,
         authenticated: bool = False,
         key: Callable[[Scope], str | None] = client_key,
+        on_refused: Callable[[], None] | None = None,
     ) -> None:
         self.app = app
         self.limits = limits
@@ -161,6 +166,8 @@ class SessionCap:
         self.path = path
         self.authenticated = authenticated
         self.key = key
+        #: Told of every refusal (the `too_many_sessions` refusals metric).
+        self.on_refused = on_refused
 
     def _opens_session(self, scope: Scope) -> bool:
         if scope["path"] != self.path:
@@ -187,6 +194,8 @@ class SessionCap:
                 client,
                 self.limits.max_per_client,
             )
+            if self.on_refused is not None:
+                self.on_refused()
             status, headers, body = self.limits.refusal(client)
             await send({"type": "http.response.start", "status": status, "headers": headers})
             await send({"type": "http.response.body", "body": body})

@@ -133,6 +133,7 @@ def build_tool(spec: ToolSpec[Any, Any], schemas: dict[str, Any] | None = None) 
         outcome: str = "error"
         data: dict[str, Any] | None = None
         error: str | None = "cancelled or crashed"
+        refusal: str | None = None
         try:
             check_tool_allowed(state, spec.name)
             if isinstance(args, InvalidArguments):
@@ -152,6 +153,7 @@ def build_tool(spec: ToolSpec[Any, Any], schemas: dict[str, Any] | None = None) 
             reply = error_result(spec.name, exc)
             data = exc.payload()
             outcome, error = ("refused" if isinstance(exc, NotAllowedError) else "error"), f"{exc.kind}: {exc.message}"
+            refusal = exc.kind if isinstance(exc, NotAllowedError) else None
             return reply
         except ValueError as exc:
             # The input model refused the arguments, or our own checks beyond it (an id that cannot be a model id).
@@ -160,6 +162,8 @@ def build_tool(spec: ToolSpec[Any, Any], schemas: dict[str, Any] | None = None) 
                 content=[TextContent(type="text", text=f"{spec.name}: invalid arguments: {exc}")], is_error=True
             )
         finally:
+            if state.metrics is not None:
+                state.metrics.tool_call(state, spec.name, outcome, args, data, paid=spec.paid, refusal=refusal)
             # Before the result leaves (shielded: a cancelled call is recorded too): an answered call is never
             # missing from the log. An answer whose record went to the spool says so in a `warning`.
             with anyio.CancelScope(shield=True):

@@ -9,13 +9,14 @@ ZDR endpoints when the persona asks for them, the process's cooldowns, the ledge
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 from pydantic import Field
@@ -23,7 +24,7 @@ from pydantic import Field
 from openrouter_mcp.audit.ledger import Cooldown, Reservation, ReservationRequest
 from openrouter_mcp.errors import AuditError, BudgetExceededError, LedgerUnavailableError, MissingApiKeyError
 from openrouter_mcp.routing.budgets import BudgetLimit, budget_limits
-from openrouter_mcp.routing.fallback import RoutingRecord, Upstream, group_body, run_with_fallback
+from openrouter_mcp.routing.fallback import RoutingRecord, Upstream, group_body, run_with_fallback, unwatched
 from openrouter_mcp.routing.personas import Persona
 from openrouter_mcp.routing.plan import Route, RouteRequest, plan_candidates
 from openrouter_mcp.routing.reservations import (
@@ -37,6 +38,9 @@ from openrouter_mcp.routing.reservations import (
 )
 from openrouter_mcp.serving.scopes import caller
 from openrouter_mcp.state import AppState
+
+if TYPE_CHECKING:
+    from openrouter_mcp.observability.attempts import AttemptObserver
 
 T = TypeVar("T")
 logger = logging.getLogger(__name__)
@@ -190,15 +194,45 @@ async def call_routed(
         OpenRouterError: the one call to OpenRouter's default model failed.
     """
     record = RoutingRecord.for_route(route)
+    observer = _observer(state, persona, body)
     upstream = Upstream(
         call=lambda models: call(group_body(body, models)),
         served_model=served_model,
         router_attempts=router_attempts,
+        watch=observer.watch if observer is not None else unwatched,
     )
     try:
         return await run_with_fallback(route, persona, state.cooldowns, upstream, record), record
     finally:
         await push_cooldowns(state)
+
+
+def _observer(state: AppState, persona: Persona, body: Mapping[str, Any]) -> AttemptObserver | None:
+    """What watches this call's upstream attempts (metrics, trace spans); None when nothing would."""
+    from openrouter_mcp.observability import tracing
+
+    tracer = tracing.tracer()
+    if state.metrics is None and tracer is None:
+        return None
+    from openrouter_mcp.observability.attempts import AttemptObserver
+
+    content = None
+    if (
+        tracer is not None
+        and state.settings.trace_content
+        and (persona.audit or state.settings.audit_privacy) == "full"
+    ):
+        system = body.get("system")
+        messages = ([{"role": "system", "content": system}] if system else []) + list(body.get("messages") or [])
+        content = json.dumps(messages, ensure_ascii=False, default=str)
+    snapshot = state.catalog.cached
+    return AttemptObserver(
+        state.metrics,
+        tracer,
+        known=snapshot.by_id if snapshot is not None else (),
+        persona=persona.name,
+        content=content,
+    )
 
 
 async def pull_cooldowns(state: AppState) -> None:
