@@ -13,7 +13,7 @@ import shutil
 import sqlite3
 import subprocess
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import asynccontextmanager, contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -108,3 +108,61 @@ async def test_an_immutable_shm_file_spools_answers_refuses_budgets_and_never_ki
         ]
     )
     assert distinct == len(tools)
+
+
+async def test_an_audit_log_deleted_while_serving_loses_no_answered_call(tmp_path: Path) -> None:
+    """`rm audit.sqlite3*` under a running server: the next answer is spooled (with a warning), the log is
+    created anew, and the spooled record lands in it; before, rows went on into the unlinked file, unseen."""
+    database = tmp_path / "audit.sqlite3"
+    env = server_env(None, OPENROUTER_MCP_AUDIT_DB=str(database))
+    with http_server("--demo", env=env) as served:
+        with anyio.fail_after(60):
+            async with connected(served.url) as client:
+                assert "warning" not in structured(await client.call_tool("get_credits", {}))
+                for side in ("", "-wal", "-shm"):
+                    Path(f"{database}{side}").unlink()
+                assert "audit" in structured(await client.call_tool("get_models_count", {}))["warning"]
+                assert "warning" not in structured(await client.call_tool("get_current_key", {}))
+        served.stop()
+        served.assert_exited_cleanly()
+        assert "replaced or removed while serving" in served.log()
+    with sqlite3.connect(database) as db:
+        tools = sorted(row[0] for row in db.execute("SELECT tool FROM calls"))
+    assert tools == ["get_current_key", "get_models_count"]
+
+
+@contextmanager
+def small_disk(path: Path) -> Iterator[Path]:
+    """A 512 KiB tmpfs at `path`, so that filling it makes the audit log's disk full."""
+    path.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512k,mode=0700", "tmpfs", str(path)]).returncode:
+        if os.environ.get("CI"):
+            pytest.fail("mounting a tmpfs is needed for this test (run as root, as CI does)")
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+async def test_a_full_disk_answers_with_a_warning_and_replays_the_record_once_there_is_room(tmp_path: Path) -> None:
+    with small_disk(tmp_path / "disk") as disk:
+        database = disk / "audit.sqlite3"
+        env = server_env(None, OPENROUTER_MCP_AUDIT_DB=str(database))
+        with http_server("--demo", env=env) as served:
+            with anyio.fail_after(60):
+                async with connected(served.url) as client:
+                    assert "warning" not in structured(await client.call_tool("get_credits", {}))
+                    filler = disk / "filler"
+                    with suppress(OSError), filler.open("wb") as file:
+                        while True:
+                            file.write(b"\0" * 4096)
+                    big = {"query": "x" * 200_000}  # a row larger than what is left
+                    assert "audit" in structured(await client.call_tool("list_providers", big))["warning"]
+                    filler.unlink()
+                    assert "warning" not in structured(await client.call_tool("get_current_key", {}))
+            served.stop()
+            served.assert_exited_cleanly()
+        with sqlite3.connect(database) as db:
+            tools = sorted(row[0] for row in db.execute("SELECT tool FROM calls"))
+    assert tools == ["get_credits", "get_current_key", "list_providers"]

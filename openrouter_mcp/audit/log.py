@@ -145,6 +145,8 @@ class AuditLog:
             raise AuditSetupError(f"cannot open the audit log {self.path}: {exc}") from None
         try:
             self._db.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
+            opened = os.stat(self.path)
+            self._identity = (opened.st_dev, opened.st_ino)
             self._check_shared_files()
             self._enable_wal(busy_timeout)
             self._db.execute("PRAGMA synchronous = NORMAL")
@@ -161,10 +163,32 @@ class AuditLog:
 
     @contextmanager
     def _locked(self) -> Iterator[None]:
-        """This process's turn at the connection, once the WAL's side files are known to be writable."""
+        """This process's turn at the connection, once the file is known to be the one it opened, and the WAL's
+        side files to be writable."""
         with self._lock:
+            self._check_same_file()
             self._check_shared_files()
             yield
+
+    def is_current(self) -> bool:
+        """Whether the log's path still names the file this connection opened."""
+        try:
+            current = os.stat(self.path)
+        except OSError:
+            return False
+        return (current.st_dev, current.st_ino) == self._identity
+
+    def _check_same_file(self) -> None:
+        """Refuse to write when the log's path no longer names the file this connection opened.
+
+        A file replaced (or deleted) while serving keeps taking this connection's rows in the old, unlinked
+        file, where nobody would ever see them: a row written there is a row lost without a word.
+
+        Raises:
+            AuditError: the path is gone or names another file.
+        """
+        if not self.is_current():
+            raise AuditError(f"the audit log {self.path} was replaced or removed while serving")
 
     def _check_shared_files(self) -> None:
         """Refuse to touch the log when its `-shm` or `-wal` file cannot be written.

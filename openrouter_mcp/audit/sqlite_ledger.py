@@ -66,7 +66,17 @@ class SqliteLedger:
         if self._log is None:
             assert self._opener is not None
             self._log = self._opener()
-        result = operation(self._log)
+        try:
+            result = operation(self._log)
+        except AuditError:
+            if self._opener is not None and not self._log.is_current():
+                # The file was replaced or removed under us: the next operation opens what the path names now
+                # (creating it if need be), and replays the spool into it. This one fails (its record is spooled).
+                logger.error("the audit log %s was replaced or removed while serving; reopening it", self._log.path)
+                self._log.close()
+                self._log = None
+                self._replay_due = self.spool is not None
+            raise
         if self._replay_due and self.spool is not None:
             self._replay_due = False
             try:
