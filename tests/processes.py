@@ -12,6 +12,7 @@ Every wait here is bounded; none polls on a timer.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -239,3 +240,22 @@ def fresh_interpreter(code: str) -> str:
     )
     done = subprocess.run([sys.executable, "-c", forget + code], capture_output=True, text=True, timeout=60, check=True)
     return done.stdout.strip()
+
+
+def handshake_lines(*requests: dict[str, Any]) -> bytes:
+    """The legacy `initialize` handshake, then `requests` (ids from 2), as newline-delimited JSON-RPC."""
+    messages: list[dict[str, Any]] = [
+        {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "initialize",
+            "params": {
+                "protocolVersion": "2025-06-18",
+                "capabilities": {},
+                "clientInfo": {"name": "t", "version": "0"},
+            },
+        },
+        {"jsonrpc": "2.0", "method": "notifications/initialized"},
+    ]
+    messages += [{"jsonrpc": "2.0", "id": number, **request} for number, request in enumerate(requests, start=2)]
+    return b"".join(json.dumps(message).encode() + b"\n" for message in messages)

@@ -3,13 +3,11 @@ rows that survive other writers and a SIGKILL."""
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
 import queue
 import signal
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -32,6 +30,7 @@ from openrouter_mcp.audit import (
 from openrouter_mcp.audit import cli as audit_cli
 from openrouter_mcp.audit.schema import MIGRATIONS, SPENT_BY_PERSONA
 from openrouter_mcp.errors import AuthenticationError, ConfigurationError
+from tests.audit_data import V1_DDL, raw
 
 FAKE_KEY = "sk-or-v1-audit-test-0123456789abcdef0123456789abcdef"
 CHILD_TIMEOUT = 20.0
@@ -51,36 +50,6 @@ RESPONSE = {
     "model": "openai/gpt-4o",
     "usage": {"prompt_tokens": 21, "completion_tokens": 11, "cost": 0.00042},
 }
-
-# The v1 schema exactly as it shipped: a frozen copy, so that editing MIGRATIONS[0] (history) shows up.
-V1_DDL = [
-    """CREATE TABLE calls (
-        id INTEGER PRIMARY KEY,
-        ts REAL NOT NULL,
-        user TEXT NOT NULL,
-        persona TEXT,
-        tool TEXT NOT NULL,
-        outcome TEXT NOT NULL,
-        latency_ms REAL NOT NULL,
-        requested_model TEXT,
-        served_model TEXT,
-        provider TEXT,
-        generation_id TEXT,
-        prompt_tokens INTEGER,
-        completion_tokens INTEGER,
-        cost REAL,
-        attempts TEXT,
-        error TEXT,
-        privacy TEXT NOT NULL,
-        arguments_json TEXT,
-        arguments_sha256 TEXT,
-        response_json TEXT,
-        response_sha256 TEXT
-    )""",
-    "CREATE INDEX calls_ts ON calls (ts)",
-    f"PRAGMA application_id = {0x4F524D43}",
-    "PRAGMA user_version = 1",
-]
 
 
 def chat_call(**changes: Any) -> CallRecord:
@@ -116,10 +85,6 @@ def db(tmp_path: Path) -> Path:
 def log(db: Path) -> Iterator[AuditLog]:
     with AuditLog(db, clock=lambda: MAR_2 + HOUR) as opened:
         yield opened
-
-
-def raw(path: Path) -> contextlib.closing[sqlite3.Connection]:
-    return contextlib.closing(sqlite3.connect(path))
 
 
 def sha256(value: Any) -> str:

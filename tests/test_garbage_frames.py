@@ -31,9 +31,8 @@ from openrouter_mcp.server import build_server
 from openrouter_mcp.serving.auth import HashedTokenVerifier, TokenEntry
 from openrouter_mcp.serving.frames import frame_error
 from openrouter_mcp.serving.http import HttpOptions, http_app
-from tests.processes import EXIT_TIMEOUT, SERVER, server_env
+from tests.processes import EXIT_TIMEOUT, SERVER, handshake_lines, server_env
 from tests.team import ALICE, ALICE_HASH, INITIALIZE, MCP_HEADERS
-from tests.test_stdio import handshake_lines
 
 pytestmark = pytest.mark.anyio
 

@@ -28,6 +28,7 @@ from openrouter_mcp.audit.postgres import PostgresLedger
 from openrouter_mcp.errors import BudgetExceededError, ConfigurationError
 from openrouter_mcp.routing.budgets import BudgetLimit, budget_limits
 from openrouter_mcp.routing.personas import Budget
+from tests.audit_data import PARITY_RECORDS, PRIVACY
 from tests.postgres import PostgresCluster, create_database, throwaway_cluster
 from tests.processes import free_port
 
@@ -148,64 +149,6 @@ async def test_a_database_written_by_a_newer_version_is_refused_with_a_clear_mes
 
 
 # -- rows and reports: the same as SQLite's ------------------------------------------------------------------
-
-PARITY_RECORDS = [
-    CallRecord(ts=MAR_1 - 60, user="alice", tool="list_available_models", outcome="ok", latency_ms=3.0),
-    CallRecord(
-        ts=MAR_1 + 10,
-        user="alice",
-        tool="create_chat_completion",
-        outcome="ok",
-        latency_ms=812.25,
-        persona="frugal",
-        transport="streamable-http",
-        arguments={"messages": [{"role": "user", "content": "Résumé Hamlet"}], "max_tokens": 50},
-        response={"content": "Everyone dies.", "usage": {"cost": 0.00042}},
-        requested_model="openai/gpt-4o",
-        served_model="openai/gpt-4o-mini",
-        provider="OpenAI",
-        generation_id="gen-1",
-        prompt_tokens=21,
-        completion_tokens=11,
-        cost=0.00042,
-        attempts=[{"model": "openai/gpt-4o", "outcome": "rate_limited"}, {"model": "openai/gpt-4o-mini"}],
-    ),
-    CallRecord(
-        ts=MAR_1 + 20,
-        user="bob",
-        tool="create_message",
-        outcome="error",
-        latency_ms=40.0,
-        persona="coder",
-        requested_model="anthropic/claude-sonnet-4",
-        cost=0.0125,
-        prompt_tokens=400,
-        completion_tokens=0,
-        error="mid_stream: the stream was cut",
-    ),
-    CallRecord(
-        ts=MAR_1 + 30,
-        user="bob",
-        tool="create_chat_completion",
-        outcome="refused",
-        latency_ms=0.5,
-        persona="frugal",
-        error="budget_exceeded: spent",
-    ),
-    CallRecord(
-        ts=MAR_1 + 86_400 + 5,
-        user="carol",
-        tool="create_chat_completion",
-        outcome="ok",
-        latency_ms=99.0,
-        persona=None,
-        served_model="openai/gpt-4o-mini",
-        prompt_tokens=5,
-        completion_tokens=7,
-        cost=0.0001,
-    ),
-]
-PRIVACY = ["full", "full", "hashes", "metadata", "full"]
 
 
 def rounded(value: Any) -> Any:

@@ -27,9 +27,9 @@ from openrouter_mcp.config import Settings
 from openrouter_mcp.routing import personas
 from openrouter_mcp.server import build_server
 from openrouter_mcp.simulator import Fault, Simulator
+from tests.audit_data import PARITY_RECORDS, PRIVACY
 from tests.postgres import PostgresCluster, create_database, throwaway_cluster
 from tests.processes import SERVER, STARTUP_TIMEOUT, async_http_server, free_port, server_env
-from tests.test_ledger_postgres import PARITY_RECORDS, PRIVACY
 
 pytestmark = pytest.mark.anyio
 

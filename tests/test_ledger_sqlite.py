@@ -24,7 +24,7 @@ from openrouter_mcp.audit.sqlite_ledger import SqliteLedger
 from openrouter_mcp.errors import AuditError, BudgetExceededError
 from openrouter_mcp.routing.budgets import BudgetLimit, budget_limits
 from openrouter_mcp.routing.personas import Budget
-from tests.test_audit import V1_DDL, raw
+from tests.audit_data import V1_DDL, raw
 
 pytestmark = pytest.mark.anyio
 

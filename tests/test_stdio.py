@@ -30,31 +30,12 @@ from mcp import Client
 from mcp.client.stdio import StdioServerParameters, stdio_client
 
 from openrouter_mcp.serving.stdio import _LineSplitter
-from tests.processes import EXIT_TIMEOUT, SERVER, server_env
+from tests.processes import EXIT_TIMEOUT, SERVER, handshake_lines, server_env
 
 # Every test here but the line splitter's runs a server process.
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parent.parent
-
-
-def handshake_lines(*requests: dict[str, Any]) -> bytes:
-    """The legacy `initialize` handshake, then `requests` (ids from 2), as newline-delimited JSON-RPC."""
-    messages: list[dict[str, Any]] = [
-        {
-            "jsonrpc": "2.0",
-            "id": 1,
-            "method": "initialize",
-            "params": {
-                "protocolVersion": "2025-06-18",
-                "capabilities": {},
-                "clientInfo": {"name": "t", "version": "0"},
-            },
-        },
-        {"jsonrpc": "2.0", "method": "notifications/initialized"},
-    ]
-    messages += [{"jsonrpc": "2.0", "id": number, **request} for number, request in enumerate(requests, start=2)]
-    return b"".join(json.dumps(message).encode() + b"\n" for message in messages)
 
 
 def replies(stdout: bytes) -> dict[int, dict[str, Any]]:

@@ -24,6 +24,7 @@ from openrouter_mcp.server import build_server
 from openrouter_mcp.simulator import Fault, Simulator
 from openrouter_mcp.upstream.client import OpenRouterClient
 from tests.conftest import TEST_KEY
+from tests.upstream_tools import HELLO, UPSTREAM_TOOLS
 
 # slow: each test waits out a deadline on purpose.
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
@@ -33,28 +34,6 @@ DEADLINE = 0.5
 MARGIN = 3.0
 #: Seconds between dripped bytes: every answer here is over 40 bytes, so it would take at least 8 s whole.
 DRIP = 0.2
-HELLO = [{"role": "user", "content": "Say hello to the deadline tests."}]
-CHAT_ARGS: dict[str, Any] = {"messages": HELLO, "model": "openai/gpt-4o"}
-
-#: Every tool that calls OpenRouter: (tool, arguments, the path that drips).
-UPSTREAM_TOOLS: list[tuple[str, dict[str, Any], str]] = [
-    ("get_credits", {}, "/credits"),
-    ("get_current_key", {}, "/key"),
-    ("get_generation", {"id": "gen-0000-missing"}, "/generation"),
-    ("create_coinbase_charge", {"amount": 10, "sender": "0x" + "ab" * 20, "chain_id": 8453}, "/credits/coinbase"),
-    ("list_available_models", {}, "/models"),
-    ("list_available_models", {"sort": "pricing-low-to-high"}, "/models"),
-    ("list_user_models", {}, "/models/user"),
-    ("list_embedding_models", {}, "/embeddings/models"),
-    ("list_model_endpoints", {"model": "openai/gpt-4o"}, "/models/openai/gpt-4o/endpoints"),
-    ("list_zdr_endpoints", {}, "/endpoints/zdr"),
-    ("list_providers", {}, "/providers"),
-    ("get_models_count", {}, "/models/count"),
-    ("route_request", {"model": "openai/gpt-4o"}, "/models"),
-    ("create_chat_completion", CHAT_ARGS, "/chat/completions"),
-    ("create_chat_completion", {**CHAT_ARGS, "stream": True}, "/chat/completions"),
-    ("create_message", {"messages": HELLO, "model": "anthropic/claude-sonnet-4", "max_tokens": 50}, "/messages"),
-]
 
 
 @pytest.fixture
