@@ -1,7 +1,7 @@
 """A bare MCPServer making the same upstream requests as openrouter-mcp, and nothing else: the baseline.
 
 `python -m bench.bare_server` serves over stdio. Each tool is named like ours, makes exactly one
-upstream request with the one `httpx.AsyncClient` opened in the lifespan (same headers, timeouts
+upstream request with the one `httpx2.AsyncClient` opened in the lifespan (same headers, timeouts
 and keep-alive as ours), and returns the answer as text, without models, validation or caching:
 
 | tool | upstream request | returns |
@@ -36,7 +36,7 @@ from openrouter_mcp import __version__
 
 @dataclass(frozen=True)
 class Upstream:
-    http: Any  # httpx.AsyncClient; imported in the lifespan, as ours imports httpx only when it needs it
+    http: Any  # httpx2.AsyncClient; imported in the lifespan, as ours imports httpx only when it needs it
     base_url: str
     headers: dict[str, str]
 
@@ -57,7 +57,7 @@ def build(environ: Mapping[str, str] = os.environ) -> MCPServer[Upstream]:
 
     @asynccontextmanager
     async def lifespan(_: MCPServer[Upstream]) -> AsyncIterator[Upstream]:
-        import httpx
+        import httpx2
 
         key = environ["OPENROUTER_API_KEY"]
         headers = {
@@ -66,8 +66,8 @@ def build(environ: Mapping[str, str] = os.environ) -> MCPServer[Upstream]:
             "User-Agent": f"openrouter-mcp/{__version__}",
             "Authorization": f"Bearer {key}",
         }
-        timeout = httpx.Timeout(120.0, connect=10.0)
-        http = httpx.AsyncClient(timeout=timeout, limits=httpx.Limits(max_keepalive_connections=20))
+        timeout = httpx2.Timeout(120.0, connect=10.0)
+        http = httpx2.AsyncClient(timeout=timeout, limits=httpx2.Limits(max_keepalive_connections=20))
         try:
             yield Upstream(http, environ["OPENROUTER_BASE_URL"].rstrip("/"), headers)
         finally:
