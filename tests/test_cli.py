@@ -188,14 +188,6 @@ def test_no_module_of_the_project_imports_httpx_0_28_which_is_not_a_dependency()
     assert importers == set()
 
 
-def test_the_upstream_pool_keeps_alive_as_many_connections_as_it_opens() -> None:
-    # With fewer keep-alive slots than connections, every connection past them is closed after one use: at 200
-    # concurrent calls almost every call opened a new one (a TLS handshake against OpenRouter).
-    http = build_http_client(Settings())
-    pool = http._transport._pool  # type: ignore[attr-defined]
-    assert pool._max_keepalive_connections == pool._max_connections >= 200
-
-
 def test_the_client_factory_applies_the_settings_timeouts() -> None:
     http = build_http_client(Settings(connect_timeout=3.0, read_timeout=42.0))
     assert (http.timeout.connect, http.timeout.read) == (3.0, 42.0)
