@@ -74,6 +74,8 @@ ARGUMENTS = {"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "conte
 #: Ours with limits no single real client reaches but every benchmark client shares (one address).
 OURS_FLAGS = ("--max-concurrent-per-client", "10000", "--max-sessions-per-client", "10000", "--log-level", "WARNING")
 TICKS = os.sysconf("SC_CLK_TCK")
+#: Whether ours records every call in its audit log (`--no-audit` turns it off, to see what it costs under load).
+AUDIT = [True]
 
 
 @dataclass(frozen=True)
@@ -154,7 +156,7 @@ def serve(target: Target, base_url: str) -> Iterator[Served]:
         argv = [*OURS, "--transport", "streamable-http", "--port", str(port), *OURS_FLAGS, *flags]
     else:
         argv = [*BARE, "--port", str(port), *flags]
-    env = {**server_env(base_url, audit=os.environ.get("LOAD_AUDIT") != "off"), "PYTHONPATH": str(REPO)}
+    env = {**server_env(base_url, audit=AUDIT[0]), "PYTHONPATH": str(REPO)}
     quiet = subprocess.DEVNULL
     process = subprocess.Popen(argv, env=env, cwd=REPO, stdin=quiet, stdout=quiet, stderr=quiet)
     try:
@@ -414,7 +416,8 @@ async def measure(levels: Sequence[int], warmup: float, window: float) -> None:
         emit()
         emit(
             f"Upstream: the simulator answering in {LATENCY * 1000:.0f} ms; {warmup:g} s warm-up then {window:g} s "
-            f"measured per target and level; `create_chat_completion` (`{ARGUMENTS['model']}`, max_tokens 16)."
+            f"measured per target and level; `create_chat_completion` (`{ARGUMENTS['model']}`, max_tokens 16); "
+            f"ours' audit log {'on' if AUDIT[0] else 'off'}."
         )
         emit()
         report(rows, levels)
@@ -426,7 +429,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--levels", type=int, nargs="+", default=list(LEVELS), help="concurrent clients per level")
     parser.add_argument("--warmup", type=float, default=None, help="seconds of warm-up per target and level")
     parser.add_argument("--window", type=float, default=None, help="seconds measured per target and level")
+    parser.add_argument("--no-audit", action="store_true", help="ours with its audit log off (default: on)")
     args = parser.parse_args(argv)
+    AUDIT[0] = not args.no_audit
     warmup = args.warmup if args.warmup is not None else (0.5 if args.quick else 1.5)
     window = args.window if args.window is not None else (1.5 if args.quick else 5.0)
     note(f"python {sys.version.split()[0]}; levels {args.levels}")
