@@ -66,11 +66,12 @@ async def test_a_call_over_the_limit_waits_for_a_running_one_to_finish_and_is_an
     assert len(results) == 5 and texts(results) == []
 
 
+@pytest.mark.parametrize("stateless", [False, True], ids=["stateful", "stateless"])
 async def test_calls_past_the_limit_and_the_wait_are_refused_clearly_counting_every_session_of_the_address(
-    upstream_url: str, sim: Simulator
+    upstream_url: str, sim: Simulator, stateless: bool
 ) -> None:
     slow_upstream(sim, 3.0)  # the first two hold their slots far longer than the others wait
-    flags = ("--max-concurrent-per-client", "2", "--concurrency-wait", "0.2")
+    flags = ("--max-concurrent-per-client", "2", "--concurrency-wait", "0.2", *(["--stateless"] if stateless else []))
     async with async_http_server(*flags, env=server_env(upstream_url)) as served:
         with anyio.fail_after(60):
             results = await parallel_chats(f"{served.url}/mcp", sessions=2, per_session=2)
