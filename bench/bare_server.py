@@ -1,7 +1,7 @@
 """A bare MCPServer making the same upstream requests as openrouter-mcp, and nothing else: the baseline.
 
 `python -m bench.bare_server` serves over stdio. Each tool is named like ours, makes exactly one
-upstream request with the one `httpx.AsyncClient` opened in the lifespan (same headers, timeouts
+upstream request with the one `httpx2.AsyncClient` opened in the lifespan (same headers, timeouts
 and keep-alive as ours), and returns the answer as text, without models, validation or caching:
 
 | tool | upstream request | returns |
@@ -12,8 +12,9 @@ and keep-alive as ours), and returns the answer as text, without models, validat
 | ping() | none | "pong" (the floor: an MCP round trip and nothing else) |
 
 `--minimal` serves one trivial tool and no HTTP client at all: the cold-start baseline, the least
-any MCPServer can do. Settings come from the environment as for ours: OPENROUTER_API_KEY and
-OPENROUTER_BASE_URL.
+any MCPServer can do. `--port N` serves streamable HTTP on 127.0.0.1 instead of stdio (`--stateless` without
+sessions), with uvicorn's h11 protocol as ours (the load benchmark). Settings come from the environment as for
+ours: OPENROUTER_API_KEY and OPENROUTER_BASE_URL.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from openrouter_mcp import __version__
 
 @dataclass(frozen=True)
 class Upstream:
-    http: Any  # httpx.AsyncClient; imported in the lifespan, as ours imports httpx only when it needs it
+    http: Any  # httpx2.AsyncClient; imported in the lifespan, as ours imports httpx only when it needs it
     base_url: str
     headers: dict[str, str]
 
@@ -57,7 +58,7 @@ def build(environ: Mapping[str, str] = os.environ) -> MCPServer[Upstream]:
 
     @asynccontextmanager
     async def lifespan(_: MCPServer[Upstream]) -> AsyncIterator[Upstream]:
-        import httpx
+        import httpx2
 
         key = environ["OPENROUTER_API_KEY"]
         headers = {
@@ -66,8 +67,11 @@ def build(environ: Mapping[str, str] = os.environ) -> MCPServer[Upstream]:
             "User-Agent": f"openrouter-mcp/{__version__}",
             "Authorization": f"Bearer {key}",
         }
-        timeout = httpx.Timeout(120.0, connect=10.0)
-        http = httpx.AsyncClient(timeout=timeout, limits=httpx.Limits(max_keepalive_connections=20))
+        timeout = httpx2.Timeout(120.0, connect=10.0)
+        # The pool limits of ours (upstream/client.py UPSTREAM_LIMITS; not imported: that module loads our models),
+        # without its cheaper probe of idle connections (`_ProbingBackend`): this is plain httpx2.
+        limits = httpx2.Limits(max_connections=256, max_keepalive_connections=256, keepalive_expiry=30.0)
+        http = httpx2.AsyncClient(timeout=timeout, limits=limits)
         try:
             yield Upstream(http, environ["OPENROUTER_BASE_URL"].rstrip("/"), headers)
         finally:
@@ -134,10 +138,19 @@ def build(environ: Mapping[str, str] = os.environ) -> MCPServer[Upstream]:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="A bare MCPServer over stdio: the benchmarks' baseline.")
     parser.add_argument("--minimal", action="store_true", help="one trivial tool, no HTTP client")
+    parser.add_argument("--port", type=int, help="serve streamable HTTP on 127.0.0.1:PORT instead of stdio")
+    parser.add_argument("--stateless", action="store_true", help="with --port: no sessions")
     args = parser.parse_args(argv)
     logging.basicConfig(stream=sys.stderr, level=logging.WARNING)
     server = build_minimal() if args.minimal else build()
-    anyio.run(server.run_stdio_async)
+    if args.port is None:
+        anyio.run(server.run_stdio_async)
+        return
+    import uvicorn
+
+    app = server.streamable_http_app(stateless_http=args.stateless, host="127.0.0.1")
+    config = uvicorn.Config(app, host="127.0.0.1", port=args.port, log_level="warning", lifespan="on", http="h11")
+    anyio.run(uvicorn.Server(config).serve)
 
 
 if __name__ == "__main__":

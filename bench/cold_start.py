@@ -219,7 +219,7 @@ def report(
     emit()
     emit(table(["module", "self (ms)"], [[f"`{i.name}`", f"{i.self_us / 1000:.1f}"] for i in extra[:10]]))
     emit()
-    heavy = ("httpx", "pydantic", "starlette", "uvicorn", "jsonschema", "openrouter_mcp.simulator")
+    heavy = ("httpx2", "pydantic", "starlette", "uvicorn", "jsonschema", "openrouter_mcp.simulator")
     loaded = {i.name for i in ours_imports}
     emit(
         "Heavy modules ours has loaded by its first answer: "

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-import httpx
+import httpx2
 from mcp import Client
 from mcp.types import CallToolResult
 
@@ -137,7 +137,7 @@ def faulty_upstream(latency: float, faults: dict[str, Fault]) -> Iterator[str]:
         yield url
 
 
-async def chat_models_sent(http: httpx.AsyncClient, base_url: str) -> list[list[str]]:
+async def chat_models_sent(http: httpx2.AsyncClient, base_url: str) -> list[list[str]]:
     """What every upstream chat request so far named (`model`, then `models`), from the simulator's log."""
     response = await http.get(base_url.removesuffix("/api/v1") + CONTROL_PATH)
     response.raise_for_status()
@@ -253,7 +253,7 @@ async def measure_latency(rounds: int, warmup: int, latency: float) -> LatencyRu
     run = LatencyRun({key: [] for key in [DIRECT_OK, DIRECT_FAIL, *(s.key for s in SCENARIOS)]})
     with faulty_upstream(latency, faults) as base_url, personas_file(spec) as path:
         async with AsyncExitStack() as stack:
-            http = await stack.enter_async_context(httpx.AsyncClient(timeout=CALL_TIMEOUT))
+            http = await stack.enter_async_context(httpx2.AsyncClient(timeout=CALL_TIMEOUT))
             client = await stack.enter_async_context(
                 stdio_client((*OURS, "--personas", str(path)), server_env(base_url))
             )
@@ -467,7 +467,7 @@ async def measure_cooling(later: int) -> list[CoolingResult]:
     results = []
     with faulty_upstream(0.0, faults) as base_url, personas_file(spec) as path:
         async with (
-            httpx.AsyncClient(timeout=CALL_TIMEOUT) as http,
+            httpx2.AsyncClient(timeout=CALL_TIMEOUT) as http,
             stdio_client((*OURS, "--personas", str(path)), server_env(base_url)) as client,
         ):
             for case in COOLING_CASES:

@@ -6,7 +6,7 @@ The simulated OpenRouter runs in its own process on loopback and answers after `
 Four targets make the same upstream request, interleaved: every round calls each target once, in a
 fresh random order, so drift and whatever one call leaves running affect all alike:
 
-- direct: this process calls the upstream with `httpx.AsyncClient`, no MCP;
+- direct: this process calls the upstream with `httpx2.AsyncClient`, no MCP;
 - bare: `bench/bare_server.py` over stdio, one tool per scenario, one shared HTTP client, nothing else;
 - ours: `python -m openrouter_mcp` over stdio, key and base URL from the environment, as users run it:
   the audit log on (a row committed per tool call before the result returns), in a scratch file;
@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-import httpx
+import httpx2
 from mcp import Client
 from mcp.shared.exceptions import MCPDeprecationWarning
 from mcp.types import CallToolResult
@@ -169,7 +169,7 @@ def catalog_scenario(tools: set[str]) -> Scenario | None:
 @dataclass
 class Targets:
     base_url: str
-    http: httpx.AsyncClient
+    http: httpx2.AsyncClient
     clients: dict[str, Client]
     #: Tool calls sent to each target, to check the audit log holds one row per call.
     tool_calls: Counter[str] = field(default_factory=Counter)
@@ -260,7 +260,7 @@ async def measure(calls: int, warmup: int, latency: float, mode: str) -> Run:
         envs = {name: server_env(base_url) for name in (*BARE_TARGETS, "ours")}
         envs[OURS_OFF] = server_env(base_url, audit=False)
         async with AsyncExitStack() as stack:
-            http = await stack.enter_async_context(httpx.AsyncClient(timeout=30.0))
+            http = await stack.enter_async_context(httpx2.AsyncClient(timeout=30.0))
             clients = {
                 name: await stack.enter_async_context(stdio_client(ARGV.get(name, OURS), env, mode))
                 for name, env in envs.items()
@@ -469,7 +469,7 @@ async def profile(calls: int, top: int) -> None:
         async with (
             Client(ours_server, mode="legacy", cache=None) as ours,
             Client(bare_server, mode="legacy", cache=None) as bare,
-            httpx.AsyncClient() as http,
+            httpx2.AsyncClient() as http,
         ):
             clients = {"ours": ours, "bare": bare}
             for client in clients.values():

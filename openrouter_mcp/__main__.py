@@ -36,6 +36,7 @@ from openrouter_mcp.errors import ConfigurationError
 from openrouter_mcp.routing import personas
 from openrouter_mcp.routing.personas import DEFAULT_PERSONAS_PATH
 from openrouter_mcp.serving.http import (
+    DEFAULT_CONCURRENCY_WAIT,
     DEFAULT_HEADER_TIMEOUT,
     DEFAULT_HOST,
     DEFAULT_MAX_CONCURRENT_PER_CLIENT,
@@ -55,7 +56,7 @@ from openrouter_mcp.serving.http import (
 from openrouter_mcp.serving.stdio import serve_stdio
 
 if TYPE_CHECKING:
-    import httpx
+    import httpx2
 
     from openrouter_mcp.audit.postgres import PostgresLedger
     from openrouter_mcp.serving.auth import HashedTokenVerifier, TokenEntry
@@ -66,9 +67,9 @@ DEMO_BASE_URL = "http://simulated-openrouter.invalid/api/v1"
 DEMO_API_KEY = "sk-or-v1-demo-not-a-real-key"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 DEFAULT_LOG_LEVEL = "WARNING"
-#: Libraries' loggers and the most they may log whatever --log-level says: httpcore's DEBUG trace holds response
-#: headers (an upstream may echo the key in one); httpx's INFO line (method, URL, status) is the request log.
-LIBRARY_LOG_CAPS = {"httpcore": logging.WARNING, "httpx": logging.INFO}
+#: Libraries' loggers and the most they may log whatever --log-level says: httpcore2's DEBUG trace holds response
+#: headers (an upstream may echo the key in one); httpx2's INFO line (method, URL, status) is the request log.
+LIBRARY_LOG_CAPS = {"httpcore2": logging.WARNING, "httpx2": logging.INFO}
 #: An argument that looks like an OpenRouter (or any `sk-`) key: never echoed in an argument error.
 KEY_LIKE = re.compile(r"sk-[A-Za-z0-9_-]{6,}")
 
@@ -256,8 +257,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=_positive_int,
         default=DEFAULT_MAX_CONCURRENT_PER_CLIENT,
         metavar="N",
-        help="refuse a client's upstream-calling tool call while N of its calls are running "
+        help="HTTP transports: a client's upstream-calling tool call while N of its calls are running (per token "
+        "user, else per address) waits --concurrency-wait seconds for one to finish, then is refused "
         f"(default {DEFAULT_MAX_CONCURRENT_PER_CLIENT})",
+    )
+    parser.add_argument(
+        "--concurrency-wait",
+        type=_positive_seconds,
+        default=DEFAULT_CONCURRENCY_WAIT,
+        metavar="SECONDS",
+        help="HTTP transports: how long a call over --max-concurrent-per-client waits for a slot "
+        f"(default {DEFAULT_CONCURRENCY_WAIT:g})",
     )
     parser.add_argument(
         "--max-sessions-per-client",
@@ -349,6 +359,7 @@ def http_options(args: argparse.Namespace) -> HttpOptions:
         allowed_origins=tuple(args.allowed_origin),
         max_request_bytes=args.max_request_bytes,
         max_concurrent_per_client=args.max_concurrent_per_client,
+        concurrency_wait=args.concurrency_wait,
         max_sessions_per_client=args.max_sessions_per_client,
         session_idle_timeout=args.session_idle_timeout,
         header_timeout=args.header_timeout,
@@ -461,7 +472,7 @@ async def _run(
             logger.error("configuration error: %s", exc)
             raise SystemExit(2) from None
 
-    http_client: httpx.AsyncClient | None = None
+    http_client: httpx2.AsyncClient | None = None
     if demo:
         settings, http_client = demo_upstream(settings)
     auth_kwargs: dict[str, Any] = {}
@@ -486,7 +497,9 @@ async def _run(
         personas=persona_config,
         bound_persona=bound_persona,
         # Per-client limits protect a shared HTTP server; stdio has one client, which may run calls in parallel.
-        limits=ClientLimits(options.max_concurrent_per_client) if options.is_http else None,
+        limits=ClientLimits(options.max_concurrent_per_client, wait=options.concurrency_wait)
+        if options.is_http
+        else None,
         audit=ledger if ledger is not None else audit,
         transport=options.transport,
         **auth_kwargs,
@@ -504,7 +517,7 @@ async def _run(
                 await ledger.aclose()
 
 
-def demo_upstream(settings: Settings, app: Callable[..., Any] | None = None) -> tuple[Settings, httpx.AsyncClient]:
+def demo_upstream(settings: Settings, app: Callable[..., Any] | None = None) -> tuple[Settings, httpx2.AsyncClient]:
     """`settings` pointed at a simulated OpenRouter in this process, and the HTTP client that reaches it.
 
     Only the key and the base URL change: timeouts, attribution and limits are the user's, and the client is

@@ -202,14 +202,16 @@ class TooBusyError(NotAllowedError):
     retryable = True
     hint = "Wait for one of your running calls to finish, then retry."
 
-    def __init__(self, user: str, running: int, limit: int) -> None:
+    def __init__(self, user: str, running: int, limit: int, *, waited: float = 0.0) -> None:
+        waited_for = f", and none finished within {waited:g} s" if waited > 0 else ""
         super().__init__(
-            f"Too many calls at once for {user!r}: {running} running, the limit is {limit} per client. "
+            f"Too many calls at once for {user!r}: {running} running, the limit is {limit} per client{waited_for}. "
             "This call was not started; retry when one of the running calls finishes."
         )
         self.user = user
         self.running = running
         self.limit = limit
+        self.waited = waited
 
 
 class RoutingFailed(OpenRouterError):

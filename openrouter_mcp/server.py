@@ -25,7 +25,7 @@ from openrouter_mcp.tools import ALL_TOOLS
 from openrouter_mcp.tools.registry import build_tool, load_schemas
 
 if TYPE_CHECKING:
-    import httpx
+    import httpx2
     from mcp.server.auth.provider import TokenVerifier
     from mcp.server.auth.settings import AuthSettings
 
@@ -49,7 +49,7 @@ INSTRUCTIONS = (
 def build_server(
     settings: Settings,
     *,
-    http_client: httpx.AsyncClient | None = None,
+    http_client: httpx2.AsyncClient | None = None,
     personas: PersonasConfig | None = None,
     bound_persona: str | None = None,
     token_verifier: TokenVerifier | None = None,

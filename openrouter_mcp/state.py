@@ -1,7 +1,7 @@
 """What every tool and resource shares in one process: settings, the HTTP client, the catalog cache.
 
 The SDK enters a server's lifespan once per process for streamable HTTP but once per connection
-for stdio and SSE. `AppState.running()` counts its users so the one `httpx.AsyncClient` is opened
+for stdio and SSE. `AppState.running()` counts its users so the one `httpx2.AsyncClient` is opened
 by the first and closed (in `finally:`) by the last, whatever the transport.
 """
 
@@ -21,7 +21,7 @@ from openrouter_mcp.routing.cooldowns import Cooldowns
 from openrouter_mcp.routing.personas import Budget, PersonasConfig, builtin
 
 if TYPE_CHECKING:
-    import httpx
+    import httpx2
 
     from openrouter_mcp.audit import AuditLog
     from openrouter_mcp.audit.ledger import Ledger
@@ -38,7 +38,7 @@ class AppState:
         self,
         settings: Settings,
         *,
-        http_client: httpx.AsyncClient | None = None,
+        http_client: httpx2.AsyncClient | None = None,
         personas: PersonasConfig | None = None,
         bound_persona: str | None = None,
         audit: AuditLog | Callable[[], AuditLog] | Ledger | None = None,

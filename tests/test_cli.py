@@ -129,14 +129,19 @@ def test_own_url_brackets_an_ipv6_host_and_exposure_is_judged_on_typed_options()
 
 
 @pytest.mark.slow
-def test_starting_the_cli_imports_neither_sqlite_nor_httpx_until_the_audit_log_is_used() -> None:
-    before = "import sys, openrouter_mcp.__main__; print(sorted(m for m in ('sqlite3', 'httpx') if m in sys.modules))"
+def test_starting_the_cli_imports_neither_sqlite_nor_the_upstream_client_until_they_are_used() -> None:
+    # The SDK itself imports httpx2 at start-up; what stays out is our client module (and httpx 0.28, gone).
+    modules = "('sqlite3', 'httpx', 'openrouter_mcp.upstream.client')"
+    before = f"import sys, openrouter_mcp.__main__; print(sorted(m for m in {modules} if m in sys.modules))"
     assert fresh_interpreter(before) == "[]"
     after = "import sys; from openrouter_mcp.audit import AuditLog; print('sqlite3' in sys.modules)"
     assert fresh_interpreter(after) == "True"
 
 
-def test_only_the_upstream_client_imports_httpx_at_run_time() -> None:
+HTTP_STACKS = {"httpx", "httpx2", "httpcore", "httpcore2"}
+
+
+def test_only_the_upstream_client_imports_httpx2_at_run_time() -> None:
     importers = set()
     for source in PACKAGE.rglob("*.py"):
         tree = ast.parse(source.read_text(encoding="utf-8"))
@@ -150,11 +155,31 @@ def test_only_the_upstream_client_imports_httpx_at_run_time() -> None:
         for node in ast.walk(tree):
             if id(node) in type_only:
                 continue
-            if isinstance(node, ast.Import) and any(alias.name.split(".")[0] == "httpx" for alias in node.names):
+            if isinstance(node, ast.Import) and any(alias.name.split(".")[0] in HTTP_STACKS for alias in node.names):
                 importers.add(source.relative_to(PACKAGE).as_posix())
-            if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "httpx":
+            if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] in HTTP_STACKS:
                 importers.add(source.relative_to(PACKAGE).as_posix())
     assert importers == {"upstream/client.py"}
+
+
+def test_no_module_of_the_project_imports_httpx_0_28_which_is_not_a_dependency() -> None:
+    # httpx2 is the one HTTP stack (the SDK's): the package, its tests and benchmarks use it. httpx itself is not
+    # installed by pyproject, so a module importing it would pass on a machine that happens to have it and fail
+    # on a fresh one.
+    old_stack = {"httpx", "httpcore"}
+    importers = set()
+    for source in [
+        *PACKAGE.rglob("*.py"),
+        *(PACKAGE.parent / "tests").rglob("*.py"),
+        *(PACKAGE.parent / "bench").rglob("*.py"),
+    ]:
+        for node in ast.walk(ast.parse(source.read_text(encoding="utf-8"))):
+            names = [alias.name for alias in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.level == 0:
+                names = [node.module or ""]
+            if any(name.split(".")[0] in old_stack for name in names):
+                importers.add(source.relative_to(PACKAGE.parent).as_posix())
+    assert importers == set()
 
 
 def test_the_client_factory_applies_the_settings_timeouts() -> None:

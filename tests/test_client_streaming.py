@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import httpx
+import httpx2
 import pytest
 from pydantic import SecretStr
 
@@ -21,11 +21,11 @@ def _wire_lines(sample: str) -> bytes:
 
 
 def _streaming_client(body: bytes) -> OpenRouterClient:
-    def answer(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(200, content=body, headers={"content-type": "text/event-stream"})
+    def answer(request: httpx2.Request) -> httpx2.Response:
+        return httpx2.Response(200, content=body, headers={"content-type": "text/event-stream"})
 
     settings = Settings(api_key=SecretStr("sk-or-v1-x"), base_url="http://upstream.test/api/v1")
-    return OpenRouterClient(settings, httpx.AsyncClient(transport=httpx.MockTransport(answer)))
+    return OpenRouterClient(settings, httpx2.AsyncClient(transport=httpx2.MockTransport(answer)))
 
 
 async def _aggregate(body: bytes) -> ChatStreamAggregator:
@@ -99,11 +99,11 @@ async def test_an_unparseable_event_is_a_malformed_response() -> None:
 
 @pytest.mark.anyio
 async def test_a_pre_stream_error_status_is_raised_before_any_chunk() -> None:
-    def answer(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(402, json={"error": {"code": 402, "message": "no credits"}})
+    def answer(request: httpx2.Request) -> httpx2.Response:
+        return httpx2.Response(402, json={"error": {"code": 402, "message": "no credits"}})
 
     settings = Settings(api_key=SecretStr("sk-or-v1-x"), base_url="http://upstream.test/api/v1")
-    client = OpenRouterClient(settings, httpx.AsyncClient(transport=httpx.MockTransport(answer)))
+    client = OpenRouterClient(settings, httpx2.AsyncClient(transport=httpx2.MockTransport(answer)))
     with pytest.raises(errors.PaymentRequiredError):
         async with client.stream_chat_completion({"messages": []}):
             pass

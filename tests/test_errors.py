@@ -5,7 +5,7 @@ from __future__ import annotations
 import email.utils
 import time
 
-import httpx
+import httpx2
 import pytest
 from pydantic import SecretStr
 
@@ -46,15 +46,15 @@ def test_unknown_statuses_fall_back_by_family() -> None:
     assert errors.status_error_class(418) is errors.APIStatusError
 
 
-def _client(handler: httpx.MockTransport) -> OpenRouterClient:
+def _client(handler: httpx2.MockTransport) -> OpenRouterClient:
     settings = Settings(api_key=SecretStr(KEY), base_url="http://upstream.test/api/v1")
-    return OpenRouterClient(settings, httpx.AsyncClient(transport=handler))
+    return OpenRouterClient(settings, httpx2.AsyncClient(transport=handler))
 
 
 @pytest.mark.anyio
 @pytest.mark.parametrize("status", sorted(EXPECTED))
 async def test_each_status_answer_raises_its_class_with_the_envelope_parsed(status: int) -> None:
-    def answer(request: httpx.Request) -> httpx.Response:
+    def answer(request: httpx2.Request) -> httpx2.Response:
         body = {
             "error": {
                 "code": status,
@@ -62,10 +62,10 @@ async def test_each_status_answer_raises_its_class_with_the_envelope_parsed(stat
                 "metadata": {"error_type": "some_type", "provider_code": 7},
             }
         }
-        return httpx.Response(status, json=body, headers={"Retry-After": "3"})
+        return httpx2.Response(status, json=body, headers={"Retry-After": "3"})
 
     with pytest.raises(EXPECTED[status]) as caught:
-        await _client(httpx.MockTransport(answer)).get_credits()
+        await _client(httpx2.MockTransport(answer)).get_credits()
     assert caught.value.status_code == status
     assert caught.value.message == f"failure {status}"
     assert caught.value.error_type == "some_type"
@@ -77,63 +77,63 @@ async def test_each_status_answer_raises_its_class_with_the_envelope_parsed(stat
 @pytest.mark.parametrize(
     ("exc", "expected"),
     [
-        (httpx.ConnectTimeout("connect timed out"), errors.UpstreamTimeout),
-        (httpx.ReadTimeout("read timed out"), errors.UpstreamTimeout),
-        (httpx.WriteTimeout("write timed out"), errors.UpstreamTimeout),
-        (httpx.PoolTimeout("pool timed out"), errors.UpstreamTimeout),
-        (httpx.ConnectError("refused"), errors.UpstreamConnectionError),
-        (httpx.ReadError("reset"), errors.UpstreamConnectionError),
-        (httpx.WriteError("broken pipe"), errors.UpstreamConnectionError),
-        (httpx.RemoteProtocolError("peer closed"), errors.UpstreamConnectionError),
-        (httpx.DecodingError("bad gzip"), errors.MalformedResponseError),
-        (httpx.UnsupportedProtocol("ftp"), errors.TransportError),
-        (httpx.ProxyError("proxy"), errors.TransportError),
-        (httpx.TooManyRedirects("loop"), errors.TransportError),
+        (httpx2.ConnectTimeout("connect timed out"), errors.UpstreamTimeout),
+        (httpx2.ReadTimeout("read timed out"), errors.UpstreamTimeout),
+        (httpx2.WriteTimeout("write timed out"), errors.UpstreamTimeout),
+        (httpx2.PoolTimeout("pool timed out"), errors.UpstreamTimeout),
+        (httpx2.ConnectError("refused"), errors.UpstreamConnectionError),
+        (httpx2.ReadError("reset"), errors.UpstreamConnectionError),
+        (httpx2.WriteError("broken pipe"), errors.UpstreamConnectionError),
+        (httpx2.RemoteProtocolError("peer closed"), errors.UpstreamConnectionError),
+        (httpx2.DecodingError("bad gzip"), errors.MalformedResponseError),
+        (httpx2.UnsupportedProtocol("ftp"), errors.TransportError),
+        (httpx2.ProxyError("proxy"), errors.TransportError),
+        (httpx2.TooManyRedirects("loop"), errors.TransportError),
     ],
 )
 async def test_every_transport_failure_maps_to_our_tree(exc: Exception, expected: type[Exception]) -> None:
-    def fail(request: httpx.Request) -> httpx.Response:
+    def fail(request: httpx2.Request) -> httpx2.Response:
         raise exc
 
     with pytest.raises(expected):
-        await _client(httpx.MockTransport(fail)).list_providers()
+        await _client(httpx2.MockTransport(fail)).list_providers()
 
 
 @pytest.mark.anyio
 async def test_an_upstream_message_echoing_the_key_is_redacted() -> None:
-    def leak(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(401, json={"error": {"code": 401, "message": f"bad key {KEY}", "metadata": {"k": KEY}}})
+    def leak(request: httpx2.Request) -> httpx2.Response:
+        return httpx2.Response(401, json={"error": {"code": 401, "message": f"bad key {KEY}", "metadata": {"k": KEY}}})
 
     with pytest.raises(errors.AuthenticationError) as caught:
-        await _client(httpx.MockTransport(leak)).get_current_key()
+        await _client(httpx2.MockTransport(leak)).get_current_key()
     assert KEY not in str(caught.value.payload())
     assert "[redacted]" in caught.value.message
 
 
 @pytest.mark.anyio
 async def test_error_type_directly_under_error_is_read_like_the_docs_examples() -> None:
-    def answer(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(503, json={"error": {"message": "overloaded", "error_type": "provider_overloaded"}})
+    def answer(request: httpx2.Request) -> httpx2.Response:
+        return httpx2.Response(503, json={"error": {"message": "overloaded", "error_type": "provider_overloaded"}})
 
     with pytest.raises(errors.ServiceUnavailableError) as caught:
-        await _client(httpx.MockTransport(answer)).list_providers()
+        await _client(httpx2.MockTransport(answer)).list_providers()
     assert caught.value.error_type == "provider_overloaded"
 
 
 @pytest.mark.anyio
 async def test_account_wide_rate_limit_is_told_apart_from_a_provider_one() -> None:
-    def own_limit(request: httpx.Request) -> httpx.Response:
+    def own_limit(request: httpx2.Request) -> httpx2.Response:
         headers = {"X-RateLimit-Limit": "20", "X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "1767225600000"}
-        return httpx.Response(429, json={"error": {"code": 429, "message": "slow down"}}, headers=headers)
+        return httpx2.Response(429, json={"error": {"code": 429, "message": "slow down"}}, headers=headers)
 
-    def provider_limit(request: httpx.Request) -> httpx.Response:
+    def provider_limit(request: httpx2.Request) -> httpx2.Response:
         body = {"error": {"code": 429, "message": "upstream busy", "metadata": {"provider_code": 429}}}
-        return httpx.Response(429, json=body)
+        return httpx2.Response(429, json=body)
 
     with pytest.raises(errors.RateLimitError) as own:
-        await _client(httpx.MockTransport(own_limit)).get_credits()
+        await _client(httpx2.MockTransport(own_limit)).get_credits()
     with pytest.raises(errors.RateLimitError) as provider:
-        await _client(httpx.MockTransport(provider_limit)).get_credits()
+        await _client(httpx2.MockTransport(provider_limit)).get_credits()
     assert own.value.account_wide and own.value.rate_limit == {
         "limit": "20",
         "remaining": "0",
@@ -144,61 +144,61 @@ async def test_account_wide_rate_limit_is_told_apart_from_a_provider_one() -> No
 
 @pytest.mark.anyio
 async def test_retry_after_as_http_date_and_availability_hint_are_both_understood() -> None:
-    def dated(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(503, json={"error": {"code": 503, "message": "x"}}, headers={"Retry-After": "junk"})
+    def dated(request: httpx2.Request) -> httpx2.Response:
+        return httpx2.Response(503, json={"error": {"code": 503, "message": "x"}}, headers={"Retry-After": "junk"})
 
-    def availability(request: httpx.Request) -> httpx.Response:
+    def availability(request: httpx2.Request) -> httpx2.Response:
         body = {
             "error": {"code": 429, "message": "x", "availability": {"code": "capacity_exhausted", "retry_after": 4}}
         }
-        return httpx.Response(429, json=body)
+        return httpx2.Response(429, json=body)
 
     with pytest.raises(errors.ServiceUnavailableError) as junk:
-        await _client(httpx.MockTransport(dated)).get_credits()
+        await _client(httpx2.MockTransport(dated)).get_credits()
     assert junk.value.retry_after is None
 
-    def http_date(request: httpx.Request) -> httpx.Response:
+    def http_date(request: httpx2.Request) -> httpx2.Response:
         when = email.utils.formatdate(time.time() + 30, usegmt=True)
-        return httpx.Response(429, json={"error": {"code": 429, "message": "x"}}, headers={"Retry-After": when})
+        return httpx2.Response(429, json={"error": {"code": 429, "message": "x"}}, headers={"Retry-After": when})
 
     with pytest.raises(errors.RateLimitError) as dated_error:
-        await _client(httpx.MockTransport(http_date)).get_credits()
+        await _client(httpx2.MockTransport(http_date)).get_credits()
     assert dated_error.value.retry_after is not None and 25 <= dated_error.value.retry_after <= 31
     with pytest.raises(errors.RateLimitError) as hinted:
-        await _client(httpx.MockTransport(availability)).get_credits()
+        await _client(httpx2.MockTransport(availability)).get_credits()
     assert hinted.value.retry_after == 4.0
     assert hinted.value.availability == {"code": "capacity_exhausted", "retry_after": 4}
 
 
 @pytest.mark.anyio
 async def test_a_200_that_carries_an_error_envelope_is_an_error() -> None:
-    def answer(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(200, json={"error": {"code": 502, "message": "provider fell over"}})
+    def answer(request: httpx2.Request) -> httpx2.Response:
+        return httpx2.Response(200, json={"error": {"code": 502, "message": "provider fell over"}})
 
     with pytest.raises(errors.ErrorInResponseError) as caught:
-        await _client(httpx.MockTransport(answer)).list_models()
+        await _client(httpx2.MockTransport(answer)).list_models()
     assert caught.value.message == "provider fell over"
 
 
 @pytest.mark.anyio
 async def test_invalid_json_is_a_malformed_response() -> None:
-    def answer(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(200, content=b"<html>gateway</html>")
+    def answer(request: httpx2.Request) -> httpx2.Response:
+        return httpx2.Response(200, content=b"<html>gateway</html>")
 
     with pytest.raises(errors.MalformedResponseError):
-        await _client(httpx.MockTransport(answer)).get_credits()
+        await _client(httpx2.MockTransport(answer)).get_credits()
 
 
 @pytest.mark.anyio
 async def test_calls_that_need_a_key_fail_before_sending_when_none_is_set() -> None:
-    sent: list[httpx.Request] = []
+    sent: list[httpx2.Request] = []
 
-    def record(request: httpx.Request) -> httpx.Response:
+    def record(request: httpx2.Request) -> httpx2.Response:
         sent.append(request)
-        return httpx.Response(200, json={"data": []})
+        return httpx2.Response(200, json={"data": []})
 
     client = OpenRouterClient(
-        Settings(base_url="http://upstream.test/api/v1"), httpx.AsyncClient(transport=httpx.MockTransport(record))
+        Settings(base_url="http://upstream.test/api/v1"), httpx2.AsyncClient(transport=httpx2.MockTransport(record))
     )
     with pytest.raises(errors.MissingApiKeyError, match="OPENROUTER_API_KEY"):
         await client.get_credits()

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-import httpx
 import httpx2
 import pytest
 from mcp import Client
@@ -187,14 +186,14 @@ def auth_settings() -> AuthSettings:
 
 
 @asynccontextmanager
-async def in_process_app(failures: list[str]) -> AsyncIterator[httpx.AsyncClient]:
+async def in_process_app(failures: list[str]) -> AsyncIterator[httpx2.AsyncClient]:
     """The real server's streamable HTTP app with tokens on, wrapped as `_serve_http` wraps it, lifespan running."""
     checker = verifier(failures)
     server = build_server(Settings(), token_verifier=checker, auth=auth_settings())
     app = server.streamable_http_app()
-    transport = httpx.ASGITransport(app=AuthFailureReporter(app, checker.on_failure))
+    transport = httpx2.ASGITransport(app=AuthFailureReporter(app, checker.on_failure))
     async with app.router.lifespan_context(app):
-        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8000") as http:
+        async with httpx2.AsyncClient(transport=transport, base_url="http://127.0.0.1:8000") as http:
             yield http
 
 
@@ -373,9 +372,9 @@ async def lists_tools_and_chats(client: Client) -> None:
     assert result.structured_content["model"] == "openai/gpt-4o-mini"
 
 
-async def raw_post(served: Served, headers: dict[str, str], body: bytes | None = None) -> httpx.Response:
+async def raw_post(served: Served, headers: dict[str, str], body: bytes | None = None) -> httpx2.Response:
     content = json.dumps(INITIALIZE).encode() if body is None else body
-    async with httpx.AsyncClient(timeout=10.0) as http:
+    async with httpx2.AsyncClient(timeout=10.0) as http:
         return await http.post(f"{served.url}/mcp", content=content, headers=MCP_HEADERS | headers)
 
 
@@ -409,7 +408,7 @@ async def test_a_client_with_a_valid_token_lists_the_tools_and_calls_one(team_se
 @pytest.mark.slow
 async def test_a_client_with_a_valid_token_works_over_sse_and_without_one_gets_401(sse_server: Served) -> None:
     with anyio.fail_after(20):
-        async with httpx.AsyncClient(timeout=10.0) as http:
+        async with httpx2.AsyncClient(timeout=10.0) as http:
             assert (await http.get(f"{sse_server.url}/sse")).status_code == 401
         async with connected(sse_server, ALICE, "sse") as client:
             await lists_tools_and_chats(client)

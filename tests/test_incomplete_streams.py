@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 from mcp import Client
 from pydantic import SecretStr
@@ -35,11 +35,11 @@ def event(content: str | None = None, finish: str | None = None) -> str:
 
 
 async def streamed(body: str) -> ChatStreamAggregator:
-    def answer(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(200, content=body.encode(), headers={"content-type": "text/event-stream"})
+    def answer(request: httpx2.Request) -> httpx2.Response:
+        return httpx2.Response(200, content=body.encode(), headers={"content-type": "text/event-stream"})
 
     settings = Settings(api_key=SecretStr("sk-or-v1-x"), base_url="http://upstream.test/api/v1")
-    client = OpenRouterClient(settings, httpx.AsyncClient(transport=httpx.MockTransport(answer)))
+    client = OpenRouterClient(settings, httpx2.AsyncClient(transport=httpx2.MockTransport(answer)))
     aggregator = ChatStreamAggregator()
     async with client.stream_chat_completion({"messages": []}) as chunks:
         async for chunk in chunks:

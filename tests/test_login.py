@@ -19,7 +19,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 import anyio
-import httpx
+import httpx2
 import keyring
 import keyring.backend
 import pytest
@@ -94,12 +94,12 @@ class Browser:
 
     def __init__(self, rewrite: Callable[[str], str] | None = None) -> None:
         self.rewrite = rewrite  # changes the callback URL the consent page redirects to, before following it
-        self.pages: list[httpx.Response] = []
+        self.pages: list[httpx2.Response] = []
         self.done = threading.Event()
 
     def __call__(self, url: str) -> bool:
         try:
-            with httpx.Client(timeout=10.0) as client:
+            with httpx2.Client(timeout=10.0) as client:
                 response = client.get(url)
                 while response.is_redirect:
                     location = response.headers["location"]
@@ -109,7 +109,7 @@ class Browser:
             self.done.set()
         return True
 
-    async def page(self) -> httpx.Response:
+    async def page(self) -> httpx2.Response:
         """The page the callback answered (the login does not wait for its browser: a console one may linger)."""
         assert await anyio.to_thread.run_sync(self.done.wait, 10.0), "the browser never finished"
         return self.pages[0]
@@ -152,7 +152,7 @@ async def test_signing_in_stores_a_working_key_in_the_keychain_and_never_shows_i
     # The stored key is the server's key from now on, and OpenRouter (simulated) takes it.
     settings_now = Settings.from_env({}, key_store=store)
     assert settings_now.api_key is not None and settings_now.api_key.get_secret_value() == key
-    async with httpx.AsyncClient() as client:
+    async with httpx2.AsyncClient() as client:
         credits = await client.get(f"{settings.base_url}/credits", headers={"Authorization": f"Bearer {key}"})
     assert credits.status_code == 200
 
@@ -202,7 +202,7 @@ async def test_no_browser_prints_the_url_and_only_the_callback_request_counts(
         await url_said.wait()
         url = messages[0].split()[-1]
         callback = urlsplit(parse_qs(urlsplit(url).query)["callback_url"][0])
-        async with httpx.AsyncClient(follow_redirects=True, timeout=10.0) as client:
+        async with httpx2.AsyncClient(follow_redirects=True, timeout=10.0) as client:
             # A browser asks for more than the callback; those requests neither end nor spoil the login.
             stray = await client.get(urlunsplit(callback._replace(path="/favicon.ico")))
             assert stray.status_code == 404
@@ -464,7 +464,7 @@ async def test_login_then_the_server_uses_the_stored_key_then_logout_removes_it(
             while b"\n  http" not in err or not err.endswith(b"\n"):
                 err += await process.stderr.receive()
             url = err.decode().split("\n  ", 1)[1].split()[0]
-            async with httpx.AsyncClient(follow_redirects=True, timeout=10.0) as client:
+            async with httpx2.AsyncClient(follow_redirects=True, timeout=10.0) as client:
                 assert (await client.get(url)).status_code == 200
             async for chunk in process.stderr:
                 err += chunk

@@ -12,7 +12,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import anyio
-import httpx
+import httpx2
 import pytest
 
 from openrouter_mcp.simulator import Fault, Simulator, serve_in_thread
@@ -65,14 +65,14 @@ def sim() -> Simulator:
 
 
 @pytest.fixture
-async def client(sim: Simulator) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=sim), base_url=BASE_URL, headers=AUTH) as c:
+async def client(sim: Simulator) -> AsyncIterator[httpx2.AsyncClient]:
+    async with httpx2.AsyncClient(transport=httpx2.ASGITransport(app=sim), base_url=BASE_URL, headers=AUTH) as c:
         yield c
 
 
 @pytest.fixture
-async def anonymous(sim: Simulator) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=sim), base_url=BASE_URL) as c:
+async def anonymous(sim: Simulator) -> AsyncIterator[httpx2.AsyncClient]:
+    async with httpx2.AsyncClient(transport=httpx2.ASGITransport(app=sim), base_url=BASE_URL) as c:
         yield c
 
 
@@ -206,7 +206,7 @@ async def test_response_matches_the_openapi_contract(sim: Simulator, case: Case)
     sim.model_faults.update(case.model_faults)
     sim.path_faults.update(case.path_faults)
     headers = AUTH if case.authenticated else {}
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=sim), base_url=BASE_URL) as c:
+    async with httpx2.AsyncClient(transport=httpx2.ASGITransport(app=sim), base_url=BASE_URL) as c:
         response = await c.request(case.method, case.url, params=case.params, json=case.body, headers=headers)
     assert response.status_code == case.status, response.text
     validate_response(
@@ -216,7 +216,7 @@ async def test_response_matches_the_openapi_contract(sim: Simulator, case: Case)
 
 
 @pytest.mark.anyio
-async def test_stored_generation_matches_the_openapi_contract(client: httpx.AsyncClient) -> None:
+async def test_stored_generation_matches_the_openapi_contract(client: httpx2.AsyncClient) -> None:
     created = await client.post("/chat/completions", json=chat_body())
     response = await client.get("/generation", params={"id": created.headers["x-generation-id"]})
     assert response.status_code == 200
@@ -224,7 +224,7 @@ async def test_stored_generation_matches_the_openapi_contract(client: httpx.Asyn
 
 
 @pytest.mark.anyio
-async def test_every_stream_chunk_matches_the_openapi_contract(client: httpx.AsyncClient, sim: Simulator) -> None:
+async def test_every_stream_chunk_matches_the_openapi_contract(client: httpx2.AsyncClient, sim: Simulator) -> None:
     bodies = [
         chat_body(stream=True),
         chat_body("Use get_weather and get_time", stream=True, tools=[WEATHER_TOOL, TIME_TOOL]),
@@ -323,7 +323,7 @@ def test_every_endpoint_is_hosted_by_a_listed_provider(sim: Simulator) -> None:
 
 @pytest.mark.anyio
 async def test_models_without_offset_or_limit_returns_every_text_model(
-    client: httpx.AsyncClient, sim: Simulator
+    client: httpx2.AsyncClient, sim: Simulator
 ) -> None:
     body = (await client.get("/models")).json()
     text_models = [m for m in sim.catalog if "text" in m["architecture"]["output_modalities"]]
@@ -334,7 +334,7 @@ async def test_models_without_offset_or_limit_returns_every_text_model(
 
 
 @pytest.mark.anyio
-async def test_models_pagination_walks_every_page_through_links_next(client: httpx.AsyncClient) -> None:
+async def test_models_pagination_walks_every_page_through_links_next(client: httpx2.AsyncClient) -> None:
     seen: list[str] = []
     url: str | None = "/models?limit=100&supported_parameters=tools"
     pages = 0
@@ -348,7 +348,7 @@ async def test_models_pagination_walks_every_page_through_links_next(client: htt
 
 
 @pytest.mark.anyio
-async def test_models_filters_narrow_the_list(client: httpx.AsyncClient) -> None:
+async def test_models_filters_narrow_the_list(client: httpx2.AsyncClient) -> None:
     async def ids(**params: str) -> list[str]:
         return [m["id"] for m in (await client.get("/models", params=params)).json()["data"]]
 
@@ -368,7 +368,7 @@ async def test_models_filters_narrow_the_list(client: httpx.AsyncClient) -> None
 
 
 @pytest.mark.anyio
-async def test_models_sort_orders_by_price_context_and_age(client: httpx.AsyncClient) -> None:
+async def test_models_sort_orders_by_price_context_and_age(client: httpx2.AsyncClient) -> None:
     async def listed(sort: str) -> list[dict[str, Any]]:
         data: list[dict[str, Any]] = (await client.get("/models", params={"sort": sort})).json()["data"]
         return data
@@ -387,7 +387,7 @@ async def test_models_sort_orders_by_price_context_and_age(client: httpx.AsyncCl
 
 
 @pytest.mark.anyio
-async def test_models_count_agrees_with_the_list(client: httpx.AsyncClient) -> None:
+async def test_models_count_agrees_with_the_list(client: httpx2.AsyncClient) -> None:
     for modality in ("text", "embeddings", "all"):
         count = (await client.get("/models/count", params={"output_modalities": modality})).json()["data"]["count"]
         total = (await client.get("/models", params={"output_modalities": modality})).json()["total_count"]
@@ -395,7 +395,7 @@ async def test_models_count_agrees_with_the_list(client: httpx.AsyncClient) -> N
 
 
 @pytest.mark.anyio
-async def test_invalid_models_query_answers_400_with_the_error_envelope(client: httpx.AsyncClient) -> None:
+async def test_invalid_models_query_answers_400_with_the_error_envelope(client: httpx2.AsyncClient) -> None:
     for params in ({"limit": "1001"}, {"offset": "-1"}, {"sort": "cheapest"}, {"context": "many"}):
         response = await client.get("/models", params=params)
         assert response.status_code == 400, params
@@ -403,7 +403,7 @@ async def test_invalid_models_query_answers_400_with_the_error_envelope(client: 
 
 
 @pytest.mark.anyio
-async def test_public_endpoints_answer_without_a_key_and_private_ones_do_not(anonymous: httpx.AsyncClient) -> None:
+async def test_public_endpoints_answer_without_a_key_and_private_ones_do_not(anonymous: httpx2.AsyncClient) -> None:
     for path in ("/models", "/models/count", "/providers", "/embeddings/models", "/endpoints/zdr"):
         assert (await anonymous.get(path)).status_code == 200, path
     assert (await anonymous.get("/models/openai/gpt-4o/endpoints")).status_code == 200
@@ -419,14 +419,14 @@ async def test_public_endpoints_answer_without_a_key_and_private_ones_do_not(ano
 @pytest.mark.anyio
 async def test_wrong_key_answers_401_and_never_echoes_any_key(sim: Simulator) -> None:
     wrong = "sk-or-v1-" + "f" * 64
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=sim), base_url=BASE_URL) as c:
+    async with httpx2.AsyncClient(transport=httpx2.ASGITransport(app=sim), base_url=BASE_URL) as c:
         response = await c.post("/chat/completions", json=chat_body(), headers={"Authorization": f"Bearer {wrong}"})
     assert response.status_code == 401
     assert wrong not in response.text and KEY not in response.text
 
 
 @pytest.mark.anyio
-async def test_key_endpoint_masks_the_label(client: httpx.AsyncClient) -> None:
+async def test_key_endpoint_masks_the_label(client: httpx2.AsyncClient) -> None:
     response = await client.get("/key")
     label = response.json()["data"]["label"]
     assert label == f"{KEY[:12]}...{KEY[-3:]}"
@@ -434,13 +434,13 @@ async def test_key_endpoint_masks_the_label(client: httpx.AsyncClient) -> None:
 
 
 @pytest.mark.anyio
-async def test_model_path_with_encoded_slash_is_404_like_the_live_api(client: httpx.AsyncClient) -> None:
+async def test_model_path_with_encoded_slash_is_404_like_the_live_api(client: httpx2.AsyncClient) -> None:
     assert (await client.get("/models/openai/gpt-4o/endpoints")).status_code == 200
     assert (await client.get("/models/openai%2Fgpt-4o/endpoints")).status_code == 404
 
 
 @pytest.mark.anyio
-async def test_unknown_model_endpoints_answer_404_envelope(client: httpx.AsyncClient) -> None:
+async def test_unknown_model_endpoints_answer_404_envelope(client: httpx2.AsyncClient) -> None:
     response = await client.get("/models/acme/nope/endpoints")
     assert response.status_code == 404
     assert response.json()["error"]["code"] == 404
@@ -448,7 +448,7 @@ async def test_unknown_model_endpoints_answer_404_envelope(client: httpx.AsyncCl
 
 @pytest.mark.anyio
 async def test_endpoint_stats_are_null_for_unauthenticated_requests(
-    client: httpx.AsyncClient, anonymous: httpx.AsyncClient
+    client: httpx2.AsyncClient, anonymous: httpx2.AsyncClient
 ) -> None:
     signed = (await client.get("/models/openai/gpt-4o/endpoints")).json()["data"]["endpoints"]
     unsigned = (await anonymous.get("/models/openai/gpt-4o/endpoints")).json()["data"]["endpoints"]
@@ -458,14 +458,14 @@ async def test_endpoint_stats_are_null_for_unauthenticated_requests(
 
 
 @pytest.mark.anyio
-async def test_zdr_endpoints_are_a_strict_subset_of_all_endpoints(client: httpx.AsyncClient, sim: Simulator) -> None:
+async def test_zdr_endpoints_are_a_strict_subset_of_all_endpoints(client: httpx2.AsyncClient, sim: Simulator) -> None:
     zdr = (await client.get("/endpoints/zdr")).json()["data"]
     total = sum(len(e) for e in sim.endpoints.values())
     assert 0 < len(zdr) < total
 
 
 @pytest.mark.anyio
-async def test_unknown_route_is_404_and_wrong_method_is_405(client: httpx.AsyncClient) -> None:
+async def test_unknown_route_is_404_and_wrong_method_is_405(client: httpx2.AsyncClient) -> None:
     assert (await client.get("/nope")).status_code == 404
     assert (await client.get("http://sim/models")).status_code == 404  # outside /api/v1
     response = await client.post("/models")
@@ -480,7 +480,7 @@ async def test_unknown_route_is_404_and_wrong_method_is_405(client: httpx.AsyncC
 
 @pytest.mark.anyio
 async def test_chat_completion_is_deterministic_and_prices_usage_from_the_catalog(
-    client: httpx.AsyncClient, sim: Simulator
+    client: httpx2.AsyncClient, sim: Simulator
 ) -> None:
     first = await client.post("/chat/completions", json=chat_body())
     second = await client.post("/chat/completions", json=chat_body())
@@ -500,7 +500,7 @@ async def test_chat_completion_is_deterministic_and_prices_usage_from_the_catalo
 
 
 @pytest.mark.anyio
-async def test_generation_is_stored_and_costs_add_up_in_credits(client: httpx.AsyncClient) -> None:
+async def test_generation_is_stored_and_costs_add_up_in_credits(client: httpx2.AsyncClient) -> None:
     costs = []
     for _ in range(2):
         created = await client.post("/chat/completions", json=chat_body())
@@ -514,7 +514,7 @@ async def test_generation_is_stored_and_costs_add_up_in_credits(client: httpx.As
 
 
 @pytest.mark.anyio
-async def test_generation_lookup_errors_match_the_live_api(client: httpx.AsyncClient) -> None:
+async def test_generation_lookup_errors_match_the_live_api(client: httpx2.AsyncClient) -> None:
     missing = await client.get("/generation")
     assert missing.status_code == 400
     unknown = await client.get("/generation", params={"id": "gen-nope"})
@@ -523,7 +523,7 @@ async def test_generation_lookup_errors_match_the_live_api(client: httpx.AsyncCl
 
 
 @pytest.mark.anyio
-async def test_unknown_model_answers_400_with_model_not_found_availability(client: httpx.AsyncClient) -> None:
+async def test_unknown_model_answers_400_with_model_not_found_availability(client: httpx2.AsyncClient) -> None:
     response = await client.post("/chat/completions", json=chat_body(model="acme/fake-1.0"))
     assert response.status_code == 400
     error = response.json()["error"]
@@ -532,7 +532,7 @@ async def test_unknown_model_answers_400_with_model_not_found_availability(clien
 
 
 @pytest.mark.anyio
-async def test_malformed_chat_requests_answer_400(client: httpx.AsyncClient) -> None:
+async def test_malformed_chat_requests_answer_400(client: httpx2.AsyncClient) -> None:
     for body in ({"model": "openai/gpt-4o"}, {"messages": "hi"}, {"messages": [{"role": "robot", "content": "x"}]}):
         assert (await client.post("/chat/completions", json=body)).status_code == 400
     bad_json = await client.post(
@@ -546,7 +546,7 @@ async def test_malformed_chat_requests_answer_400(client: httpx.AsyncClient) -> 
 
 
 @pytest.mark.anyio
-async def test_rate_limited_model_answers_429_with_retry_after(client: httpx.AsyncClient, sim: Simulator) -> None:
+async def test_rate_limited_model_answers_429_with_retry_after(client: httpx2.AsyncClient, sim: Simulator) -> None:
     sim.model_faults["openai/gpt-4o"] = Fault(status=429, retry_after=7, rate_limit_headers=True)
     response = await client.post("/chat/completions", json=chat_body())
     assert response.status_code == 429
@@ -560,7 +560,9 @@ async def test_rate_limited_model_answers_429_with_retry_after(client: httpx.Asy
 
 
 @pytest.mark.anyio
-async def test_provider_fault_carries_provider_code_and_availability(client: httpx.AsyncClient, sim: Simulator) -> None:
+async def test_provider_fault_carries_provider_code_and_availability(
+    client: httpx2.AsyncClient, sim: Simulator
+) -> None:
     availability = {
         "code": "temporarily_unavailable",
         "retryable": True,
@@ -582,7 +584,9 @@ async def test_provider_fault_carries_provider_code_and_availability(client: htt
 
 
 @pytest.mark.anyio
-async def test_fault_applies_the_given_number_of_times_then_recovers(client: httpx.AsyncClient, sim: Simulator) -> None:
+async def test_fault_applies_the_given_number_of_times_then_recovers(
+    client: httpx2.AsyncClient, sim: Simulator
+) -> None:
     sim.model_faults["openai/gpt-4o"] = Fault(status=502, times=2)
     statuses = [(await client.post("/chat/completions", json=chat_body())).status_code for _ in range(3)]
     assert statuses == [502, 502, 200]
@@ -590,7 +594,7 @@ async def test_fault_applies_the_given_number_of_times_then_recovers(client: htt
 
 @pytest.mark.anyio
 async def test_fallback_skips_a_failing_model_and_reports_the_one_that_served(
-    client: httpx.AsyncClient, sim: Simulator
+    client: httpx2.AsyncClient, sim: Simulator
 ) -> None:
     sim.model_faults["openai/gpt-4o"] = Fault(status=503)
     sim.model_faults["openai/gpt-4o-mini"] = Fault(status=429)
@@ -607,7 +611,7 @@ async def test_fallback_skips_a_failing_model_and_reports_the_one_that_served(
 
 @pytest.mark.anyio
 async def test_fallback_returns_the_last_error_when_every_model_fails(
-    client: httpx.AsyncClient, sim: Simulator
+    client: httpx2.AsyncClient, sim: Simulator
 ) -> None:
     sim.model_faults["openai/gpt-4o"] = Fault(status=503)
     sim.model_faults["openai/gpt-4o-mini"] = Fault(status=429, retry_after=2)
@@ -617,7 +621,7 @@ async def test_fallback_returns_the_last_error_when_every_model_fails(
 
 
 @pytest.mark.anyio
-async def test_provider_preferences_choose_the_endpoint(client: httpx.AsyncClient) -> None:
+async def test_provider_preferences_choose_the_endpoint(client: httpx2.AsyncClient) -> None:
     azure = await client.post("/chat/completions", json=chat_body(provider={"order": ["azure"]}))
     assert azure.json()["provider"] == "Azure"
     excluded = await client.post("/chat/completions", json=chat_body(provider={"only": ["groq"]}))
@@ -626,7 +630,7 @@ async def test_provider_preferences_choose_the_endpoint(client: httpx.AsyncClien
 
 
 @pytest.mark.anyio
-async def test_tool_choice_required_returns_tool_calls_with_schema_shaped_arguments(client: httpx.AsyncClient) -> None:
+async def test_tool_choice_required_returns_tool_calls_with_schema_shaped_arguments(client: httpx2.AsyncClient) -> None:
     body = chat_body("Weather in Paris?", tools=[WEATHER_TOOL], tool_choice="required")
     validate_request("POST", "/chat/completions", body)
     choice = (await client.post("/chat/completions", json=body)).json()["choices"][0]
@@ -639,7 +643,7 @@ async def test_tool_choice_required_returns_tool_calls_with_schema_shaped_argume
 
 
 @pytest.mark.anyio
-async def test_tools_are_called_only_when_the_prompt_asks_for_them(client: httpx.AsyncClient) -> None:
+async def test_tools_are_called_only_when_the_prompt_asks_for_them(client: httpx2.AsyncClient) -> None:
     plain = await client.post("/chat/completions", json=chat_body("Say hello", tools=[WEATHER_TOOL]))
     assert plain.json()["choices"][0]["finish_reason"] == "stop"
     asked = await client.post(
@@ -656,7 +660,7 @@ async def test_tools_are_called_only_when_the_prompt_asks_for_them(client: httpx
 
 
 @pytest.mark.anyio
-async def test_tool_result_gets_a_text_answer(client: httpx.AsyncClient) -> None:
+async def test_tool_result_gets_a_text_answer(client: httpx2.AsyncClient) -> None:
     messages = [
         {"role": "user", "content": "Use get_time"},
         {"role": "assistant", "content": None, "tool_calls": [
@@ -671,7 +675,7 @@ async def test_tool_result_gets_a_text_answer(client: httpx.AsyncClient) -> None
 
 
 @pytest.mark.anyio
-async def test_reasoning_is_returned_only_when_requested_and_supported(client: httpx.AsyncClient) -> None:
+async def test_reasoning_is_returned_only_when_requested_and_supported(client: httpx2.AsyncClient) -> None:
     asked = await client.post(
         "/chat/completions", json=chat_body(model="anthropic/claude-sonnet-4", reasoning={"effort": "high"})
     )
@@ -688,14 +692,14 @@ async def test_reasoning_is_returned_only_when_requested_and_supported(client: h
 
 
 @pytest.mark.anyio
-async def test_max_tokens_truncates_with_finish_reason_length(client: httpx.AsyncClient) -> None:
+async def test_max_tokens_truncates_with_finish_reason_length(client: httpx2.AsyncClient) -> None:
     result = (await client.post("/chat/completions", json=chat_body(max_tokens=5))).json()
     assert result["choices"][0]["finish_reason"] == "length"
     assert result["usage"]["completion_tokens"] <= 5
 
 
 @pytest.mark.anyio
-async def test_json_schema_response_format_yields_matching_json(client: httpx.AsyncClient) -> None:
+async def test_json_schema_response_format_yields_matching_json(client: httpx2.AsyncClient) -> None:
     schema = {"type": "object", "properties": {"city": {"type": "string"}, "population": {"type": "integer"}}}
     response_format = {"type": "json_schema", "json_schema": {"name": "city", "schema": schema}}
     result = (await client.post("/chat/completions", json=chat_body(response_format=response_format))).json()
@@ -705,7 +709,7 @@ async def test_json_schema_response_format_yields_matching_json(client: httpx.As
 
 @pytest.mark.anyio
 async def test_error_in_200_fault_reports_a_partial_failure_inside_the_choice(
-    client: httpx.AsyncClient, sim: Simulator
+    client: httpx2.AsyncClient, sim: Simulator
 ) -> None:
     sim.model_faults["openai/gpt-4o"] = Fault(error_in_200=True)
     response = await client.post("/chat/completions", json=chat_body())
@@ -717,7 +721,7 @@ async def test_error_in_200_fault_reports_a_partial_failure_inside_the_choice(
 
 
 @pytest.mark.anyio
-async def test_malformed_fault_answers_200_with_invalid_json(client: httpx.AsyncClient, sim: Simulator) -> None:
+async def test_malformed_fault_answers_200_with_invalid_json(client: httpx2.AsyncClient, sim: Simulator) -> None:
     sim.model_faults["openai/gpt-4o"] = Fault(malformed=True)
     sim.path_faults["/models"] = Fault(malformed=True)
     for response in (await client.post("/chat/completions", json=chat_body()), await client.get("/models")):
@@ -727,7 +731,7 @@ async def test_malformed_fault_answers_200_with_invalid_json(client: httpx.Async
 
 
 @pytest.mark.anyio
-async def test_path_fault_applies_to_any_endpoint(client: httpx.AsyncClient, sim: Simulator) -> None:
+async def test_path_fault_applies_to_any_endpoint(client: httpx2.AsyncClient, sim: Simulator) -> None:
     sim.path_faults["/credits"] = Fault(status=500)
     sim.path_faults["/providers"] = Fault(status=503, retry_after=1.5)
     credits = await client.get("/credits")
@@ -738,7 +742,7 @@ async def test_path_fault_applies_to_any_endpoint(client: httpx.AsyncClient, sim
 
 
 @pytest.mark.anyio
-async def test_injected_latency_delays_the_answer(client: httpx.AsyncClient, sim: Simulator) -> None:
+async def test_injected_latency_delays_the_answer(client: httpx2.AsyncClient, sim: Simulator) -> None:
     sim.model_faults["openai/gpt-4o"] = Fault(latency=0.05)
     sim.latency = 0.02
     with anyio.fail_after(5):
@@ -755,7 +759,7 @@ async def test_injected_latency_delays_the_answer(client: httpx.AsyncClient, sim
 
 
 @pytest.mark.anyio
-async def test_stream_follows_openrouter_wire_format(client: httpx.AsyncClient) -> None:
+async def test_stream_follows_openrouter_wire_format(client: httpx2.AsyncClient) -> None:
     response = await client.post("/chat/completions", json=chat_body(stream=True))
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/event-stream")
@@ -773,7 +777,7 @@ async def test_stream_follows_openrouter_wire_format(client: httpx.AsyncClient) 
 
 
 @pytest.mark.anyio
-async def test_streamed_tool_calls_arrive_as_indexed_argument_fragments(client: httpx.AsyncClient) -> None:
+async def test_streamed_tool_calls_arrive_as_indexed_argument_fragments(client: httpx2.AsyncClient) -> None:
     body = chat_body("Use get_weather and get_time", stream=True, tools=[WEATHER_TOOL, TIME_TOOL])
     chunks = data_chunks((await client.post("/chat/completions", json=body)).text)
     calls: dict[int, dict[str, str]] = {}
@@ -791,7 +795,7 @@ async def test_streamed_tool_calls_arrive_as_indexed_argument_fragments(client: 
 
 
 @pytest.mark.anyio
-async def test_mid_stream_error_ends_the_stream_with_an_error_chunk(client: httpx.AsyncClient, sim: Simulator) -> None:
+async def test_mid_stream_error_ends_the_stream_with_an_error_chunk(client: httpx2.AsyncClient, sim: Simulator) -> None:
     sim.model_faults["openai/gpt-4o"] = Fault(mid_stream_error=True)
     response = await client.post("/chat/completions", json=chat_body(stream=True))
     assert response.status_code == 200
@@ -811,7 +815,7 @@ async def test_mid_stream_error_ends_the_stream_with_an_error_chunk(client: http
 
 @pytest.mark.anyio
 async def test_streaming_errors_before_the_first_token_are_plain_json(
-    client: httpx.AsyncClient, sim: Simulator
+    client: httpx2.AsyncClient, sim: Simulator
 ) -> None:
     sim.model_faults["openai/gpt-4o"] = Fault(status=429, retry_after=1)
     response = await client.post("/chat/completions", json=chat_body(stream=True))
@@ -825,7 +829,7 @@ async def test_streaming_errors_before_the_first_token_are_plain_json(
 
 
 @pytest.mark.anyio
-async def test_messages_answers_an_anthropic_message_with_openrouter_cost(client: httpx.AsyncClient) -> None:
+async def test_messages_answers_an_anthropic_message_with_openrouter_cost(client: httpx2.AsyncClient) -> None:
     body = {"model": "anthropic/claude-sonnet-4", "max_tokens": 100, "system": "Be brief.",
             "messages": [{"role": "user", "content": "Hello Claude"}]}  # fmt: skip
     validate_request("POST", "/messages", body)
@@ -841,7 +845,7 @@ async def test_messages_answers_an_anthropic_message_with_openrouter_cost(client
 
 
 @pytest.mark.anyio
-async def test_messages_tool_choice_any_returns_tool_use(client: httpx.AsyncClient) -> None:
+async def test_messages_tool_choice_any_returns_tool_use(client: httpx2.AsyncClient) -> None:
     body = {
         "model": "anthropic/claude-sonnet-4",
         "messages": [{"role": "user", "content": "Paris"}],
@@ -854,7 +858,7 @@ async def test_messages_tool_choice_any_returns_tool_use(client: httpx.AsyncClie
 
 
 @pytest.mark.anyio
-async def test_messages_errors_use_the_anthropic_envelope(client: httpx.AsyncClient, sim: Simulator) -> None:
+async def test_messages_errors_use_the_anthropic_envelope(client: httpx2.AsyncClient, sim: Simulator) -> None:
     sim.model_faults["anthropic/claude-sonnet-4"] = Fault(status=429, retry_after=4)
     body = {"model": "anthropic/claude-sonnet-4", "messages": [{"role": "user", "content": "Hi"}]}
     response = await client.post("/messages", json=body)
@@ -869,7 +873,7 @@ async def test_messages_errors_use_the_anthropic_envelope(client: httpx.AsyncCli
 
 
 @pytest.mark.anyio
-async def test_messages_fallbacks_route_to_the_next_model(client: httpx.AsyncClient, sim: Simulator) -> None:
+async def test_messages_fallbacks_route_to_the_next_model(client: httpx2.AsyncClient, sim: Simulator) -> None:
     sim.model_faults["anthropic/claude-sonnet-4"] = Fault(status=529)
     body = {"model": "anthropic/claude-sonnet-4", "fallbacks": [{"model": "openai/gpt-4o"}],
             "messages": [{"role": "user", "content": "Hi"}]}  # fmt: skip
@@ -883,7 +887,7 @@ async def test_messages_fallbacks_route_to_the_next_model(client: httpx.AsyncCli
 
 
 @pytest.mark.anyio
-async def test_coinbase_validates_the_body_then_answers_410_gone(client: httpx.AsyncClient) -> None:
+async def test_coinbase_validates_the_body_then_answers_410_gone(client: httpx2.AsyncClient) -> None:
     bad = await client.post("/credits/coinbase", json={"amount": 10, "sender": "0xabc", "chain_id": 5})
     assert bad.status_code == 400
     good = await client.post("/credits/coinbase", json={"amount": 10, "sender": "0xabc", "chain_id": 8453})
@@ -901,7 +905,7 @@ VERIFIER = "v" * 43 + "-_~." + "9" * 10
 
 
 async def consented_code(
-    client: httpx.AsyncClient, callback: str = "http://127.0.0.1:8765/callback/s1", **extra: str
+    client: httpx2.AsyncClient, callback: str = "http://127.0.0.1:8765/callback/s1", **extra: str
 ) -> str:
     """The code the consent page sends back to `callback` for the S256 challenge of VERIFIER."""
     params = {"callback_url": callback, "code_challenge": s256(VERIFIER), "code_challenge_method": "S256", **extra}
@@ -911,7 +915,7 @@ async def consented_code(
 
 
 @pytest.mark.anyio
-async def test_sign_in_exchange_matches_the_openapi_contract(anonymous: httpx.AsyncClient) -> None:
+async def test_sign_in_exchange_matches_the_openapi_contract(anonymous: httpx2.AsyncClient) -> None:
     body = {"code": await consented_code(anonymous), "code_verifier": VERIFIER, "code_challenge_method": "S256"}
     validate_request("POST", "/auth/keys", body)
 
@@ -930,7 +934,7 @@ async def test_sign_in_exchange_matches_the_openapi_contract(anonymous: httpx.As
 
 @pytest.mark.anyio
 async def test_the_exchange_refuses_a_verifier_that_does_not_match_the_s256_challenge(
-    anonymous: httpx.AsyncClient, sim: Simulator
+    anonymous: httpx2.AsyncClient, sim: Simulator
 ) -> None:
     code = await consented_code(anonymous)
     body = {"code": code, "code_verifier": VERIFIER + "x", "code_challenge_method": "S256"}
@@ -944,7 +948,7 @@ async def test_the_exchange_refuses_a_verifier_that_does_not_match_the_s256_chal
 
 @pytest.mark.anyio
 async def test_the_consent_page_redirects_with_the_code_alone_keeping_the_callbacks_path_and_query(
-    anonymous: httpx.AsyncClient,
+    anonymous: httpx2.AsyncClient,
 ) -> None:
     params = {"callback_url": "https://app.example/cb/path?x=1", "state": "abc", "code_challenge": "c"}
 
@@ -960,7 +964,7 @@ async def test_the_consent_page_redirects_with_the_code_alone_keeping_the_callba
 @pytest.mark.anyio
 @pytest.mark.parametrize("callback", ["http://example.com/cb", "ftp://127.0.0.1/cb", "", "http://127.0.0.2:80/cb"])
 async def test_the_consent_page_refuses_a_callback_neither_https_nor_on_localhost(
-    anonymous: httpx.AsyncClient, callback: str
+    anonymous: httpx2.AsyncClient, callback: str
 ) -> None:
     page = await anonymous.get(CONSENT_URL, params={"callback_url": callback})
     assert page.status_code == 400 and "callback_url" in page.text
@@ -968,7 +972,7 @@ async def test_the_consent_page_refuses_a_callback_neither_https_nor_on_localhos
 
 @pytest.mark.anyio
 async def test_a_key_the_exchange_created_is_accepted_with_its_limit_recorded(
-    anonymous: httpx.AsyncClient, sim: Simulator
+    anonymous: httpx2.AsyncClient, sim: Simulator
 ) -> None:
     code = await consented_code(anonymous, "http://localhost:1/callback/s", limit="2.5")
     body = {"code": code, "code_verifier": VERIFIER, "code_challenge_method": "S256"}
@@ -982,7 +986,7 @@ async def test_a_key_the_exchange_created_is_accepted_with_its_limit_recorded(
 
 
 @pytest.mark.anyio
-async def test_requests_are_recorded_counted_and_reset(client: httpx.AsyncClient, sim: Simulator) -> None:
+async def test_requests_are_recorded_counted_and_reset(client: httpx2.AsyncClient, sim: Simulator) -> None:
     sim.path_faults["/credits"] = Fault(status=500)
     await client.get("/models", params={"limit": "5"})
     await client.get("/models")
@@ -1014,7 +1018,7 @@ async def test_real_server_streams_events_incrementally() -> None:
     arrivals: list[tuple[float, str]] = []
     with serve_in_thread(sim) as base_url:
         assert base_url.startswith("http://127.0.0.1:") and base_url.endswith("/api/v1")
-        async with httpx.AsyncClient(base_url=base_url, headers=AUTH) as c:
+        async with httpx2.AsyncClient(base_url=base_url, headers=AUTH) as c:
             with anyio.fail_after(10):
                 assert (await c.get("/models/count")).json()["data"]["count"] > 0
                 body = chat_body(_long_prompt(), stream=True)
@@ -1037,7 +1041,7 @@ async def test_real_server_streams_events_incrementally() -> None:
 async def test_client_disconnect_stops_the_stream_and_is_counted() -> None:
     sim = Simulator(api_key=KEY, model_count=20, stream_chunk_delay=0.02)
     with serve_in_thread(sim) as base_url:
-        async with httpx.AsyncClient(base_url=base_url, headers=AUTH) as c:
+        async with httpx2.AsyncClient(base_url=base_url, headers=AUTH) as c:
             with anyio.fail_after(10):
                 async with c.stream("POST", "/chat/completions", json=chat_body(_long_prompt(), stream=True)) as r:
                     async for line in r.aiter_lines():

@@ -18,7 +18,7 @@ from typing import Any
 
 import anyio
 import anyio.to_thread
-import httpx
+import httpx2
 import pytest
 from anyio.streams.buffered import BufferedByteReceiveStream
 from mcp import Client
@@ -414,7 +414,7 @@ async def test_an_sse_server_stopped_while_a_client_is_connected_exits_without_a
 ) -> None:
     """SIGTERM with an SSE stream open: the SDK's endpoint would answer twice on the way out (a traceback)."""
     async with async_http_server(env=server_env(upstream_url), transport="sse") as served:
-        async with httpx.AsyncClient() as http, http.stream("GET", f"{served.url}/sse") as stream:
+        async with httpx2.AsyncClient() as http, http.stream("GET", f"{served.url}/sse") as stream:
             lines = stream.aiter_lines()
             with anyio.fail_after(STARTUP_TIMEOUT):
                 assert await anext(lines) == "event: endpoint"

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import anyio
-import httpx
+import httpx2
 import pytest
 from mcp import Client
 from mcp.types import CallToolResult
@@ -37,7 +37,7 @@ def error_payload(result: CallToolResult) -> dict[str, Any]:
 
 def mock_client(handler: Any, **changes: Any) -> OpenRouterClient:
     settings = Settings(api_key=SecretStr(TEST_KEY), base_url="http://upstream.test/api/v1", **changes)
-    return OpenRouterClient(settings, httpx.AsyncClient(transport=httpx.MockTransport(handler)))
+    return OpenRouterClient(settings, httpx2.AsyncClient(transport=httpx2.MockTransport(handler)))
 
 
 async def test_an_answer_over_the_size_cap_is_a_clear_error_that_is_not_retried(
@@ -60,8 +60,8 @@ async def test_an_endless_body_without_a_length_is_read_only_up_to_the_cap() -> 
             sent += 1024
             yield b"x" * 1024
 
-    def answer(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(200, content=endless())
+    def answer(request: httpx2.Request) -> httpx2.Response:
+        return httpx2.Response(200, content=endless())
 
     client = mock_client(answer, max_response_bytes=MIB)
     with anyio.fail_after(10), pytest.raises(errors.ResponseTooLargeError) as caught:
@@ -78,8 +78,8 @@ async def test_a_declared_length_over_the_cap_is_refused_before_reading_the_body
         read = True
         yield b"{}"
 
-    def answer(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(200, content=body(), headers={"content-length": str(3 * MIB)})
+    def answer(request: httpx2.Request) -> httpx2.Response:
+        return httpx2.Response(200, content=body(), headers={"content-length": str(3 * MIB)})
 
     with pytest.raises(errors.ResponseTooLargeError):
         await mock_client(answer, max_response_bytes=2 * MIB).list_providers()
@@ -90,8 +90,8 @@ async def test_an_answer_just_under_the_cap_is_read_whole() -> None:
     credits = {"data": {"total_credits": 5.0, "total_usage": 1.0}}
     body = json.dumps(credits).encode()
 
-    def answer(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(200, content=body)
+    def answer(request: httpx2.Request) -> httpx2.Response:
+        return httpx2.Response(200, content=body)
 
     result = await mock_client(answer, max_response_bytes=len(body)).get_credits()
     assert result.total_credits == 5.0
@@ -119,8 +119,8 @@ async def test_a_stream_line_that_never_ends_is_bounded_by_the_cap_too() -> None
         while True:
             yield b"y" * 4096
 
-    def answer(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(200, content=one_endless_line(), headers={"content-type": "text/event-stream"})
+    def answer(request: httpx2.Request) -> httpx2.Response:
+        return httpx2.Response(200, content=one_endless_line(), headers={"content-type": "text/event-stream"})
 
     client = mock_client(answer, max_response_bytes=MIB)
     with anyio.fail_after(10), pytest.raises(errors.ResponseTooLargeError):
@@ -178,8 +178,8 @@ async def test_a_header_value_that_is_not_ascii_is_an_invalid_arguments_error(
 
 
 async def test_a_refused_header_quoting_the_key_becomes_an_invalid_arguments_error_without_the_key() -> None:
-    def refuse(request: httpx.Request) -> httpx.Response:
-        raise httpx.LocalProtocolError(f"Illegal header value b'Bearer {TEST_KEY}\\n'", request=request)
+    def refuse(request: httpx2.Request) -> httpx2.Response:
+        raise httpx2.LocalProtocolError(f"Illegal header value b'Bearer {TEST_KEY}\\n'", request=request)
 
     with pytest.raises(errors.InvalidRequestError) as caught:
         await mock_client(refuse).get_current_key()
@@ -225,7 +225,7 @@ async def test_the_drip_fault_delivers_the_whole_answer_a_byte_at_a_time(upstrea
 
     sim.path_faults["/credits"] = Fault(drip=0.001)
     pieces: list[bytes] = []
-    async with httpx.AsyncClient() as http:
+    async with httpx2.AsyncClient() as http:
         headers = {"Authorization": f"Bearer {TEST_KEY}"}
         async with http.stream("GET", f"{upstream_url}/credits", headers=headers) as response:
             async for piece in response.aiter_raw():

@@ -27,7 +27,11 @@ HTTP_PATHS: dict[Transport, str] = {"streamable-http": "/mcp", "sse": "/sse"}
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
 DEFAULT_MAX_REQUEST_BYTES = 1024 * 1024
-DEFAULT_MAX_CONCURRENT_PER_CLIENT = 4
+#: Upstream-calling tool calls one client may run at once: one person's agent host running 8 parallel chats (or
+#: sub-agents) from one address is not refused.
+DEFAULT_MAX_CONCURRENT_PER_CLIENT = 8
+#: Seconds a call over that limit waits for one of the client's calls to finish before it is refused.
+DEFAULT_CONCURRENCY_WAIT = 15.0
 #: Open sessions per client: a person running several hosts and agents at once holds a handful, and at about
 #: 40 KB per idle session, 32 of them cost about 1.3 MB, so even a hundred users stay far from the SDK's cap.
 DEFAULT_MAX_SESSIONS_PER_CLIENT = 32
@@ -51,6 +55,7 @@ class HttpOptions:
     allowed_origins: tuple[str, ...] = ()
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
     max_concurrent_per_client: int = DEFAULT_MAX_CONCURRENT_PER_CLIENT
+    concurrency_wait: float = DEFAULT_CONCURRENCY_WAIT
     max_sessions_per_client: int = DEFAULT_MAX_SESSIONS_PER_CLIENT
     session_idle_timeout: float = DEFAULT_SESSION_IDLE_TIMEOUT
     #: Seconds a client may take to send a request's line and headers, and then its body, before its connection

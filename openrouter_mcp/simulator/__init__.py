@@ -1,6 +1,6 @@
 """A faithful simulated OpenRouter API, served as an ASGI app under ``/api/v1``.
 
-Used three ways: in-process by ``openrouter-mcp --demo`` (through ``httpx.ASGITransport``), by tests and
+Used three ways: in-process by ``openrouter-mcp --demo`` (through ``httpx2.ASGITransport``), by tests and
 benchmarks on a real loopback server (:func:`serve_in_thread`), and from another process with
 ``python -m openrouter_mcp.simulator --port N``.
 

@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict
 
 from openrouter_mcp._sdk import ToolInputBase, whole_arguments_tool
 from openrouter_mcp.errors import NotAllowedError, OpenRouterError
+from openrouter_mcp.serving.limits import limit_key
 from openrouter_mcp.serving.scopes import caller, check_tool_allowed
 from openrouter_mcp.state import AppState
 from openrouter_mcp.tools.argument_errors import InvalidArguments, validate_or_refuse
@@ -140,7 +141,8 @@ def build_tool(spec: ToolSpec[Any, Any], schemas: dict[str, Any] | None = None) 
                 raise ValueError(args.message)
             # Only calls that spend credits count against a client's limit: they hold an upstream request for
             # seconds, while the catalog and account tools answer from cache or in one quick round trip.
-            async with state.limits.slot(user) if state.limits and spec.paid else nullcontext():
+            limits = state.limits if spec.paid else None
+            async with limits.slot(limit_key(ctx.request_context.request, user)) if limits else nullcontext():
                 result = await spec.handler(args, state, ctx)
             data = (
                 result if isinstance(result, dict) else result.model_dump(mode="json", by_alias=True, exclude_none=True)

@@ -1,7 +1,7 @@
-"""OpenRouterClient: one method per OpenRouter endpoint, and the only module that imports httpx.
+"""OpenRouterClient: one method per OpenRouter endpoint, and the only module that imports httpx2.
 
-Every httpx exception and every error answer is translated here, once, into `errors.py`'s tree,
-with the API key scrubbed from whatever text we pass on.
+httpx2 is httpx's maintained line (the stack the `mcp` SDK uses too). Every httpx2 exception and every error
+answer is translated here, once, into `errors.py`'s tree, with the API key scrubbed from whatever text we pass on.
 
 Every call is bounded in time and in size, whatever the upstream does: an overall deadline per kind of call
 (`Settings.lookup_deadline`, `chat_deadline`, `stream_deadline`; the read timeout alone lets an answer that
@@ -13,14 +13,17 @@ bytes of one answer read into memory (`Settings.max_response_bytes`), read incre
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable, Mapping
+import select
+import ssl
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 from urllib.parse import quote
 
 import anyio
-import httpx
+import httpcore2
+import httpx2
 import pydantic_core
 from pydantic import BaseModel, ValidationError
 
@@ -65,7 +68,7 @@ class _Answer:
     """An upstream answer read whole, within the size cap: what the parsers need of it."""
 
     status_code: int
-    headers: httpx.Headers
+    headers: httpx2.Headers
     content: bytes
     #: The request's URL path, as messages name it (`/api/v1/models`).
     path: str
@@ -75,24 +78,114 @@ class _Answer:
         return self.content.decode("utf-8", errors="replace")
 
 
-def build_http_client(settings: Settings, *, asgi_app: Callable[..., Any] | None = None) -> httpx.AsyncClient:
+#: The upstream connection pool. Every connection a burst opened is kept alive for the next one: with fewer
+#: keep-alive slots than concurrent calls, each call past them opened a connection (a TLS handshake against
+#: OpenRouter) and threw it away, and at 200 concurrent calls almost none reused one. 256 covers the 200
+#: concurrent calls the server is measured at (bench/load.py); calls past it wait for a connection (the pool
+#: timeout is the read timeout) rather than open sockets without bound. An idle connection is kept 30 s, so that
+#: those a burst opened are still there for the next one; one the server closed meanwhile is never reused (the
+#: pool checks each idle socket before it hands out a connection: see `_ProbedStream`).
+UPSTREAM_LIMITS = httpx2.Limits(max_connections=256, max_keepalive_connections=256, keepalive_expiry=30.0)
+
+
+def build_http_client(settings: Settings, *, asgi_app: Callable[..., Any] | None = None) -> httpx2.AsyncClient:
     """The one shared HTTP client of a process, configured from `settings`: every client is built here.
 
     `asgi_app` sends every request to that ASGI application in this process instead of the network (the
     demo's simulator); timeouts and limits are the same either way.
     """
-    timeout = httpx.Timeout(settings.read_timeout, connect=settings.connect_timeout)
-    transport = httpx.ASGITransport(app=asgi_app) if asgi_app is not None else None
-    return httpx.AsyncClient(timeout=timeout, limits=httpx.Limits(max_keepalive_connections=20), transport=transport)
+    timeout = httpx2.Timeout(settings.read_timeout, connect=settings.connect_timeout)
+    transport = httpx2.ASGITransport(app=asgi_app) if asgi_app is not None else None
+    http = httpx2.AsyncClient(timeout=timeout, limits=UPSTREAM_LIMITS, transport=transport)
+    probe_idle_connections_cheaply(http)
+    return http
+
+
+def probe_idle_connections_cheaply(http: httpx2.AsyncClient) -> bool:
+    """Give the connection pool of `http`'s default transport our `_ProbingBackend`; False if it has no such pool.
+
+    httpx2 takes no network backend, so it is set on the pool it built (before any connection exists): the client
+    keeps everything else it set up from the environment (proxies, certificates). A later httpx2 that lays out
+    its transport differently leaves the pool as it is (tests/test_cli.py checks this one does).
+    """
+    pool = getattr(getattr(http, "_transport", None), "_pool", None)
+    if type(pool) is not httpcore2.AsyncConnectionPool or not hasattr(pool, "_network_backend"):
+        return False
+    pool._network_backend = _ProbingBackend()
+    return True
+
+
+class _ProbingBackend(httpcore2.AsyncNetworkBackend):
+    """httpcore2's anyio backend, with streams that answer "is the server's close waiting?" in one syscall.
+
+    Each time the pool places a request (twice a call) it asks every idle connection whether the server closed
+    it. httpcore2 answers by building anyio's table of socket attributes to find the socket, then a `poll`
+    object: about 10 µs, so 5 ms a call with 200 idle connections after a burst, five times what the call
+    costs otherwise. `_ProbedStream` keeps the socket registered with one `poll` object instead.
+    """
+
+    def __init__(self) -> None:
+        self._inner = httpcore2.AnyIOBackend()
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore2.AsyncNetworkStream:
+        stream = await self._inner.connect_tcp(host, port, timeout, local_address, socket_options)
+        return _ProbedStream(stream)
+
+    async def connect_unix_socket(
+        self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
+    ) -> httpcore2.AsyncNetworkStream:
+        return _ProbedStream(await self._inner.connect_unix_socket(path, timeout, socket_options))
+
+    async def sleep(self, seconds: float) -> None:
+        await self._inner.sleep(seconds)
+
+
+class _ProbedStream(httpcore2.AsyncNetworkStream):
+    """A network stream whose `is_readable` is one `poll` on a socket registered once."""
+
+    def __init__(self, inner: httpcore2.AsyncNetworkStream) -> None:
+        self._inner = inner
+        self._poll: select.poll | None = None
+        sock = inner.get_extra_info("socket")
+        if sock is not None and sock.fileno() >= 0:
+            self._poll = select.poll()
+            self._poll.register(sock.fileno(), select.POLLIN)
+
+    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return await self._inner.read(max_bytes, timeout)
+
+    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        await self._inner.write(buffer, timeout)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+    async def start_tls(
+        self, ssl_context: ssl.SSLContext, server_hostname: str | None = None, timeout: float | None = None
+    ) -> httpcore2.AsyncNetworkStream:
+        return _ProbedStream(await self._inner.start_tls(ssl_context, server_hostname, timeout))
+
+    def get_extra_info(self, info: str) -> Any:
+        if info == "is_readable" and self._poll is not None:
+            # Readable while idle means the server's close (b"") is waiting; a closed socket (POLLNVAL) counts too.
+            return bool(self._poll.poll(0))
+        return self._inner.get_extra_info(info)
 
 
 class OpenRouterClient:
-    """Typed access to the OpenRouter API over an injected `httpx.AsyncClient`.
+    """Typed access to the OpenRouter API over an injected `httpx2.AsyncClient`.
 
     The client does not own `http` unless it created it; `aclose()` closes only what it owns.
     """
 
-    def __init__(self, settings: Settings, http: httpx.AsyncClient | None = None) -> None:
+    def __init__(self, settings: Settings, http: httpx2.AsyncClient | None = None) -> None:
         self._settings = settings
         self._owns_http = http is None
         self._http = http if http is not None else build_http_client(settings)
@@ -106,7 +199,7 @@ class OpenRouterClient:
             **settings.extra_headers,
         }
         #: (path, router metadata, has a body) -> parsed URL and headers, built on first use.
-        self._prepared: dict[tuple[str, bool, bool], tuple[httpx.URL, httpx.Headers]] = {}
+        self._prepared: dict[tuple[str, bool, bool], tuple[httpx2.URL, httpx2.Headers]] = {}
 
     async def aclose(self) -> None:
         if self._owns_http:
@@ -164,7 +257,7 @@ class OpenRouterClient:
             what, "POST", "/chat/completions", {**body, "stream": True}, router_metadata=router_metadata
         )
         ends = anyio.current_time() + limit
-        response: httpx.Response | None = None
+        response: httpx2.Response | None = None
         with anyio.move_on_at(ends):
             with self._translate_transport_errors():
                 response = await self._http.send(request, stream=True)
@@ -184,7 +277,7 @@ class OpenRouterClient:
             with anyio.CancelScope(shield=True):  # closing must happen even when a deadline cancelled us
                 await response.aclose()
 
-    async def _iter_chunks(self, response: httpx.Response, what: str, ends: float) -> AsyncIterator[ChatChunk]:
+    async def _iter_chunks(self, response: httpx2.Response, what: str, ends: float) -> AsyncIterator[ChatChunk]:
         generation_id = response.headers.get("x-generation-id")
         finished, events = False, 0
         with self._translate_transport_errors():
@@ -334,7 +427,7 @@ class OpenRouterClient:
         *,
         params: Mapping[str, Any] | None = None,
         router_metadata: bool = False,
-    ) -> httpx.Request:
+    ) -> httpx2.Request:
         """`_request`, with what httpx refuses to build turned into a clear error (a backstop: see url_parts).
 
         Raises:
@@ -343,7 +436,7 @@ class OpenRouterClient:
         """
         try:
             return self._request(method, path, json_body, params=params, router_metadata=router_metadata)
-        except (httpx.InvalidURL, UnicodeEncodeError) as exc:
+        except (httpx2.InvalidURL, UnicodeEncodeError) as exc:
             raise _refused(what, self._redact(str(exc))) from None
 
     def _request(
@@ -354,7 +447,7 @@ class OpenRouterClient:
         *,
         params: Mapping[str, Any] | None = None,
         router_metadata: bool = False,
-    ) -> httpx.Request:
+    ) -> httpx2.Request:
         """The request for `path`; its URL and headers are parsed once per kind of request, not on every call.
 
         The body is encoded by pydantic-core (Rust): several times faster than the json.dumps of `json=`.
@@ -371,7 +464,7 @@ class OpenRouterClient:
                 fields["Content-Type"] = "application/json"
             if len(self._prepared) >= 64:  # paths with ids in them (a model's endpoints) must not grow it forever
                 self._prepared.clear()
-            prepared = self._prepared[key] = (httpx.URL(self._base + path), httpx.Headers(fields))
+            prepared = self._prepared[key] = (httpx2.URL(self._base + path), httpx2.Headers(fields))
         url, headers = prepared
         # None rather than {} when empty: httpx would otherwise rebuild the URL to merge an empty query.
         query = {k: url_parts.query_value(k, v) for k, v in params.items() if v is not None} if params else None
@@ -417,7 +510,7 @@ class OpenRouterClient:
             raise self._status_error(answer)
         return answer
 
-    async def _read_capped(self, response: httpx.Response, what: str) -> bytes:
+    async def _read_capped(self, response: httpx2.Response, what: str) -> bytes:
         """The body of `response` within `Settings.max_response_bytes`. Raises: ResponseTooLargeError."""
         declared = response.headers.get("content-length")
         cap = self._settings.max_response_bytes
@@ -437,7 +530,7 @@ class OpenRouterClient:
             body = None
         envelope = body.get("error") if isinstance(body, dict) else None
         if not isinstance(envelope, dict):
-            text = response.text[:300] if response.content else httpx.codes.get_reason_phrase(response.status_code)
+            text = response.text[:300] if response.content else httpx2.codes.get_reason_phrase(response.status_code)
             envelope = {"message": f"HTTP {response.status_code}: {text}"}
         return error_from_body(
             envelope,
@@ -521,23 +614,23 @@ class _TransportErrors:
         return None
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any) -> Literal[False]:
-        if exc is None or isinstance(exc, OpenRouterError) or not isinstance(exc, httpx.HTTPError):
+        if exc is None or isinstance(exc, OpenRouterError) or not isinstance(exc, httpx2.HTTPError):
             return False
         message = self._redact(str(exc) or type(exc).__name__)
-        if isinstance(exc, httpx.LocalProtocolError):
+        if isinstance(exc, httpx2.LocalProtocolError):
             # Raised before anything is written: our own request is what the HTTP stack refused (a header value).
             what = f"{exc.request.method} {exc.request.url.path}" if _has_request(exc) else "the request"
             raise _refused(what, message) from None
-        if isinstance(exc, httpx.TimeoutException):
+        if isinstance(exc, httpx2.TimeoutException):
             raise UpstreamTimeout(f"OpenRouter did not answer in time ({type(exc).__name__}): {message}") from None
-        if isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError | httpx.WriteError | httpx.ConnectError):
+        if isinstance(exc, httpx2.RemoteProtocolError | httpx2.ReadError | httpx2.WriteError | httpx2.ConnectError):
             raise UpstreamConnectionError(f"Connection to OpenRouter failed: {message}") from None
-        if isinstance(exc, httpx.DecodingError):
+        if isinstance(exc, httpx2.DecodingError):
             raise MalformedResponseError(f"OpenRouter's answer could not be decoded: {message}") from None
         raise TransportError(f"HTTP transport error talking to OpenRouter: {message}") from None
 
 
-def _has_request(exc: httpx.RequestError) -> bool:
+def _has_request(exc: httpx2.RequestError) -> bool:
     try:
         exc.request  # noqa: B018 -- httpx raises RuntimeError when the error carries no request
     except RuntimeError:
@@ -545,7 +638,7 @@ def _has_request(exc: httpx.RequestError) -> bool:
     return True
 
 
-def _answer(response: httpx.Response, content: bytes) -> _Answer:
+def _answer(response: httpx2.Response, content: bytes) -> _Answer:
     return _Answer(response.status_code, response.headers, content, response.request.url.path)
 
 

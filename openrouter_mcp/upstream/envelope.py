@@ -59,7 +59,7 @@ def error_from_body(
 def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
     """Seconds from `Retry-After` (delta-seconds or HTTP-date), bounded; None when absent or junk.
 
-    `headers` look names up without regard to case, as `httpx.Headers` does.
+    `headers` look names up without regard to case, as `httpx2.Headers` does.
     """
     raw = headers.get("retry-after")
     if not raw:
