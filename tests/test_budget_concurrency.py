@@ -29,7 +29,8 @@ from openrouter_mcp.simulator import Fault, Simulator
 from openrouter_mcp.state import AppState
 from openrouter_mcp.tools.chat import _estimate_tokens
 
-pytestmark = pytest.mark.anyio
+# slow: bursts of concurrent paid calls and deliberate lock waits.
+pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
 MINI = "openai/gpt-4o-mini"  # 0.15 / 0.6 USD per million tokens in the simulator's catalog
 TEXT = "Say something short about budgets."

@@ -141,6 +141,7 @@ def test_starting_the_cli_imports_neither_sqlite_nor_the_upstream_client_until_t
 HTTP_STACKS = {"httpx", "httpx2", "httpcore", "httpcore2"}
 
 
+@pytest.mark.slow
 def test_only_the_upstream_client_imports_httpx2_at_run_time() -> None:
     importers = set()
     for source in PACKAGE.rglob("*.py"):
@@ -162,6 +163,7 @@ def test_only_the_upstream_client_imports_httpx2_at_run_time() -> None:
     assert importers == {"upstream/client.py"}
 
 
+@pytest.mark.slow
 def test_no_module_of_the_project_imports_httpx_0_28_which_is_not_a_dependency() -> None:
     # httpx2 is the one HTTP stack (the SDK's): the package, its tests and benchmarks use it. httpx itself is not
     # installed by pyproject, so a module importing it would pass on a machine that happens to have it and fail

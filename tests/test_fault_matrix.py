@@ -23,7 +23,8 @@ from openrouter_mcp.simulator import Fault, Simulator
 from tests.conftest import TEST_KEY
 from tests.upstream_tools import UPSTREAM_TOOLS
 
-pytestmark = pytest.mark.anyio
+# slow: a sweep of every upstream tool against every fault (about a hundred calls).
+pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
 #: (fault, the error kind it must give, whether the result must say a retry can help)
 FAULTS: list[tuple[str, Fault, str, bool]] = [

@@ -32,7 +32,8 @@ from tests.audit_data import PARITY_RECORDS, PRIVACY
 from tests.postgres import PostgresCluster, create_database, throwaway_cluster
 from tests.processes import free_port
 
-pytestmark = pytest.mark.anyio
+# slow: a throwaway PostgreSQL cluster and a database per test.
+pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parents[1]
 MAR_1 = datetime(2025, 3, 1, tzinfo=UTC).timestamp()

@@ -31,7 +31,8 @@ from tests.audit_data import PARITY_RECORDS, PRIVACY
 from tests.postgres import PostgresCluster, create_database, throwaway_cluster
 from tests.processes import SERVER, STARTUP_TIMEOUT, async_http_server, free_port, server_env
 
-pytestmark = pytest.mark.anyio
+# slow: a throwaway PostgreSQL cluster and server processes.
+pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
 HELLO = [{"role": "user", "content": "Count to three."}]
 #: A budget of a few calls of the simulator's gpt-4o-mini at max_tokens 16 (the reservation is the worst case).

@@ -261,6 +261,7 @@ async def test_a_verifier_that_does_not_match_the_challenge_is_refused_by_openro
     assert page.status_code == 400 and "Sign-in failed" in page.text
 
 
+@pytest.mark.slow
 @pytest.mark.anyio
 async def test_no_answer_within_the_timeout_says_how_to_get_more_time(settings: Settings, tmp_path: Path) -> None:
     def browser_that_never_comes_back(url: str) -> bool:
@@ -290,6 +291,7 @@ async def test_a_port_in_use_says_which_and_how_to_choose_another(settings: Sett
     assert "--port" in str(caught.value)
 
 
+@pytest.mark.slow
 @pytest.mark.anyio
 async def test_a_browser_that_cannot_be_opened_leaves_the_printed_url_to_use(
     settings: Settings, tmp_path: Path

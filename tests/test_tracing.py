@@ -172,6 +172,7 @@ def run_python(code: str, **env: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow
 def test_without_the_otel_sdk_asking_for_traces_warns_and_the_server_still_builds() -> None:
     code = (
         "import sys; sys.modules['opentelemetry.sdk'] = None\n"
@@ -222,6 +223,7 @@ def test_a_tracer_provider_set_up_before_the_server_is_kept() -> None:
     assert done.returncode == 0, done.stderr
 
 
+@pytest.mark.slow
 def test_a_server_asked_for_no_traces_imports_no_opentelemetry_sdk() -> None:
     code = (
         "import sys\n"

@@ -12,6 +12,7 @@ bytes of one answer read into memory (`Settings.max_response_bytes`), read incre
 
 from __future__ import annotations
 
+import functools
 import json
 import select
 import ssl
@@ -96,9 +97,18 @@ def build_http_client(settings: Settings, *, asgi_app: Callable[..., Any] | None
     """
     timeout = httpx2.Timeout(settings.read_timeout, connect=settings.connect_timeout)
     transport = httpx2.ASGITransport(app=asgi_app) if asgi_app is not None else None
-    http = httpx2.AsyncClient(timeout=timeout, limits=UPSTREAM_LIMITS, transport=transport)
+    http = httpx2.AsyncClient(timeout=timeout, limits=UPSTREAM_LIMITS, transport=transport, verify=_tls_context())
     probe_idle_connections_cheaply(http)
     return http
+
+
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    """The process's one TLS context (the system's CA certificates, as httpx2 sets them up by default).
+
+    Loading the certificates takes ~20 ms: once per process, not once per client (tests and the demo build many).
+    """
+    return httpx2.create_ssl_context()
 
 
 def probe_idle_connections_cheaply(http: httpx2.AsyncClient) -> bool:
