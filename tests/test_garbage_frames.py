@@ -30,7 +30,7 @@ from openrouter_mcp.config import Settings
 from openrouter_mcp.server import build_server
 from openrouter_mcp.serving.auth import HashedTokenVerifier, TokenEntry
 from openrouter_mcp.serving.frames import frame_error
-from openrouter_mcp.serving.http import HttpOptions, http_app
+from openrouter_mcp.serving.http import SSE_MESSAGE_PATH, HttpOptions, http_app
 from tests.processes import EXIT_TIMEOUT, SERVER, handshake_lines, server_env
 from tests.team import ALICE, ALICE_HASH, INITIALIZE, MCP_HEADERS
 
@@ -296,3 +296,19 @@ async def test_other_methods_and_paths_pass_untouched() -> None:
             session = {"mcp-session-id": opened.headers["mcp-session-id"]}
             assert (await http.delete("/mcp", headers=MCP_HEADERS | session)).status_code == 200
             assert (await http.post("/elsewhere", content=b"hello", headers=MCP_HEADERS)).status_code == 404
+
+
+async def test_over_sse_a_garbage_message_post_gets_400_and_its_json_rpc_error() -> None:
+    server = build_server(Settings())
+    app = http_app(server, HttpOptions(transport="sse"))
+    transport = httpx2.ASGITransport(app=app, client=("127.0.0.1", 40000))
+    with anyio.fail_after(30):
+        async with httpx2.AsyncClient(transport=transport, base_url=BASE, timeout=10.0) as http:
+            for name, (frame, code, request_id) in GARBAGE.items():
+                refused = await http.post(f"{SSE_MESSAGE_PATH}?session_id=0123", content=frame)
+                assert refused.status_code == 400, (name, refused.text)
+                error = refused.json()
+                assert (error["error"]["code"], error["id"]) == (code, request_id), (name, error)
+            # A valid message for no session still gets the SDK's own answer: the frame was fine.
+            unknown = await http.post(f"{SSE_MESSAGE_PATH}?session_id=0123", content=ping(1))
+            assert unknown.status_code != 400 or "jsonrpc" not in unknown.text

@@ -114,8 +114,9 @@ def _readable_id(parsed: Any) -> RequestId | None:
 
 
 class GarbageFrames:
-    """ASGI middleware: a POST to streamable HTTP's `path` whose body is no JSON-RPC message gets 400 and the
-    JSON-RPC error `frame_error` gives; any other request goes on to `app` as it came.
+    """ASGI middleware: a POST to `path` (streamable HTTP's endpoint, or SSE's message endpoint) whose body is no
+    JSON-RPC message gets 400 and the JSON-RPC error `frame_error` gives; any other request goes on to `app` as it
+    came.
 
     It reads at most `max_bytes` of a body: a longer one goes on untouched, for the SDK to refuse with 413.
     `authenticated`: a request without an identity goes on unread, for the SDK to refuse with 401.

@@ -24,6 +24,8 @@ Transport = Literal["stdio", "sse", "streamable-http"]
 TRANSPORTS: tuple[Transport, ...] = ("stdio", "sse", "streamable-http")
 #: Where each HTTP transport answers (the SDK's defaults): streamable HTTP at one URL, SSE's event stream at one.
 HTTP_PATHS: dict[Transport, str] = {"streamable-http": "/mcp", "sse": "/sse"}
+#: Where SSE clients post their messages (the SDK's default, which the server keeps).
+SSE_MESSAGE_PATH = "/messages/"
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
 DEFAULT_MAX_REQUEST_BYTES = 1024 * 1024
@@ -165,6 +167,7 @@ def http_app(server: MCPServer[Any], options: HttpOptions, verifier: HashedToken
             host=options.host,
             max_request_body_size=options.max_request_bytes,
             sse_path=HTTP_PATHS["sse"],
+            message_path=SSE_MESSAGE_PATH,
         )
     else:
         # Stateless: every POST gets a fresh transport and no session id, so any process behind a load
@@ -195,18 +198,18 @@ def http_app(server: MCPServer[Any], options: HttpOptions, verifier: HashedToken
                 on_refused=(lambda: metrics.refused("too_many_sessions")) if metrics is not None else None,
             )
         )
-    if options.transport == "streamable-http":
-        from openrouter_mcp.serving.frames import GarbageFrames
+    from openrouter_mcp.serving.frames import GarbageFrames
 
-        # Innermost, after authentication: a body that is no JSON-RPC message gets JSON-RPC's answer.
-        inner.user_middleware.append(
-            Middleware(
-                GarbageFrames,
-                path=HTTP_PATHS["streamable-http"],
-                max_bytes=options.max_request_bytes,
-                authenticated=verifier is not None,
-            )
+    # Innermost, after authentication: a body that is no JSON-RPC message gets JSON-RPC's answer, on the path
+    # messages are posted to (streamable HTTP's endpoint; SSE's message endpoint).
+    inner.user_middleware.append(
+        Middleware(
+            GarbageFrames,
+            path=HTTP_PATHS["streamable-http"] if options.transport == "streamable-http" else SSE_MESSAGE_PATH,
+            max_bytes=options.max_request_bytes,
+            authenticated=verifier is not None,
         )
+    )
     app: ASGIApp = OneResponsePerRequest(inner) if options.transport == "sse" else inner
     if verifier is not None:
         if metrics is not None:
