@@ -23,6 +23,7 @@ from pydantic import SecretStr
 from openrouter_mcp import __version__
 from openrouter_mcp.audit.database import open_database, resolve_database_url
 from openrouter_mcp.audit.lazy import LazyAudit, open_audit
+from openrouter_mcp.cli_args import positive_int, positive_seconds
 from openrouter_mcp.config import (
     API_KEY_ENV,
     API_KEY_FILE_ENV,
@@ -100,26 +101,6 @@ SUBCOMMANDS: dict[str, Subcommand] = {
     ),
     "logout": Subcommand("openrouter_mcp.login:main_logout", "", "remove the key `login` stored"),
 }
-
-
-def _positive_int(raw: str) -> int:
-    try:
-        value = int(raw)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{raw!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
-def _positive_seconds(raw: str) -> float:
-    try:
-        value = float(raw)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{raw!r} is not a number of seconds") from None
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {raw}")
-    return value
 
 
 class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
@@ -247,14 +228,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--max-request-bytes",
-        type=_positive_int,
+        type=positive_int,
         default=DEFAULT_MAX_REQUEST_BYTES,
         metavar="N",
         help=f"HTTP transports: answer 413 to a request body over N bytes (default {DEFAULT_MAX_REQUEST_BYTES})",
     )
     parser.add_argument(
         "--max-concurrent-per-client",
-        type=_positive_int,
+        type=positive_int,
         default=DEFAULT_MAX_CONCURRENT_PER_CLIENT,
         metavar="N",
         help="HTTP transports: a client's upstream-calling tool call while N of its calls are running (per token "
@@ -263,7 +244,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--concurrency-wait",
-        type=_positive_seconds,
+        type=positive_seconds,
         default=DEFAULT_CONCURRENCY_WAIT,
         metavar="SECONDS",
         help="HTTP transports: how long a call over --max-concurrent-per-client waits for a slot "
@@ -271,7 +252,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--max-sessions-per-client",
-        type=_positive_int,
+        type=positive_int,
         default=DEFAULT_MAX_SESSIONS_PER_CLIENT,
         metavar="N",
         help="HTTP transports: answer 429 to a client's request for a new session while it holds N (per token "
@@ -279,7 +260,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--session-idle-timeout",
-        type=_positive_seconds,
+        type=positive_seconds,
         default=DEFAULT_SESSION_IDLE_TIMEOUT,
         metavar="SECONDS",
         help="streamable HTTP: close a session that has had no request in flight for SECONDS; its id then gets "
@@ -287,7 +268,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--header-timeout",
-        type=_positive_seconds,
+        type=positive_seconds,
         default=DEFAULT_HEADER_TIMEOUT,
         metavar="SECONDS",
         help="HTTP transports: close a connection that takes over SECONDS to send a request's line and headers, "
@@ -295,7 +276,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--max-connections",
-        type=_positive_int,
+        type=positive_int,
         default=DEFAULT_MAX_CONNECTIONS,
         metavar="N",
         help=f"HTTP transports: answer 503 while N connections are open (default {DEFAULT_MAX_CONNECTIONS})",

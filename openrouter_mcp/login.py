@@ -34,6 +34,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import anyio
 import anyio.abc
 
+from openrouter_mcp.cli_args import port_number, positive_seconds, positive_usd
 from openrouter_mcp.config import Settings, checked_api_key, key_variables_set
 from openrouter_mcp.errors import ConfigurationError, OpenRouterError
 from openrouter_mcp.keystore import KeyStore
@@ -271,36 +272,6 @@ def _say(text: str) -> None:
     sys.stderr.flush()
 
 
-def _usd(raw: str) -> float:
-    try:
-        value = float(raw)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{raw!r} is not an amount in USD") from None
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a positive amount in USD, got {raw}")
-    return value
-
-
-def _port(raw: str) -> int:
-    try:
-        value = int(raw)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{raw!r} is not a port number") from None
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"must be 0 to 65535, got {value}")
-    return value
-
-
-def _seconds(raw: str) -> float:
-    try:
-        value = float(raw)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{raw!r} is not a number of seconds") from None
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {raw}")
-    return value
-
-
 def main_login(argv: list[str], *, open_browser: BrowserOpener | None = None) -> int:
     """`openrouter-mcp login [--no-browser] [--limit USD] [--port N] [--timeout SECONDS]`.
 
@@ -313,17 +284,19 @@ def main_login(argv: list[str], *, open_browser: BrowserOpener | None = None) ->
         "OPENROUTER_API_KEY_FILE are unset.",
     )
     parser.add_argument("--no-browser", action="store_true", help="print the sign-in URL instead of opening it")
-    parser.add_argument("--limit", type=_usd, metavar="USD", help="a spending limit for the new key (default: none)")
+    parser.add_argument(
+        "--limit", type=positive_usd, metavar="USD", help="a spending limit for the new key (default: none)"
+    )
     parser.add_argument(
         "--port",
-        type=_port,
+        type=port_number,
         default=0,
         metavar="N",
         help="loopback port for OpenRouter's redirect back (default: any free port)",
     )
     parser.add_argument(
         "--timeout",
-        type=_seconds,
+        type=positive_seconds,
         default=DEFAULT_TIMEOUT,
         metavar="SECONDS",
         help=f"how long to wait for the sign-in (default {DEFAULT_TIMEOUT:g})",
