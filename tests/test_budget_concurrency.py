@@ -13,6 +13,7 @@ from typing import Any
 
 import anyio
 import anyio.from_thread
+import anyio.lowlevel
 import pytest
 from mcp import Client
 from mcp.types import CallToolResult
@@ -251,9 +252,10 @@ async def test_a_write_waiting_on_a_lock_never_blocks_the_event_loop(
     settings: Settings, sim: Simulator, db: Path, locked: sqlite3.Connection
 ) -> None:
     opened = anyio.Event()
+    loop = anyio.lowlevel.current_token()
 
     # Runs in the ledger's thread: the ledger's first write comes next, and waits on the lock.
-    opener = Opener(db, busy_timeout=60.0, on_open=lambda: anyio.from_thread.run_sync(opened.set))
+    opener = Opener(db, busy_timeout=60.0, on_open=lambda: anyio.from_thread.run_sync(opened.set, token=loop))
     server = build_server(settings, personas=config(), audit=opener)
     done: list[CallToolResult] = []
     async with Client(server) as client:

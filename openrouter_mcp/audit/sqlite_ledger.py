@@ -1,8 +1,8 @@
-"""The SQLite engine of the `Ledger`: the `AuditLog` file, driven from worker threads, never from the event loop.
+"""The SQLite engine of the `Ledger`: the `AuditLog` file, driven from a worker thread, never from the event loop.
 
-Every operation runs in a worker thread, one at a time (a capacity limiter of one: SQLite has one writer
-per file anyway), so a slow disk or a lock held by another process delays ledger calls only, never the
-event loop or the tools that do not wait on the ledger. The queue is bounded: past `max_queue` waiting
+Every operation runs in one worker thread (`audit/worker.py`), one at a time (SQLite has one writer per file
+anyway), so a slow disk or a lock held by another process delays ledger calls only, never the event loop or
+the tools that do not wait on the ledger. The queue is bounded: past `max_queue` waiting
 operations a call fails at once with `AuditError` (the caller refuses a budgeted call, or spools an
 answered one) instead of piling up behind a stuck disk.
 
@@ -24,6 +24,7 @@ from openrouter_mcp.audit.ledger import Cooldown, Reservation, ReservationReques
 from openrouter_mcp.audit.log import AuditLog, CallRecord, UsageSummary
 from openrouter_mcp.audit.schema import COLUMNS, row_as_dict
 from openrouter_mcp.audit.spool import Spool
+from openrouter_mcp.audit.worker import SqliteWorker
 from openrouter_mcp.errors import AuditError
 from openrouter_mcp.routing.budgets import BudgetLimit
 from openrouter_mcp.routing.personas import Privacy
@@ -43,8 +44,7 @@ class SqliteLedger:
         self._log: AuditLog | None = log if isinstance(log, AuditLog) else None
         self._opener = None if isinstance(log, AuditLog) else log
         self.spool = spool
-        self._max_queue = max_queue
-        self._limiter = anyio.CapacityLimiter(1)
+        self._worker = SqliteWorker(max_queue=max_queue)
         # Replay at the first successful operation (a spool left by an earlier run), then after each spool.
         self._replay_due = spool is not None
 
@@ -58,9 +58,7 @@ class SqliteLedger:
         self._replay_due = self.spool is not None
 
     async def _run(self, operation: Callable[[AuditLog], T]) -> T:
-        if self._limiter.statistics().tasks_waiting >= self._max_queue:
-            raise AuditError(f"the audit ledger is backed up ({self._max_queue} operations waiting on the disk)")
-        return await anyio.to_thread.run_sync(partial(self._in_thread, operation), limiter=self._limiter)
+        return await self._worker.run(partial(self._in_thread, operation))
 
     def _in_thread(self, operation: Callable[[AuditLog], T]) -> T:
         if self._log is None:
@@ -126,7 +124,8 @@ class SqliteLedger:
         if self._log is not None:
             log = self._log
             with anyio.CancelScope(shield=True):
-                await anyio.to_thread.run_sync(log.close, limiter=self._limiter)
+                await self._worker.run(log.close)
+        self._worker.stop()
 
 
 def _batch(log: AuditLog, *, since: float | None, after_id: int) -> list[dict[str, Any]]:
