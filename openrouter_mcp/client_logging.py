@@ -186,11 +186,6 @@ class ClientLogs:
                 self._logger_level = package.level
             package.setLevel(threshold)
 
-    @property
-    def listening(self) -> int:
-        """How many connections asked for log records."""
-        return len(self._levels)
-
     async def _set_level(self, ctx: ServerRequestContext[Any, Any], params: SetLevelRequestParams) -> EmptyResult:
         connection = connection_of(ctx)
         if self._redact is None:

@@ -73,9 +73,6 @@ class ResourceSubscriptions:
         # the handler above; 2026-07-28 connections derive theirs from `subscriptions/listen`.)
         declare_list_changed(server, NotificationOptions(resources_changed=True))
 
-    def subscribed(self, connection: Connection) -> frozenset[str]:
-        return frozenset(self._by_connection.get(connection, ()))
-
     async def _subscribe(self, ctx: ServerRequestContext[Any, Any], params: SubscribeRequestParams) -> EmptyResult:
         uri = str(params.uri)
         _check_subscribable(ctx, uri)

@@ -18,7 +18,6 @@ from functools import partial
 from typing import Any, TypeVar
 
 import anyio
-import anyio.to_thread
 
 from openrouter_mcp.audit.ledger import Cooldown, Reservation, ReservationRequest, WindowSpend
 from openrouter_mcp.audit.log import AuditLog, CallRecord, UsageSummary

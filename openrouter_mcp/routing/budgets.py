@@ -59,11 +59,6 @@ class BudgetLimit:
     since: float
     resets: float
 
-    def describe(self) -> str:
-        """`persona 'x' daily budget`, as a refusal names it."""
-        who = "the server's" if self.scope == "server" else f"{self.scope} {self.name!r}'s"
-        return f"{who} {self.period} budget"
-
 
 def budget_limits(scope: ScopeKind, name: str, budget: Budget | None, now: float) -> list[BudgetLimit]:
     """The windows of `budget` (daily, monthly; those it sets) around `now`, for one scope."""
