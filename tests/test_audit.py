@@ -268,8 +268,10 @@ def test_a_version_1_log_is_migrated_and_keeps_its_rows(db: Path) -> None:
         assert new["transport"] == "stdio"
         assert log.spent(persona="writer", since=MAR_1) == pytest.approx(0.75)
     with raw(db) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == AuditLog.SCHEMA_VERSION == 3
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == AuditLog.SCHEMA_VERSION == 4
         indexes = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+        triggers = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'")}
+    assert triggers == {"calls_settle"}
     indexes -= {name for name in indexes if name.startswith("sqlite_autoindex_")}
     assert indexes == {"calls_ts", "calls_persona_ts", "calls_record_id", "calls_user_ts", "reservations_expires"}
 
@@ -291,7 +293,7 @@ def test_a_log_from_a_newer_version_is_refused_and_left_untouched(db: Path) -> N
     with raw(db) as conn:
         conn.execute("PRAGMA user_version = 99")
     with pytest.raises(
-        AuditError, match="written by a newer openrouter-mcp \\(schema v99; this version reads up to v3"
+        AuditError, match="written by a newer openrouter-mcp \\(schema v99; this version reads up to v4"
     ):
         AuditLog(db)
     with raw(db) as conn:

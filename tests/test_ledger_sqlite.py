@@ -5,11 +5,13 @@ Real SQLite files in temp dirs; the two-process test spawns real processes on on
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sqlite3
 import subprocess
 import sys
+import threading
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
@@ -18,12 +20,12 @@ import anyio
 import pytest
 
 from openrouter_mcp.audit.ledger import Cooldown, ReservationRequest
-from openrouter_mcp.audit.log import AuditLog, CallRecord
+from openrouter_mcp.audit.log import MAX_ROWS_PER_STATEMENT, AuditLog, CallRecord
 from openrouter_mcp.audit.spool import Spool
-from openrouter_mcp.audit.sqlite_ledger import SqliteLedger
+from openrouter_mcp.audit.sqlite_ledger import MAX_BATCH, SqliteLedger
 from openrouter_mcp.errors import AuditError, BudgetExceededError
 from openrouter_mcp.routing.budgets import BudgetLimit, budget_limits
-from openrouter_mcp.routing.personas import Budget
+from openrouter_mcp.routing.personas import Budget, Privacy
 from tests.audit_data import V1_DDL, raw
 
 pytestmark = pytest.mark.anyio
@@ -225,6 +227,74 @@ async def test_a_full_queue_fails_at_once_instead_of_piling_up(db: Path) -> None
     ledger = SqliteLedger(lambda: AuditLog(db), max_queue=0)
     with pytest.raises(AuditError, match="backed up"):
         await ledger.record(row(cost=0.1))
+
+
+class GatedLog(AuditLog):
+    """An audit log whose first write waits for `gate`, and which notes the size of every batch it writes."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.gate = threading.Event()
+        self.batches: list[int] = []
+
+    def record_many(self, records: Sequence[tuple[CallRecord, Privacy | None]]) -> int:
+        if not self.batches:
+            self.batches.append(0)  # the first write has started
+            assert self.gate.wait(30)
+        self.batches.append(len(records))
+        return super().record_many(records)
+
+
+async def test_records_that_finish_while_a_write_is_under_way_are_written_together_in_batches(db: Path) -> None:
+    log = GatedLog(db)
+    ledger = SqliteLedger(log)
+    held = [await ledger.reserve(ask(server_daily(100.0), 0.5)) for _ in range(150)]
+    try:
+        with anyio.fail_after(30):
+            async with anyio.create_task_group() as group:
+                group.start_soon(ledger.record, row(cost=0.01, reservation=held[0].id))
+                while not log.batches:  # the first write is in the thread, waiting at the gate
+                    await anyio.sleep(0.001)
+                for reservation in held[1:]:
+                    group.start_soon(ledger.record, row(cost=0.01, reservation=reservation.id))
+                await anyio.wait_all_tasks_blocked()
+                log.gate.set()
+        [limit] = server_daily(100.0)
+        spend = await ledger.spend(limit, now=NOW)
+    finally:
+        await ledger.aclose()
+    # One write for the first record, then the 149 that queued behind it, at most MAX_BATCH to a write.
+    assert log.batches == [0, 1, MAX_BATCH, MAX_BATCH, 149 - 2 * MAX_BATCH]
+    assert spend.settled == pytest.approx(1.5) and spend.reserved == 0.0
+    with raw(db) as conn:
+        assert conn.execute("SELECT COUNT(*), COUNT(DISTINCT record_id) FROM calls").fetchone() == (150, 150)
+
+
+def test_a_batch_larger_than_one_statement_is_committed_whole_and_settles_every_row(db: Path) -> None:
+    count = MAX_ROWS_PER_STATEMENT + 44
+    with AuditLog(db) as log:
+        held = [log.reserve(ask(server_daily(1000.0), 1.0)) for _ in range(count)]
+        log.record_many([(row(cost=0.5, reservation=reservation.id), None) for reservation in held])
+        [limit] = server_daily(1000.0)
+        spend = log.window_spend(limit, now=NOW)
+    assert spend.settled == pytest.approx(count * 0.5) and spend.reserved == 0.0
+    with raw(db) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM calls").fetchone() == (count,)
+
+
+def test_a_batch_that_cannot_be_written_leaves_nothing_behind(db: Path) -> None:
+    count = MAX_ROWS_PER_STATEMENT + 1
+    with AuditLog(db) as log:
+        held = log.reserve(ask(server_daily(10.0), 1.0))
+        records = [(row(cost=0.5, reservation=held.id), None) for _ in range(count)]
+        # The last row breaks a NOT NULL constraint: it goes in the batch's second statement, after 256 rows.
+        records[-1] = (dataclasses.replace(row(cost=0.5), user=None), None)  # type: ignore[arg-type]
+        with pytest.raises(AuditError, match="NOT NULL constraint failed: calls.user"):
+            log.record_many(records)
+        [limit] = server_daily(10.0)
+        assert log.window_spend(limit, now=NOW).total == 1.0  # still reserved, nothing settled
+    with raw(db) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM calls").fetchone() == (0,)
 
 
 @pytest.mark.slow

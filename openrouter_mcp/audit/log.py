@@ -20,16 +20,16 @@ import pydantic_core
 from openrouter_mcp.audit.files import create_private, tighten
 from openrouter_mcp.audit.ledger import Cooldown, Reservation, ReservationRequest, WindowSpend
 from openrouter_mcp.audit.schema import (
-    ADD_SPEND,
     APPLICATION_ID,
     COLUMNS,
-    INSERT,
     MIGRATIONS,
     SCOPE_FILTERS,
     SPENT_ALL,
     SPENT_BY_PERSONA,
     WINDOW_RESERVED,
     WINDOW_SETTLED,
+    WRITTEN_COUNT,
+    insert_rows,
     row_as_dict,
 )
 from openrouter_mcp.config import AUDIT_DB_ENV
@@ -46,6 +46,8 @@ _EXPORT_BATCH = 500
 #: one 50 MB answer must not turn every call into a 100 MB write on the hot path (`audit tail` and `export`
 #: read rows whole). 256 KiB still keeps a ~60,000-token prompt or answer whole.
 MAX_STORED_JSON_BYTES = 256 * 1024
+#: Rows per INSERT statement when writing a batch (SQLite allows 32,766 values in one statement).
+MAX_ROWS_PER_STATEMENT = 256
 
 
 @dataclass(frozen=True)
@@ -244,9 +246,8 @@ class AuditLog:
         try:
             version = self._version()
             for script in MIGRATIONS[version:]:
-                for statement in script.split(";"):
-                    if statement.strip():
-                        self._db.execute(statement)
+                for statement in _statements(script):
+                    self._db.execute(statement)
             self._db.execute(f"PRAGMA user_version = {self.SCHEMA_VERSION}")
             self._db.execute("COMMIT")
         except BaseException:
@@ -267,15 +268,50 @@ class AuditLog:
         return version
 
     def record(self, record: CallRecord, *, privacy: Privacy | None = None) -> int:
-        """Write one call and commit it; returns its row id. `privacy` overrides the log's default.
+        """Write one call and commit it, settling its reservation; returns its row id. `privacy` overrides the
+        log's default.
 
         Raises:
             AuditError: the row could not be written (disk full, another writer held the lock past
                 the busy timeout, log closed) or `privacy` is not a known mode.
         """
-        mode = self.privacy if privacy is None else privacy
+        return self.record_many([(record, privacy)])
+
+    def record_many(self, records: Sequence[tuple[CallRecord, Privacy | None]]) -> int:
+        """Write calls (each with its privacy override, None: the log's default) in one statement, committed
+        together: every row or none. Each row settles its reservation and adds what it charged to its scopes'
+        daily totals (the `calls_settle` trigger, in the same transaction); a row already stored (its `record_id`,
+        a replay) is skipped, and neither charges nor settles again.
+
+        Returns the row id of the last row written.
+
+        Raises:
+            AuditError: the rows could not be written (nothing was), or a privacy is not a known mode.
+        """
+        params: list[Any] = []
+        rowid: int | None = None
+        for record, privacy in records:
+            params.extend(self._row(record, self.privacy if privacy is None else privacy))
+        try:
+            with self._locked():
+                for start in range(0, len(records), MAX_ROWS_PER_STATEMENT):
+                    count = min(MAX_ROWS_PER_STATEMENT, len(records) - start)
+                    if start == 0 and count < len(records):
+                        self._db.execute("BEGIN IMMEDIATE")  # more rows than one statement takes: one transaction
+                    values = params[start * WRITTEN_COUNT : (start + count) * WRITTEN_COUNT]
+                    rowid = self._db.execute(insert_rows(count), values).lastrowid
+                if len(records) > MAX_ROWS_PER_STATEMENT:
+                    self._db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            self._roll_back()
+            raise AuditError(f"could not write to the audit log {self.path}: {exc}") from None
+        assert rowid is not None  # an INSERT always sets it
+        return rowid
+
+    def _row(self, record: CallRecord, mode: Privacy) -> tuple[Any, ...]:
+        """`record`'s values in `schema.insert_rows`' column order, keeping of its content what `mode` says."""
         kept = kept_content(record, mode, self._max_field_bytes)
-        row = (
+        return (
             record.ts,
             record.user,
             record.persona,
@@ -299,31 +335,8 @@ class AuditLog:
             kept.response_sha256,
             record.record_id,
             record.charged,
+            record.reservation_id,
         )
-        charge = record.cost if record.charged is None else record.charged
-        if record.outcome not in ("ok", "error"):
-            charge = None
-        try:
-            with self._locked():
-                if record.reservation_id is None and charge is None:
-                    rowid = self._db.execute(INSERT, row).lastrowid
-                else:
-                    # The settle: the row, its spend in the day's totals, and the end of its reservation, at once.
-                    with self._transaction():
-                        cursor = self._db.execute(INSERT, row)
-                        rowid = cursor.lastrowid
-                        if charge is not None and cursor.rowcount == 1:  # not a replay of a row already stored
-                            day = (record.ts // 86_400) * 86_400.0
-                            totals = [("server", "", day, charge), ("user", record.user, day, charge)]
-                            if record.persona is not None:
-                                totals.append(("persona", record.persona, day, charge))
-                            self._db.executemany(ADD_SPEND, totals)
-                        if record.reservation_id is not None:
-                            self._db.execute("DELETE FROM reservations WHERE id = ?", (record.reservation_id,))
-        except sqlite3.Error as exc:
-            raise AuditError(f"could not write to the audit log {self.path}: {exc}") from None
-        assert rowid is not None  # an INSERT always sets it
-        return rowid
 
     def reserve(self, request: ReservationRequest) -> Reservation:
         """Hold up to `request.amount` against every limit, atomically with the check (see `Ledger.reserve`).
@@ -411,6 +424,14 @@ class AuditLog:
         """
         rows = self._query("SELECT key, until, strikes FROM cooldowns WHERE until > ? ORDER BY key", (now,))
         return [Cooldown(key, float(until), int(strikes)) for key, until, strikes in rows]
+
+    def _roll_back(self) -> None:
+        """End a transaction a failed statement left open (SQLite rolls back some failures by itself)."""
+        try:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass  # the connection is closed or unusable; the next operation reports that
 
     @contextmanager
     def _transaction(self, begin: str = "BEGIN IMMEDIATE") -> Iterator[None]:
@@ -544,6 +565,18 @@ class AuditLog:
                     self._db.execute("COMMIT")
         except sqlite3.Error as exc:
             raise AuditError(f"could not read the audit log {self.path}: {exc}") from None
+
+
+def _statements(script: str) -> Iterator[str]:
+    """The SQL statements of a migration script, each whole (a trigger's body included)."""
+    statement = ""
+    for line in script.splitlines(keepends=True):
+        statement += line
+        if sqlite3.complete_statement(statement):
+            yield statement.strip()
+            statement = ""
+    if statement.strip():
+        yield statement.strip()
 
 
 def _never_finalize(connection: sqlite3.Connection) -> None:

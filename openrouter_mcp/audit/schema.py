@@ -12,7 +12,8 @@ from typing import Any
 #: Marks our files (`PRAGMA application_id`), so `--db` pointed at some other SQLite file is refused.
 APPLICATION_ID = 0x4F524D43  # "ORMC"
 
-#: One script per version step; statements are split on ";", so none may contain one.
+#: One script per version step, run statement by statement (split where `sqlite3.complete_statement` says one ends,
+#: so a trigger's body stays whole).
 MIGRATIONS: list[str] = [
     # v1: the base table, and the time index that usage reports and exports scan.
     f"""
@@ -87,6 +88,23 @@ MIGRATIONS: list[str] = [
         SELECT 'user', user, CAST(ts / 86400 AS INTEGER) * 86400.0 AS d, SUM(COALESCE(charged, cost)) FROM calls
         WHERE outcome IN ('ok', 'error') AND COALESCE(charged, cost) IS NOT NULL GROUP BY user, d
     """,
+    # v4: the settle moves into the row's own INSERT. A trigger adds a charged row's amount to its scopes' daily
+    # totals and ends the reservation it names, so writing a call is one statement (one implicit transaction,
+    # atomic as before), and a batch of calls one multi-row statement: each statement the writer thread runs
+    # gives the event loop's thread the interpreter lock back and must win it again, which under load is what a
+    # write costs. A replayed row (record_id already there) inserts nothing, so it neither charges nor settles.
+    """
+    ALTER TABLE calls ADD COLUMN reservation_id TEXT;
+    CREATE TRIGGER calls_settle AFTER INSERT ON calls BEGIN
+        INSERT INTO spend_days (scope, name, day, amount)
+            SELECT scope, name, CAST(NEW.ts / 86400 AS INTEGER) * 86400.0, COALESCE(NEW.charged, NEW.cost)
+            FROM (SELECT 'server' AS scope, '' AS name UNION ALL SELECT 'user', NEW.user
+                  UNION ALL SELECT 'persona', NEW.persona WHERE NEW.persona IS NOT NULL)
+            WHERE NEW.outcome IN ('ok', 'error') AND COALESCE(NEW.charged, NEW.cost) IS NOT NULL
+            ON CONFLICT (scope, name, day) DO UPDATE SET amount = amount + excluded.amount;
+        DELETE FROM reservations WHERE NEW.reservation_id IS NOT NULL AND id = NEW.reservation_id;
+    END
+    """,
 ]
 
 # Read back under the names CallRecord uses; the JSON columns are decoded by row_as_dict.
@@ -96,13 +114,22 @@ COLUMNS = (
     "arguments_json AS arguments, arguments_sha256, response_json AS response, response_sha256"
 )
 NAMES = tuple(column.split()[-1] for column in COLUMNS.split(", "))
-INSERT = (
-    "INSERT INTO calls (ts, user, persona, transport, tool, outcome, latency_ms, requested_model, served_model, "
-    "provider, generation_id, prompt_tokens, completion_tokens, cost, attempts, error, privacy, "
-    "arguments_json, arguments_sha256, response_json, response_sha256, record_id, charged) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-    "ON CONFLICT (record_id) DO NOTHING"
+_WRITTEN = (
+    "ts, user, persona, transport, tool, outcome, latency_ms, requested_model, served_model, provider, generation_id, "
+    "prompt_tokens, completion_tokens, cost, attempts, error, privacy, arguments_json, arguments_sha256, "
+    "response_json, response_sha256, record_id, charged, reservation_id"
 )
+#: Values per written row, in `_WRITTEN`'s order.
+WRITTEN_COUNT = len(_WRITTEN.split(", "))
+_ROW = "(" + ", ".join(["?"] * WRITTEN_COUNT) + ")"
+
+
+def insert_rows(count: int) -> str:
+    """One statement writing `count` rows (the `calls_settle` trigger settles each); a row whose `record_id` is
+    already stored (a replay) is skipped."""
+    return f"INSERT INTO calls ({_WRITTEN}) VALUES {', '.join([_ROW] * count)} ON CONFLICT (record_id) DO NOTHING"
+
+
 # Refused calls never reached OpenRouter; failed ones may still have been charged (a stream cut short).
 SPENT_ALL = "SELECT COALESCE(SUM(cost), 0.0) FROM calls WHERE ts >= ? AND outcome IN ('ok', 'error')"
 SPENT_BY_PERSONA = SPENT_ALL + " AND persona = ?"
@@ -112,10 +139,6 @@ WINDOW_SETTLED = (
 )
 WINDOW_RESERVED = (
     "SELECT COALESCE(SUM(amount), 0.0) FROM reservations WHERE created >= ? AND created < ? AND expires > ?{scope}"
-)
-ADD_SPEND = (
-    "INSERT INTO spend_days (scope, name, day, amount) VALUES (?, ?, ?, ?) "
-    "ON CONFLICT (scope, name, day) DO UPDATE SET amount = amount + excluded.amount"
 )
 SCOPE_FILTERS = {"server": "", "persona": " AND persona = ?", "user": " AND user = ?"}
 

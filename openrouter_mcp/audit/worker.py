@@ -41,6 +41,15 @@ class SqliteWorker:
         Raises:
             AuditError: `max_queue` jobs are already waiting (a stuck disk), or whatever `job` raised.
         """
+        # Shielded: a cancelled caller must not leave the job running with nobody to take its result.
+        return await asyncio.shield(self.submit(job))
+
+    def submit(self, job: Callable[[], T]) -> asyncio.Future[T]:
+        """Queue `job` for the worker thread: the future (of the running loop) gets its result or exception.
+
+        Raises:
+            AuditError: `max_queue` jobs are already waiting (a stuck disk).
+        """
         if self._waiting >= self._max_queue:
             raise AuditError(f"the audit ledger is backed up ({self._max_queue} operations waiting on the disk)")
         if self._thread is None:
@@ -49,12 +58,12 @@ class SqliteWorker:
         loop = asyncio.get_running_loop()
         done: asyncio.Future[T] = loop.create_future()
         self._waiting += 1
-        try:
-            self._jobs.put((job, loop, done))
-            # Shielded: a cancelled caller must not leave the job running with nobody to take its result.
-            return await asyncio.shield(done)
-        finally:
-            self._waiting -= 1
+        done.add_done_callback(self._finished)
+        self._jobs.put((job, loop, done))
+        return done
+
+    def _finished(self, _: asyncio.Future[Any]) -> None:
+        self._waiting -= 1
 
     def stop(self) -> None:
         """Let the thread end once the jobs already queued are done."""
