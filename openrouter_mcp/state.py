@@ -21,6 +21,8 @@ from openrouter_mcp.routing.cooldowns import Cooldowns
 from openrouter_mcp.routing.personas import Budget, PersonasConfig, builtin
 
 if TYPE_CHECKING:
+    import asyncio
+
     import httpx2
 
     from openrouter_mcp.audit import AuditLog
@@ -69,6 +71,8 @@ class AppState:
         self.cooldowns = Cooldowns()
         #: When (`cooldowns.now()`) the cooldowns shared through the ledger were last read.
         self.cooldowns_pulled = float("-inf")
+        #: Work started for later calls (a read of the shared cooldowns), held until it ends.
+        self.background: set[asyncio.Task[None]] = set()
         self._audit: AuditLog | Callable[[], AuditLog] | None = None
         self._ledger: Ledger | None = None
         if hasattr(audit, "aclose"):  # another engine's ledger, given whole
@@ -155,6 +159,9 @@ class AppState:
         finally:
             async with self._lock:
                 self._users -= 1
+                if self._users == 0:
+                    for task in self.background:
+                        task.cancel()  # a read for calls that will not come
                 if self._users == 0 and self._client is not None:
                     client, self._client, self._catalog = self._client, None, None
                     with anyio.CancelScope(shield=True):

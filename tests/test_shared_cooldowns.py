@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import cast
 
+import anyio
 import pytest
 from mcp import Client
 
+from openrouter_mcp.audit.ledger import Cooldown, Ledger
 from openrouter_mcp.audit.log import AuditLog
 from openrouter_mcp.config import Settings
 from openrouter_mcp.routing import personas
@@ -14,6 +17,8 @@ from openrouter_mcp.routing.cooldowns import Cooldowns
 from openrouter_mcp.routing.personas import FallbackPolicy
 from openrouter_mcp.server import build_server
 from openrouter_mcp.simulator import Fault, Simulator
+from openrouter_mcp.state import AppState
+from openrouter_mcp.tools.routed_call import COOLDOWN_PULL_SECONDS, pull_cooldowns
 
 pytestmark = pytest.mark.anyio
 
@@ -59,3 +64,59 @@ def test_an_adopted_cooldown_never_shortens_a_longer_local_one_and_failures_are_
     cooldowns.adopt("m/z", -1.0, 1)  # expired elsewhere already
     assert cooldowns.blocking("m/y") == ("m/y", 5.0) and cooldowns.blocking("m/z") is None
     assert cooldowns.take_failures() == []  # adopted cooldowns are not shared back
+
+
+class HeldLedger:
+    """A ledger sharing one cooldown, whose reads of them wait until `release` is set; counts the reads."""
+
+    def __init__(self) -> None:
+        self.release = anyio.Event()
+        self.reads = 0
+
+    async def cooldowns(self, *, now: float) -> list[Cooldown]:
+        self.reads += 1
+        await self.release.wait()
+        return [Cooldown("m/x", now + 30, 1)]
+
+    async def aclose(self) -> None:
+        return None
+
+
+def remaining(state: AppState) -> float | None:
+    blocking = state.cooldowns.blocking("m/x")
+    return None if blocking is None else blocking[1]
+
+
+def state_pulled_ago(settings: Settings, ledger: HeldLedger, seconds: float) -> AppState:
+    state = AppState(settings, audit=cast(Ledger, ledger))
+    state.cooldowns = Cooldowns(clock=lambda: 1000.0)
+    state.cooldowns_pulled = 1000.0 - seconds
+    return state
+
+
+async def test_a_call_plans_with_a_copy_past_half_its_age_and_has_it_read_again_in_the_background(
+    settings: Settings,
+) -> None:
+    ledger = HeldLedger()
+    state = state_pulled_ago(settings, ledger, 0.7)
+    with anyio.fail_after(5):
+        await pull_cooldowns(state)  # returns while the read waits: this call does not wait on the ledger
+        await pull_cooldowns(state)  # nor does the next, which starts no second read
+        await anyio.wait_all_tasks_blocked()  # the read has started, and waits
+        assert ledger.reads == 1 and state.cooldowns.blocking("m/x") is None
+        ledger.release.set()
+        while state.background:
+            await anyio.sleep(0.001)
+    assert remaining(state) == pytest.approx(30, abs=1)
+
+
+async def test_a_call_whose_copy_is_a_whole_window_old_reads_the_shared_cooldowns_before_it_plans(
+    settings: Settings,
+) -> None:
+    ledger = HeldLedger()
+    ledger.release.set()
+    state = state_pulled_ago(settings, ledger, COOLDOWN_PULL_SECONDS)
+    with anyio.fail_after(5):
+        await pull_cooldowns(state)
+    assert ledger.reads == 1 and remaining(state) == pytest.approx(30, abs=1)
+    assert not state.background

@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from functools import partial
 from typing import Any, TypeVar
 
@@ -108,11 +108,16 @@ class SqliteLedger:
                 logger.error("could not replay the audit spool yet: %s", exc)
         return result
 
-    async def record(self, record: CallRecord, *, privacy: Privacy | None = None) -> None:
-        """Write `record` with the batch waiting for the worker (see the module docstring); committed on return.
+    def record(self, record: CallRecord, *, privacy: Privacy | None = None) -> Coroutine[Any, Any, None]:
+        """Write `record` with the batch waiting for the worker (see the module docstring); committed once the
+        returned coroutine returns.
+
+        Unlike an `async def`, the record is handed to the worker when this is called, not when it is awaited:
+        a caller can build its reply while the row is written, and await it just before the reply leaves.
 
         Raises:
-            AuditError: its batch could not be written, or the queue is full (a stuck disk).
+            AuditError: at once, when the queue is full (a stuck disk); when awaited, when its batch could not be
+                written.
         """
         if self._queued_records >= self._max_queue:
             raise AuditError(f"the audit ledger is backed up ({self._max_queue} records waiting on the disk)")
@@ -129,8 +134,11 @@ class SqliteLedger:
             self._batch = batch
         assert batch.written is not None
         self._queued_records += 1
+        return self._written(batch.written)
+
+    async def _written(self, written: asyncio.Future[None]) -> None:
         try:
-            await asyncio.shield(batch.written)
+            await asyncio.shield(written)
         finally:
             self._queued_records -= 1
 

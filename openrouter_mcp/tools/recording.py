@@ -10,6 +10,7 @@ once it works again), the result carries a `warning`, and the loss is logged wit
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
@@ -59,7 +60,7 @@ def charged_for(hold: Hold | None, outcome: str, cost: float | None, error_kind:
     return hold.reservation.amount
 
 
-async def record_call(
+def record_call(
     state: AppState,
     *,
     tool: str,
@@ -71,8 +72,10 @@ async def record_call(
     arguments: BaseModel | InvalidArguments,
     data: dict[str, Any] | None,
     error: str | None,
-) -> str | None:
+) -> Awaitable[str | None]:
     """Write the audit row of one call, settling its reservation (no-op when the audit log is off).
+
+    The write starts now (on SQLite; on PostgreSQL when awaited); await the result before the reply leaves.
 
     `data` is the structured result, or the error payload; for a `paid` tool (one that spends credits)
     the model, provider, generation, tokens and cost are read from it. `arguments` are dumped only when a
@@ -84,7 +87,7 @@ async def record_call(
     current_hold.set(None)
     ledger = state.ledger
     if ledger is None:
-        return None
+        return _nothing()
     args: dict[str, Any] = (
         arguments.audit_arguments()
         if isinstance(arguments, InvalidArguments)
@@ -125,7 +128,20 @@ async def record_call(
     except PersonaError:
         privacy = None
     try:
-        await ledger.record(record, privacy=privacy)
+        writing = ledger.record(record, privacy=privacy)
+    except AuditError as exc:
+        return _spool(ledger, record, privacy, exc)
+    return _written(writing, ledger, record, privacy)
+
+
+async def _nothing() -> None:
+    return None
+
+
+async def _written(writing: Awaitable[None], ledger: object, record: CallRecord, privacy: Privacy | None) -> str | None:
+    """None once the ledger has `record`; else the warning, with the record spooled."""
+    try:
+        await writing
     except AuditError as exc:
         return await _spool(ledger, record, privacy, exc)
     return None

@@ -135,6 +135,22 @@ def build_tool(spec: ToolSpec[Any, Any], schemas: dict[str, Any] | None = None) 
         data: dict[str, Any] | None = None
         error: str | None = "cancelled or crashed"
         refusal: str | None = None
+        recording: Awaitable[str | None] | None = None
+
+        def record() -> Awaitable[str | None]:
+            return record_call(
+                state,
+                tool=spec.name,
+                paid=spec.paid,
+                user=user,
+                started=started,
+                latency_ms=(time.perf_counter() - clock) * 1000,
+                outcome=outcome,
+                arguments=args,
+                data=data,
+                error=error,
+            )
+
         try:
             check_tool_allowed(state, spec.name)
             if isinstance(args, InvalidArguments):
@@ -148,6 +164,8 @@ def build_tool(spec: ToolSpec[Any, Any], schemas: dict[str, Any] | None = None) 
                 result if isinstance(result, dict) else result.model_dump(mode="json", by_alias=True, exclude_none=True)
             )
             outcome, error = "ok", None
+            # The row is written (in the ledger's thread) while the reply is built here; awaited below.
+            recording = record()
             text = pydantic_core.to_json(data).decode()  # compact UTF-8 JSON, as json.dumps but in Rust
             reply = CallToolResult(content=[TextContent(type="text", text=text)], structured_content=data)
             return reply
@@ -169,18 +187,7 @@ def build_tool(spec: ToolSpec[Any, Any], schemas: dict[str, Any] | None = None) 
             # Before the result leaves (shielded: a cancelled call is recorded too): an answered call is never
             # missing from the log. An answer whose record went to the spool says so in a `warning`.
             with anyio.CancelScope(shield=True):
-                warning = await record_call(
-                    state,
-                    tool=spec.name,
-                    paid=spec.paid,
-                    user=user,
-                    started=started,
-                    latency_ms=(time.perf_counter() - clock) * 1000,
-                    outcome=outcome,
-                    arguments=args,
-                    data=data,
-                    error=error,
-                )
+                warning = await (recording or record())
             if warning and reply is not None:
                 _add_warning(reply, warning)
 

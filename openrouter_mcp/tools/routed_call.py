@@ -9,6 +9,7 @@ ZDR endpoints when the persona asks for them, the process's cooldowns, the ledge
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -21,7 +22,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import anyio
 from pydantic import Field
 
-from openrouter_mcp.audit.ledger import Cooldown, Reservation, ReservationRequest
+from openrouter_mcp.audit.ledger import Cooldown, Ledger, Reservation, ReservationRequest
 from openrouter_mcp.errors import AuditError, BudgetExceededError, LedgerUnavailableError, MissingApiKeyError
 from openrouter_mcp.routing.budgets import BudgetLimit, budget_limits
 from openrouter_mcp.routing.fallback import RoutingRecord, Upstream, group_body, run_with_fallback, unwatched
@@ -236,16 +237,29 @@ def _observer(state: AppState, persona: Persona, body: Mapping[str, Any]) -> Att
 
 
 async def pull_cooldowns(state: AppState) -> None:
-    """Adopt the cooldowns other processes shared through the ledger, at most once per `COOLDOWN_PULL_SECONDS`.
+    """Adopt the cooldowns other processes shared through the ledger, so the copy a call plans with is never
+    older than `COOLDOWN_PULL_SECONDS`.
 
-    Between pulls the process's own copy answers, so a healthy call seldom pays a ledger read. Best effort:
-    a ledger that cannot be read leaves the local cooldowns as they are.
+    A copy younger than half of that is used as it is. One between half and the whole is still used, and read
+    again in the background for the calls that follow: a steady stream of calls never waits on the ledger for
+    this. Only a call finding an older copy (the first after an idle second) waits for the read. Best effort: a
+    ledger that cannot be read leaves the local cooldowns as they are.
     """
     ledger = state.ledger
     now = state.cooldowns.now()
-    if ledger is None or now - state.cooldowns_pulled < COOLDOWN_PULL_SECONDS:
+    age = now - state.cooldowns_pulled
+    if ledger is None or age < COOLDOWN_PULL_SECONDS / 2:
         return
-    state.cooldowns_pulled = now
+    state.cooldowns_pulled = now  # concurrent calls neither wait for this read nor start another
+    if age < COOLDOWN_PULL_SECONDS:
+        task = asyncio.get_running_loop().create_task(_adopt_shared_cooldowns(state, ledger))
+        state.background.add(task)  # held until done: the loop keeps only a weak reference
+        task.add_done_callback(state.background.discard)
+        return
+    await _adopt_shared_cooldowns(state, ledger)
+
+
+async def _adopt_shared_cooldowns(state: AppState, ledger: Ledger) -> None:
     try:
         shared = await ledger.cooldowns(now=time.time())
     except AuditError as exc:
