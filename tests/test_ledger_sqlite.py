@@ -249,14 +249,18 @@ async def test_records_that_finish_while_a_write_is_under_way_are_written_togeth
     log = GatedLog(db)
     ledger = SqliteLedger(log)
     held = [await ledger.reserve(ask(server_daily(100.0), 0.5)) for _ in range(150)]
+
+    async def write(record: CallRecord) -> None:
+        await ledger.record(record)
+
     try:
         with anyio.fail_after(30):
             async with anyio.create_task_group() as group:
-                group.start_soon(ledger.record, row(cost=0.01, reservation=held[0].id))
+                group.start_soon(write, row(cost=0.01, reservation=held[0].id))
                 while not log.batches:  # the first write is in the thread, waiting at the gate
                     await anyio.sleep(0.001)
                 for reservation in held[1:]:
-                    group.start_soon(ledger.record, row(cost=0.01, reservation=reservation.id))
+                    group.start_soon(write, row(cost=0.01, reservation=reservation.id))
                 await anyio.wait_all_tasks_blocked()
                 log.gate.set()
         [limit] = server_daily(100.0)
@@ -268,6 +272,30 @@ async def test_records_that_finish_while_a_write_is_under_way_are_written_togeth
     assert spend.settled == pytest.approx(1.5) and spend.reserved == 0.0
     with raw(db) as conn:
         assert conn.execute("SELECT COUNT(*), COUNT(DISTINCT record_id) FROM calls").fetchone() == (150, 150)
+
+
+async def test_a_caller_that_stops_waiting_leaves_the_rest_of_its_batch_waiting_and_its_row_is_still_written(
+    db: Path,
+) -> None:
+    log = GatedLog(db)
+    ledger = SqliteLedger(log)
+    first, impatient, patient = row(cost=0.1), row(cost=0.2), row(cost=0.3)
+    try:
+        with anyio.fail_after(30):
+            writing = ledger.record(first)
+            while not log.batches:  # the first write is in the thread, waiting at the gate
+                await anyio.sleep(0.001)
+            with anyio.move_on_after(0.01):
+                await ledger.record(impatient)  # joins the next batch, then stops waiting
+            waiting = ledger.record(patient)  # the same batch
+            log.gate.set()
+            await writing
+            await waiting
+        rows = await ledger.tail(10)
+    finally:
+        await ledger.aclose()
+    assert log.batches == [0, 1, 2]
+    assert [r["cost"] for r in rows] == [0.1, 0.2, 0.3]
 
 
 def test_a_batch_larger_than_one_statement_is_committed_whole_and_settles_every_row(db: Path) -> None:

@@ -34,7 +34,7 @@ What an engine may add beyond the protocol, and the server uses when present:
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -99,8 +99,10 @@ class Ledger(Protocol):
     event loop: an engine runs its storage I/O off the loop's thread.
     """
 
-    async def record(self, record: CallRecord, *, privacy: Privacy | None = None) -> None:
-        """Write one call's row (committed when this returns), settling its reservation if it names one.
+    def record(self, record: CallRecord, *, privacy: Privacy | None = None) -> Awaitable[None]:
+        """Write one call's row (committed once the awaitable returned is done), settling its reservation if it
+        names one. An engine may start the write when this is called (SQLite does: the caller can do other work
+        meanwhile) or when it is awaited (an `async def`).
 
         Atomic: the row is inserted and `record.reservation_id`'s reservation (if still there) deleted in
         one transaction. Idempotent on `record.record_id`: a second `record` of the same id (a replay

@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable
 from functools import partial
 from typing import Any, TypeVar
 
@@ -46,12 +46,12 @@ MAX_BATCH = 64
 
 
 class _Batch:
-    """Records waiting to be written together, and the future of the job that will write them."""
+    """Records waiting to be written together, and the future each record's caller awaits."""
 
     def __init__(self) -> None:
         self.records: list[tuple[CallRecord, Privacy | None]] = []
+        self.waiters: list[asyncio.Future[None]] = []
         self.taken = False  # the worker took the records: later ones start a new batch
-        self.written: asyncio.Future[None] | None = None
 
 
 class SqliteLedger:
@@ -108,39 +108,39 @@ class SqliteLedger:
                 logger.error("could not replay the audit spool yet: %s", exc)
         return result
 
-    def record(self, record: CallRecord, *, privacy: Privacy | None = None) -> Coroutine[Any, Any, None]:
+    def record(self, record: CallRecord, *, privacy: Privacy | None = None) -> asyncio.Future[None]:
         """Write `record` with the batch waiting for the worker (see the module docstring); committed once the
-        returned coroutine returns.
+        returned future is done.
 
         Unlike an `async def`, the record is handed to the worker when this is called, not when it is awaited:
-        a caller can build its reply while the row is written, and await it just before the reply leaves.
+        a caller can build its reply while the row is written, and await it just before the reply leaves. Each
+        record has its own future: cancelling one caller's wait cancels no other's, and the row is still written.
 
         Raises:
-            AuditError: at once, when the queue is full (a stuck disk); when awaited, when its batch could not be
-                written.
+            AuditError: at once, when the queue is full (a stuck disk); from the future, when its batch could not
+                be written.
         """
         if self._queued_records >= self._max_queue:
             raise AuditError(f"the audit ledger is backed up ({self._max_queue} records waiting on the disk)")
+        written: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         with self._batch_lock:
             batch = self._batch
-            if batch is None or batch.taken or len(batch.records) >= MAX_BATCH:
-                batch = None
-            else:
+            joined = batch is not None and not batch.taken and len(batch.records) < MAX_BATCH
+            if batch is not None and joined:
                 batch.records.append((record, privacy))
-        if batch is None:
+                batch.waiters.append(written)
+        if not joined:
             batch = _Batch()
             batch.records.append((record, privacy))
-            batch.written = self._worker.submit(partial(self._write, batch))
+            batch.waiters.append(written)
+            self._worker.submit(partial(self._write, batch), batch.waiters)
             self._batch = batch
-        assert batch.written is not None
         self._queued_records += 1
-        return self._written(batch.written)
+        written.add_done_callback(self._unqueue)
+        return written
 
-    async def _written(self, written: asyncio.Future[None]) -> None:
-        try:
-            await asyncio.shield(written)
-        finally:
-            self._queued_records -= 1
+    def _unqueue(self, _: asyncio.Future[None]) -> None:
+        self._queued_records -= 1
 
     def _write(self, batch: _Batch) -> None:
         """In the worker thread: take the batch (later records start another) and write it in one transaction."""

@@ -41,11 +41,15 @@ class SqliteWorker:
         Raises:
             AuditError: `max_queue` jobs are already waiting (a stuck disk), or whatever `job` raised.
         """
+        done: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self.submit(job, [done])
         # Shielded: a cancelled caller must not leave the job running with nobody to take its result.
-        return await asyncio.shield(self.submit(job))
+        return await asyncio.shield(done)
 
-    def submit(self, job: Callable[[], T]) -> asyncio.Future[T]:
-        """Queue `job` for the worker thread: the future (of the running loop) gets its result or exception.
+    def submit(self, job: Callable[[], T], waiters: list[asyncio.Future[T]]) -> None:
+        """Queue `job` for the worker thread; once it ends, every future in `waiters` (of the running loop, and
+        not cancelled by then) gets its result or exception, all in one callback on the loop. `waiters` may
+        still grow until the job starts.
 
         Raises:
             AuditError: `max_queue` jobs are already waiting (a stuck disk).
@@ -55,15 +59,8 @@ class SqliteWorker:
         if self._thread is None:
             self._thread = threading.Thread(target=self._serve, name=self._name, daemon=True)
             self._thread.start()
-        loop = asyncio.get_running_loop()
-        done: asyncio.Future[T] = loop.create_future()
         self._waiting += 1
-        done.add_done_callback(self._finished)
-        self._jobs.put((job, loop, done))
-        return done
-
-    def _finished(self, _: asyncio.Future[Any]) -> None:
-        self._waiting -= 1
+        self._jobs.put((job, asyncio.get_running_loop(), waiters))
 
     def stop(self) -> None:
         """Let the thread end once the jobs already queued are done."""
@@ -72,25 +69,33 @@ class SqliteWorker:
 
     def _serve(self) -> None:
         while (item := self._jobs.get()) is not _STOP:
-            job, loop, done = item
+            job, loop, waiters = item
             try:
                 result = job()
-            except BaseException as exc:  # noqa: BLE001 - handed to the waiting caller, whatever it is
-                _settle(loop, done, exc=exc)
+            except BaseException as exc:  # noqa: BLE001 - handed to the waiting callers, whatever it is
+                self._settle(loop, waiters, exc=exc)
             else:
-                _settle(loop, done, result=result)
+                self._settle(loop, waiters, result=result)
 
+    def _settle(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        waiters: list[asyncio.Future[Any]],
+        *,
+        result: Any = None,
+        exc: Any = None,
+    ) -> None:
+        def settle() -> None:
+            self._waiting -= 1
+            for done in waiters:
+                if done.cancelled():
+                    continue
+                if exc is not None:
+                    done.set_exception(exc)
+                else:
+                    done.set_result(result)
 
-def _settle(loop: asyncio.AbstractEventLoop, done: asyncio.Future[Any], *, result: Any = None, exc: Any = None) -> None:
-    def settle() -> None:
-        if done.cancelled():
-            return
-        if exc is not None:
-            done.set_exception(exc)
-        else:
-            done.set_result(result)
-
-    try:
-        loop.call_soon_threadsafe(settle)
-    except RuntimeError:
-        logger.debug("the event loop closed before a ledger operation finished")
+        try:
+            loop.call_soon_threadsafe(settle)
+        except RuntimeError:
+            logger.debug("the event loop closed before a ledger operation finished")
