@@ -8,8 +8,8 @@
    call, so machine drift hits both alike. SQLite: `SqliteLedger` (a worker thread over a WAL file); PostgreSQL:
    `PostgresLedger` (psycopg's async pool over a Unix socket). Targets: p50 <= 1 ms (SQLite), <= 3 ms (PostgreSQL).
 2. **Overshoot under concurrency** (`--rounds` times each): 50 concurrent admissions of $0.03 against a $1.00
-   budget (33 fit) from one process, and 3 processes x 50 on one PostgreSQL database; the worst settled spend
-   above the budget over all rounds must be $0.
+   budget (33 fit) from one process (each engine), 2 processes x 50 on one SQLite file, and 3 processes x 50 on one
+   PostgreSQL database; the worst settled spend above the budget over all rounds must be $0.
 
 PostgreSQL is a throwaway cluster of this run's own (`tests/postgres.py`: initdb in a temp dir, fsync off, like the
 tests), unless `--database-url` names one (a scratch database: the benchmark writes to it). Nothing leaves the
@@ -129,19 +129,33 @@ def three_processes(url: str) -> int:
     """3 x 50 admissions from three worker processes at once (tests/postgres_worker.py); the number granted."""
     persona = f"burst-{uuid.uuid4().hex}"  # a budget of this round's own
     command = [sys.executable, "-m", "tests.postgres_worker", url, "50", str(COST), str(BUDGET), persona]
+    return sum(json.loads(output)["granted"] for output in _burst_together(command, 3))
+
+
+def two_processes(folder: Path) -> int:
+    """2 x 50 admissions from two worker processes at once on one fresh SQLite file (tests/ledger_worker.py); the
+    number granted."""
+    db = folder / f"two-{uuid.uuid4().hex}.sqlite3"
+    AuditLog(db).close()  # created (and migrated) once, so the workers race only on reservations
+    command = [sys.executable, "-m", "tests.ledger_worker", str(db), "50", str(COST), str(BUDGET)]
+    return sum(int(output.split()[0]) for output in _burst_together(command, 2))
+
+
+def _burst_together(command: list[str], count: int) -> list[str]:
+    """Start `count` workers, wait until each says `ready`, tell them all to go; their outputs."""
     workers = [
-        subprocess.Popen(command, cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) for _ in range(3)
+        subprocess.Popen(command, cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        for _ in range(count)
     ]
     try:
         for worker in workers:
             assert worker.stdout is not None and worker.stdout.readline() == "ready\n"
-        outputs = [worker.communicate("go\n", timeout=120)[0] for worker in workers]
+        return [worker.communicate("go\n", timeout=120)[0] for worker in workers]
     finally:
         for worker in workers:
             if worker.poll() is None:
                 worker.kill()
                 worker.communicate()
-    return sum(json.loads(output)["granted"] for output in outputs)
 
 
 @asynccontextmanager
@@ -195,6 +209,9 @@ async def run(args: argparse.Namespace) -> None:
                     note(f"{args.rounds} rounds: {label}")
                     counts = [await attempt() for _ in range(args.rounds)]
                     rows.append(_overshoot_row(label, counts))
+                note(f"{args.rounds} rounds: SQLite, 2 processes x 50 on one file")
+                counts = [await anyio.to_thread.run_sync(two_processes, Path(tmp)) for _ in range(args.rounds)]
+                rows.append(_overshoot_row("SQLite: 2 processes x 50 concurrent on one file", counts))
                 note(f"{args.rounds} rounds: PostgreSQL, 3 processes x 50")
                 counts = [await anyio.to_thread.run_sync(three_processes, url) for _ in range(args.rounds)]
                 rows.append(_overshoot_row("PostgreSQL 15: 3 processes x 50 concurrent", counts))

@@ -1,7 +1,9 @@
 """A process that hammers one SQLite ledger with reservations: `python -m tests.ledger_worker DB COUNT AMOUNT LIMIT`.
 
-Each of COUNT concurrent tasks reserves AMOUNT against a server-wide daily LIMIT and, when granted, settles it
-with a row charging exactly AMOUNT. Prints `granted refused` on one line. Used by the two-process test.
+Prints `ready` once its ledger is open, and waits for a line on stdin (so that several workers burst at the same
+moment). Then each of COUNT concurrent tasks reserves AMOUNT against a server-wide daily LIMIT and, when granted,
+settles it with a row charging exactly AMOUNT. Prints `granted refused` on one line. Used by the two-process test
+and `bench.ledger`'s two-process rounds.
 """
 
 from __future__ import annotations
@@ -23,6 +25,10 @@ from openrouter_mcp.routing.personas import Budget
 
 async def main(db: Path, count: int, amount: float, limit: float) -> None:
     ledger = SqliteLedger(lambda: AuditLog(db, busy_timeout=30.0))
+    await ledger.cooldowns(now=time.time())  # opens the file in the worker thread before the burst
+    sys.stdout.write("ready\n")
+    sys.stdout.flush()
+    await anyio.to_thread.run_sync(sys.stdin.readline)
     outcomes: list[bool] = []
 
     async def one() -> None:

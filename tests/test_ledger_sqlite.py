@@ -330,10 +330,15 @@ def test_two_processes_on_one_file_never_hold_more_than_the_budget_between_them(
     AuditLog(db).close()  # created (and migrated) once, so the two workers race only on reservations
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     command = [sys.executable, "-m", "tests.ledger_worker", str(db), "60", "0.01", "0.5"]
-    workers = [subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    workers = [
+        subprocess.Popen(command, cwd=REPO, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    for worker in workers:
+        assert worker.stdout is not None and worker.stdout.readline() == "ready\n"
     results = []
     for worker in workers:
-        out, _ = worker.communicate(timeout=120)
+        out, _ = worker.communicate("go\n", timeout=120)
         assert worker.returncode == 0
         results.append(tuple(int(n) for n in out.split()))
     granted = sum(r[0] for r in results)
