@@ -49,8 +49,8 @@ from openrouter_mcp.serving.http import (
     HTTP_PATHS,
     TRANSPORTS,
     HttpOptions,
-    auth_failure_recorder,
     exposure_problem,
+    log_refusal,
     own_url,
     serve_http,
 )
@@ -468,7 +468,7 @@ async def _run(
         # protected-resource metadata (a resource_server_url); with neither, our own URL is a truthful
         # placeholder. Without resource_server_url, a 401 carries no metadata link, so OAuth-capable clients
         # do not start a discovery that cannot succeed; they must send the token as a static header.
-        verifier = HashedTokenVerifier(tokens, on_failure=auth_failure_recorder(audit, options.transport))
+        verifier = HashedTokenVerifier(tokens, on_failure=log_refusal)
         auth_kwargs["token_verifier"] = verifier
         auth_kwargs["auth"] = AuthSettings(issuer_url=own_url(options), resource_server_url=None)
         logger.info("bearer-token authentication on: %d token(s)", len(tokens))

@@ -22,6 +22,7 @@ from openrouter_mcp.spec_errors import PromptErrors
 from openrouter_mcp.state import AppState
 from openrouter_mcp.subscriptions import ResourceSubscriptions
 from openrouter_mcp.tools import ALL_TOOLS
+from openrouter_mcp.tools.recording import recording_refusals
 from openrouter_mcp.tools.registry import build_tool, load_schemas
 
 if TYPE_CHECKING:
@@ -90,6 +91,9 @@ def build_server(
         user_budgets=budgets() if (budgets := getattr(token_verifier, "budgets", None)) else None,
         metrics=metrics,
     )
+    if token_verifier is not None and hasattr(token_verifier, "on_failure"):
+        # Every refused request gets its row, in whichever ledger this server's calls go to.
+        token_verifier.on_failure = recording_refusals(state, token_verifier.on_failure)
     shipped = load_schemas()
     client_logs = ClientLogs(key=settings.api_key)
 

@@ -71,7 +71,8 @@ class AppState:
         self.cooldowns = Cooldowns()
         #: When (`cooldowns.now()`) the cooldowns shared through the ledger were last read.
         self.cooldowns_pulled = float("-inf")
-        #: Work started for later calls (a read of the shared cooldowns), held until it ends.
+        #: Short ledger work no caller waits for (a read of the shared cooldowns, a refusal's row), held until it
+        #: ends; each is bounded by the ledger's own timeouts.
         self.background: set[asyncio.Task[None]] = set()
         self._audit: AuditLog | Callable[[], AuditLog] | None = None
         self._ledger: Ledger | None = None
@@ -159,9 +160,6 @@ class AppState:
         finally:
             async with self._lock:
                 self._users -= 1
-                if self._users == 0:
-                    for task in self.background:
-                        task.cancel()  # a read for calls that will not come
                 if self._users == 0 and self._client is not None:
                     client, self._client, self._catalog = self._client, None, None
                     with anyio.CancelScope(shield=True):

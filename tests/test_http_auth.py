@@ -29,6 +29,7 @@ from mcp.server.mcpserver import MCPServer
 from mcp.types import TextContent
 
 from openrouter_mcp.__main__ import http_options, parse_args
+from openrouter_mcp.audit.log import AuditLog
 from openrouter_mcp.config import Settings
 from openrouter_mcp.errors import ConfigurationError
 from openrouter_mcp.server import build_server
@@ -164,6 +165,26 @@ async def test_the_verifier_refuses_an_unknown_token_and_reports_it_without_the_
     assert await verifier(failures).verify_token("ormcp_guess") is None
     assert await verifier(failures).verify_token(ALICE_HASH) is None  # the hash itself is no token
     assert failures == ["unknown token", "unknown token"]
+
+
+async def test_a_refused_request_is_logged_and_recorded_in_the_servers_ledger_without_the_token(
+    settings: Settings, tmp_path: Path
+) -> None:
+    db = tmp_path / "audit" / "audit.sqlite3"
+    failures: list[str] = []
+    checker = verifier(failures)
+    auth = AuthSettings(issuer_url="http://127.0.0.1:1", resource_server_url=None)
+    build_server(settings, token_verifier=checker, auth=auth, audit=lambda: AuditLog(db), transport="streamable-http")
+    assert await checker.verify_token("ormcp_guess") is None
+    assert failures == ["unknown token"]  # the log line's callback still runs, first
+    with anyio.fail_after(10):
+        while not db.exists() or not (rows := AuditLog(db).tail()):
+            await anyio.sleep(0.01)
+    [row] = rows
+    assert (row["user"], row["tool"], row["outcome"], row["error"], row["transport"]) == (
+        "(unauthenticated)", "(authentication)", "refused", "unknown token", "streamable-http",
+    )  # fmt: skip
+    assert "ormcp_guess" not in json.dumps(row)
 
 
 def test_the_identity_comes_from_the_requests_access_token_and_is_none_without_one() -> None:

@@ -17,6 +17,7 @@ import psycopg
 import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
+from mcp.server.auth.settings import AuthSettings
 from mcp.types import TextResourceContents
 
 from openrouter_mcp.audit import AuditLog
@@ -26,6 +27,7 @@ from openrouter_mcp.audit.spool import Spool
 from openrouter_mcp.config import Settings
 from openrouter_mcp.routing import personas
 from openrouter_mcp.server import build_server
+from openrouter_mcp.serving.auth import HashedTokenVerifier
 from openrouter_mcp.simulator import Fault, Simulator
 from tests.audit_data import PARITY_RECORDS, PRIVACY
 from tests.postgres import PostgresCluster, create_database, throwaway_cluster
@@ -53,6 +55,22 @@ async def ledger(postgres_url: str) -> AsyncIterator[PostgresLedger]:
         yield opened
     finally:
         await opened.aclose()
+
+
+async def test_a_request_refused_authentication_is_recorded_in_the_postgres_ledger(
+    settings: Settings, ledger: PostgresLedger
+) -> None:
+    checker = HashedTokenVerifier([])
+    auth = AuthSettings(issuer_url="http://127.0.0.1:1", resource_server_url=None)
+    build_server(settings, token_verifier=checker, auth=auth, audit=ledger, transport="sse")
+    assert await checker.verify_token("ormcp_guess") is None
+    with anyio.fail_after(10):
+        while not (rows := await ledger.tail()):
+            await anyio.sleep(0.01)
+    [row] = rows
+    assert (row["user"], row["tool"], row["outcome"], row["error"], row["transport"]) == (
+        "(unauthenticated)", "(authentication)", "refused", "unknown token", "sse",
+    )  # fmt: skip
 
 
 async def test_twenty_parallel_paid_calls_through_the_server_never_overspend_the_budget_on_postgres(

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -15,7 +13,6 @@ if TYPE_CHECKING:
     from mcp.server.mcpserver import MCPServer
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-    from openrouter_mcp.audit.lazy import LazyAudit
     from openrouter_mcp.serving.auth import HashedTokenVerifier
 
 logger = logging.getLogger("openrouter_mcp")
@@ -96,25 +93,9 @@ def is_loopback(host: str) -> bool:
         return False  # a host name other than localhost may resolve anywhere
 
 
-def auth_failure_recorder(audit: LazyAudit | None, transport: str) -> Callable[[str], None]:
-    """Log, and record in the audit log, every refused HTTP request, once (never with the token)."""
-
-    def refused(reason: str) -> None:
-        logger.warning("refused an HTTP request: %s", reason)
-        if audit is not None:
-            from openrouter_mcp.audit import AuditError, CallRecord
-
-            record = CallRecord(
-                ts=time.time(), user="(unauthenticated)", tool="(authentication)", outcome="refused",
-                latency_ms=0.0, transport=transport, error=reason,
-            )  # fmt: skip
-            try:
-                (audit.log or audit()).record(record)
-            except AuditError as exc:
-                # The refusal stands either way; a log that cannot be written must not turn it into a 500.
-                logger.error("could not record a refused request in the audit log: %s", exc)
-
-    return refused
+def log_refusal(reason: str) -> None:
+    """Log a refused HTTP request, once (never with the token); `build_server` adds its audit row."""
+    logger.warning("refused an HTTP request: %s", reason)
 
 
 def url_host(host: str) -> str:

@@ -9,8 +9,9 @@ once it works again), the result carries a `warning`, and the loss is logged wit
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
@@ -24,6 +25,7 @@ from openrouter_mcp.tools.argument_errors import InvalidArguments
 from openrouter_mcp.tools.routed_call import Hold, current_hold
 
 if TYPE_CHECKING:
+    from openrouter_mcp.audit.ledger import Ledger
     from openrouter_mcp.audit.log import CallRecord
 
 logger = logging.getLogger(__name__)
@@ -167,3 +169,35 @@ async def _spool(ledger: object, record: CallRecord, privacy: Privacy | None, ex
         note()
     logger.error("could not write the audit record of %s (%s); spooled to %s for replay", what, exc.message, path)
     return f"the audit ledger could not record this call ({exc.message}); its record is kept for a retried write"
+
+
+def recording_refusals(state: AppState, then: Callable[[str], None] | None) -> Callable[[str], None]:
+    """A callback for refused HTTP requests (bad or missing token): `then(reason)` (the log line), and a `refused`
+    row in the ledger (either engine), written in the background so the 401 never waits on it. Its reason never
+    holds the token."""
+
+    def refused(reason: str) -> None:
+        if then is not None:
+            then(reason)
+        ledger = state.ledger
+        if ledger is None:
+            return
+        from openrouter_mcp.audit.log import CallRecord
+
+        record = CallRecord(
+            ts=state.clock(), user="(unauthenticated)", tool="(authentication)", outcome="refused", latency_ms=0.0,
+            transport=state.transport, error=reason,
+        )  # fmt: skip
+        task = asyncio.get_running_loop().create_task(_record_refusal(ledger, record))
+        state.background.add(task)  # held until done: the loop keeps only a weak reference
+        task.add_done_callback(state.background.discard)
+
+    return refused
+
+
+async def _record_refusal(ledger: Ledger, record: CallRecord) -> None:
+    try:
+        await ledger.record(record)
+    except AuditError as exc:
+        # The refusal stands either way; a ledger that cannot be written must not turn it into a 500.
+        logger.error("could not record a refused request in the audit log: %s", exc.message)
