@@ -228,6 +228,20 @@ def measure(
     return tally, latencies, used, elapsed
 
 
+def ceiling(replicas: int, per_call: dict[str, float]) -> str:
+    """The calls/s the machine's cores allow at these CPU milliseconds per call, and one replica's core."""
+    cores = os.cpu_count() or 1
+    total = sum(per_call.values())
+    parts = " + ".join(f"{ms:.2f}" for ms in per_call.values())
+    line = (
+        f"{replicas} replica(s): {total:.2f} ms of CPU per call in all ({parts}) "
+        f"-> at most {cores * 1000 / total:.0f} calls/s on {cores} cores"
+    )
+    # A replica is one event loop, one thread at a time: one core at most, however many the machine has.
+    single = min(replicas, cores) * 1000 / per_call["replicas"]
+    return line + f"; {replicas} replica process(es) at most {single:.0f} calls/s ({min(replicas, cores)} core(s))"
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.replicas", description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--clients", type=int, default=100)
@@ -250,7 +264,8 @@ def main(argv: list[str] | None = None) -> None:
     emit(machine_line())
     emit()
     rows = []
-    first_errors = []
+    first_errors: list[str] = []
+    ceilings: list[str] = []
     with upstream(args.latency) as base_url, throwaway_cluster() as cluster:
         personas_file = Path(cluster.root) / "personas.toml"
         personas_file.write_text(PERSONAS.split("[personas.budgeted.budget]")[0] if args.no_budget else PERSONAS)
@@ -274,6 +289,7 @@ def main(argv: list[str] | None = None) -> None:
             latencies.sort()
             p50 = latencies[len(latencies) // 2] * 1000 if latencies else float("nan")
             rate = tally.calls / args.seconds
+            per_call = {name: used[name] / tally.calls * 1000 for name in list(used)[:4]} if tally.calls else {}
             rows.append(
                 [
                     str(count),
@@ -281,9 +297,11 @@ def main(argv: list[str] | None = None) -> None:
                     str(tally.errors),
                     f"{p50:.0f}",
                     *(f"{used[name] / elapsed:.2f}" for name in used),
-                    *(f"{used[name] / tally.calls * 1000:.2f}" if tally.calls else "—" for name in list(used)[:4]),
+                    *(f"{ms:.2f}" for ms in per_call.values()),
                 ]
             )
+            if per_call:
+                ceilings.append(ceiling(count, per_call))
     names = ["replicas", "PostgreSQL", "simulator", "load generator"]
     emit(
         table(
@@ -305,8 +323,11 @@ def main(argv: list[str] | None = None) -> None:
         "anything else: the rest of the machine's busy time (other processes, the kernel's own work); "
         "CPU ms/call: CPU milliseconds each part used per answered call."
     )
-    for line in first_errors:
-        emit(f"- first error, {line}")
+    emit()
+    emit("What the CPU per call allows (each part's milliseconds as measured in its row):")
+    emit()
+    for line in ceilings + [f"first error, {line}" for line in first_errors]:
+        emit(f"- {line}")
 
 
 if __name__ == "__main__":
