@@ -20,8 +20,9 @@ Besides calls/s and the median latency, the table shows the CPU each part used d
 replicas, PostgreSQL (our cluster's postmaster and every backend, those the pools open during the window included),
 the simulator, the load generator, and anything else the machine did (from /proc/stat: other processes on a shared
 machine). Then the same per answered call, in CPU milliseconds: on a 2-core machine these parts share the same two
-cores, so the figures say which of them saturates and what a core more would buy. PostgreSQL is a throwaway cluster
-(`tests/postgres.py`).
+cores, so the figures say which of them saturates. The report ends with what those milliseconds allow: all parts on
+the machine's cores, and the replicas on the cores they can use (a replica is one event loop: one core at most).
+PostgreSQL is a throwaway cluster (`tests/postgres.py`).
 """
 
 from __future__ import annotations
