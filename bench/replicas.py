@@ -172,12 +172,10 @@ def line_of(process: subprocess.Popen[bytes], timeout: float) -> str:
 
 @contextmanager
 def load_generators(
-    urls: list[str], clients: int, processes: int, warmup: float, no_budget: bool
+    urls: list[str], clients: int, processes: int, warmup: float
 ) -> Iterator[list[subprocess.Popen[bytes]]]:
     """`processes` load-generator processes sharing `clients` clients, all warmed up; stopped at the end."""
     argv = [sys.executable, "-m", "bench.replicas", "--worker", "--urls", *urls, "--warmup", str(warmup)]
-    if no_budget:
-        argv.append("--no-budget")
     share, extra = divmod(clients, processes)
     offsets = [i * share + min(i, extra) for i in range(processes)]
     with ExitStack() as stack:
@@ -202,8 +200,9 @@ def measure(
     """(tally, latencies, CPU seconds per part, elapsed) of one window of `args.seconds` over warmed-up clients.
 
     `parts`: what to measure the CPU of, each with how to find its processes (asked at both ends of the window).
+    The CPU is read when the window closes, before the clients finish the calls they still have in flight.
     """
-    with load_generators(urls, args.clients, args.processes, args.warmup, args.no_budget) as generators:
+    with load_generators(urls, args.clients, args.processes, args.warmup) as generators:
         generator_pids = [process.pid for process in generators]
         parts = {**parts, "load generator": functools.partial(list, generator_pids)}
         before = {name: cpu_by_pid(found()) for name, found in parts.items()}
@@ -213,10 +212,11 @@ def measure(
             assert process.stdin is not None
             process.stdin.write(f"go {args.seconds}\n".encode())
             process.stdin.flush()
-        answers = [json.loads(line_of(process, args.seconds + 60)) for process in generators]
+        time.sleep(max(0.0, began + args.seconds - time.monotonic()))  # the window, as the generators time it
         elapsed = time.monotonic() - began
         busy = machine_busy() - busy
         after = {name: cpu_by_pid(found()) for name, found in parts.items()}
+        answers = [json.loads(line_of(process, 60)) for process in generators]
     used = {name: sum(cpu - before[name].get(pid, 0.0) for pid, cpu in after[name].items()) for name in parts}
     used["anything else"] = max(0.0, busy - sum(used.values()))
     tally = Tally()
