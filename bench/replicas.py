@@ -21,7 +21,9 @@ replicas, PostgreSQL (our cluster's postmaster and every backend, those the pool
 the simulator, the load generator, and anything else the machine did (from /proc/stat: other processes on a shared
 machine). Then the same per answered call, in CPU milliseconds: on a 2-core machine these parts share the same two
 cores, so the figures say which of them saturates. The report ends with what those milliseconds allow: all parts on
-the machine's cores, and the replicas on the cores they can use (a replica is one event loop: one core at most).
+the machine's cores, and the replicas on the cores they can use (a replica is one event loop: one core at most); and
+three replicas' calls/s over one's, as measured and corrected for the machine's speed, which drifts between rows on
+a shared host (the load generator does the same work per call in every row: its CPU per call is the yardstick).
 PostgreSQL is a throwaway cluster (`tests/postgres.py`).
 """
 
@@ -243,6 +245,23 @@ def ceiling(replicas: int, per_call: dict[str, float]) -> str:
     return line + f"; {replicas} replica process(es) at most {single:.0f} calls/s ({min(replicas, cores)} core(s))"
 
 
+def speedups(measured: list[tuple[int, float, float]]) -> list[str]:
+    """Each count's calls/s over the first's, as measured and corrected for the machine's speed.
+
+    The machine's speed drifts between rows (a shared host): the load generator does the same work per call in
+    every row, so the ratio of its CPU per call says how much slower one row's machine was than another's.
+    """
+    if len(measured) < 2:
+        return []
+    base_count, base_rate, base_client = measured[0]
+    return [
+        f"{count} replica(s) / {base_count}: {rate / base_rate:.2f} as measured, "
+        f"{rate / base_rate * client / base_client:.2f} corrected for the machine's speed in each row "
+        f"(the load generator's CPU per call: {base_client:.2f} ms, then {client:.2f} ms)"
+        for count, rate, client in measured[1:]
+    ]
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.replicas", description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--clients", type=int, default=100)
@@ -267,6 +286,7 @@ def main(argv: list[str] | None = None) -> None:
     rows = []
     first_errors: list[str] = []
     ceilings: list[str] = []
+    measured: list[tuple[int, float, float]] = []  # (replicas, calls/s, the load generator's ms per call)
     with upstream(args.latency) as base_url, throwaway_cluster() as cluster:
         personas_file = Path(cluster.root) / "personas.toml"
         personas_file.write_text(PERSONAS.split("[personas.budgeted.budget]")[0] if args.no_budget else PERSONAS)
@@ -303,6 +323,7 @@ def main(argv: list[str] | None = None) -> None:
             )
             if per_call:
                 ceilings.append(ceiling(count, per_call))
+                measured.append((count, rate, per_call["load generator"]))
     names = ["replicas", "PostgreSQL", "simulator", "load generator"]
     emit(
         table(
@@ -327,7 +348,7 @@ def main(argv: list[str] | None = None) -> None:
     emit()
     emit("What the CPU per call allows (each part's milliseconds as measured in its row):")
     emit()
-    for line in ceilings + [f"first error, {line}" for line in first_errors]:
+    for line in ceilings + speedups(measured) + [f"first error, {line}" for line in first_errors]:
         emit(f"- {line}")
 
 
