@@ -1,7 +1,7 @@
 """A cheap load-generating MCP client: raw JSON-RPC over streamable HTTP (httpx2), stateful or stateless.
 
 The real `mcp.Client` costs a load generator about as much CPU per call as the server it measures (its session,
-task groups and message validation: ~3.9 ms a call); this one posts `tools/call` and reads the answer (1.3-1.5 ms),
+task groups and message validation: ~3.9 ms a call); this one posts `tools/call` and reads the answer (1.3-2.0 ms),
 so the servers, not the client, are what a load benchmark measures. Used by `bench.load` and `bench.replicas`.
 
 `client` runs one client: its own `httpx2.AsyncClient` (one connection), a session first unless stateless,
