@@ -27,7 +27,6 @@ simulator and this client process over the window, which says which side saturat
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import random
 import socket
@@ -36,9 +35,8 @@ import sys
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import anyio
 import httpx2
@@ -61,15 +59,10 @@ from bench._harness import (
     table,
     upstream,
 )
+from bench._jsonrpc import Run, Tally, client
 
 LEVELS = (1, 10, 50, 100, 200)
 LATENCY = 0.05
-PROTOCOL_VERSION = "2025-06-18"
-HEADERS = {
-    "accept": "application/json, text/event-stream",
-    "content-type": "application/json",
-    "mcp-protocol-version": PROTOCOL_VERSION,
-}
 ARGUMENTS = {"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 16}
 #: Ours with limits no single real client reaches but every benchmark client shares (one address).
 OURS_FLAGS = ("--max-concurrent-per-client", "10000", "--max-sessions-per-client", "10000", "--log-level", "WARNING")
@@ -171,109 +164,6 @@ def serve(target: Target, base_url: str) -> Iterator[Served]:
             process.wait(timeout=5)
 
 
-def answer_of(response: httpx2.Response) -> dict[str, Any]:
-    """The JSON-RPC message of a response, plain JSON or the last `data:` of an SSE stream."""
-    if response.headers.get("content-type", "").startswith("text/event-stream"):
-        data = [line[5:].strip() for line in response.text.splitlines() if line.startswith("data:")]
-        if not data:
-            raise HarnessError(f"an event stream without data: {response.text[:200]!r}")
-        message: dict[str, Any] = json.loads(data[-1])
-        return message
-    parsed: dict[str, Any] = response.json()
-    return parsed
-
-
-@dataclass
-class Tally:
-    added: list[float] = field(default_factory=list)
-    calls: int = 0
-    errors: int = 0
-    first_error: str = ""
-
-    def error(self, what: str) -> None:
-        self.errors += 1
-        self.first_error = self.first_error or what[:300]
-
-
-@dataclass
-class Run:
-    """One target at one level: when the window opens (None while warming up), and whether to stop."""
-
-    clients: int
-    warmed: anyio.Event = field(default_factory=anyio.Event)
-    stop: anyio.Event = field(default_factory=anyio.Event)
-    answered_once: int = 0
-    window: tuple[float, float] | None = None
-    ready: anyio.Event = field(default_factory=anyio.Event)
-    sessions: int = 0
-
-    def session_open(self) -> None:
-        self.sessions += 1
-        if self.sessions == self.clients:
-            self.ready.set()
-
-    def first_answer(self) -> None:
-        self.answered_once += 1
-        if self.answered_once == self.clients:
-            self.warmed.set()
-
-
-async def client(url: str, stateless: bool, start: anyio.Event, run: Run, tally: Tally) -> None:
-    """One client: a session (unless stateless), then calls until `run.stop`; those ending in the window count."""
-    limits = httpx2.Limits(max_connections=1, max_keepalive_connections=1, keepalive_expiry=60)
-    timeout = httpx2.Timeout(60.0)
-    async with httpx2.AsyncClient(limits=limits, timeout=timeout) as http:
-        headers = dict(HEADERS)
-        if not stateless:
-            init = {
-                "jsonrpc": "2.0",
-                "id": 0,
-                "method": "initialize",
-                "params": {"protocolVersion": PROTOCOL_VERSION, "capabilities": {}, "clientInfo": {"name": "load"}},
-            }
-            response = await http.post(url, headers=headers, json=init)
-            if response.status_code != 200 or "mcp-session-id" not in response.headers:
-                tally.error(f"initialize: HTTP {response.status_code} {response.text[:200]}")
-                return
-            headers["mcp-session-id"] = response.headers["mcp-session-id"]
-            done = await http.post(url, headers=headers, json={"jsonrpc": "2.0", "method": "notifications/initialized"})
-            if done.status_code != 202:
-                tally.error(f"notifications/initialized: HTTP {done.status_code}")
-                return
-        run.session_open()
-        await start.wait()
-        request_id = 0
-        while not run.stop.is_set():
-            request_id += 1
-            body = {
-                "jsonrpc": "2.0",
-                "id": request_id,
-                "method": "tools/call",
-                "params": {"name": "create_chat_completion", "arguments": ARGUMENTS},
-            }
-            started = anyio.current_time()
-            try:
-                response = await http.post(url, headers=headers, json=body)
-                failure = "" if response.status_code == 200 else f"HTTP {response.status_code} {response.text[:200]}"
-                if not failure:
-                    message = answer_of(response)
-                    if "error" in message or message.get("result", {}).get("isError"):
-                        failure = json.dumps(message)[:300]
-            except (httpx2.HTTPError, HarnessError, ValueError) as exc:
-                failure = f"{type(exc).__name__}: {exc}"
-            finished = anyio.current_time()
-            if request_id == 1:
-                run.first_answer()
-            if failure:
-                tally.error(failure)  # in the warm-up too: no error may pass unseen
-            elif run.window is not None and run.window[0] <= finished <= run.window[1]:
-                tally.calls += 1
-                tally.added.append(finished - started - LATENCY)
-        if not stateless:
-            # Close the session, as the SDK's clients do: the server frees it at once.
-            await http.delete(url, headers=headers)
-
-
 async def upstream_counts(http: httpx2.AsyncClient, base_url: str) -> tuple[int, int]:
     """(connections accepted, requests served) by the simulator so far; this request opens one connection."""
     origin = base_url.split("/api/", 1)[0]
@@ -289,7 +179,7 @@ async def run_level(served: Served, clients: int, base_url: str, sim_pid: int, w
     async with httpx2.AsyncClient(limits=httpx2.Limits(max_keepalive_connections=0)) as stats:
         async with anyio.create_task_group() as group:
             for _ in range(clients):
-                group.start_soon(client, served.url, served.target.stateless, start, run, tally)
+                group.start_soon(client, served.url, served.target.stateless, start, run, tally, ARGUMENTS)
             with anyio.move_on_after(60):
                 await run.ready.wait()  # every session is open before the first call
             start.set()
@@ -311,7 +201,7 @@ async def run_level(served: Served, clients: int, base_url: str, sim_pid: int, w
         clients=clients,
         calls=tally.calls,
         seconds=window,
-        added=tally.added,
+        added=[latency - LATENCY for latency in tally.latencies],
         errors=tally.errors,
         server_cpu=server_cpu,
         sim_cpu=sim_cpu,

@@ -23,7 +23,7 @@ import pytest
 
 from openrouter_mcp.audit import AuditError, AuditLog, AuditSetupError, CallRecord
 from openrouter_mcp.audit.database import check_url, redact_url
-from openrouter_mcp.audit.ledger import Cooldown, ReservationRequest, WindowSpend
+from openrouter_mcp.audit.ledger import Cooldown, Reservation, ReservationRequest, WindowSpend
 from openrouter_mcp.audit.postgres import PostgresLedger
 from openrouter_mcp.errors import BudgetExceededError, ConfigurationError
 from openrouter_mcp.routing.budgets import BudgetLimit, budget_limits
@@ -232,6 +232,32 @@ async def test_fifty_concurrent_admissions_take_exactly_what_the_budget_admits(l
     assert spend.settled == pytest.approx(ADMITTED * COST)
     assert spend.settled <= BUDGET
     assert len(await ledger.tail(100)) == ADMITTED
+
+
+async def test_an_admission_needs_nothing_more_from_its_process_once_sent(
+    ledger: PostgresLedger, postgres_url: str
+) -> None:
+    """Its scope lock is held only while the server works, never while a busy replica's event loop gets round to it."""
+    limits = persona_daily()
+    await ledger.reserve(reservation(limits))  # the pool's connection is open and idle: the next call sends at once
+    wanted = reservation(limits)
+    granted: list[Reservation] = []
+
+    async def reserve() -> None:
+        granted.append(await ledger.reserve(wanted))
+
+    with psycopg.connect(postgres_url, autocommit=True) as watcher, anyio.fail_after(20):
+        async with anyio.create_task_group() as group:
+            group.start_soon(reserve)
+            await anyio.wait_all_tasks_blocked()  # it has sent what it sends, and waits for the answer
+            # This process's event loop now stands still (the watcher blocks it), as a busy replica's does for
+            # milliseconds: the server must lock, admit, insert and commit on what it has already received.
+            deadline = time.monotonic() + 10
+            while not watcher.execute("SELECT 1 FROM reservations WHERE id = %s", (wanted.id,)).fetchall():
+                assert time.monotonic() < deadline, "the admission is waiting for more from its process"
+            locks = watcher.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'").fetchone()
+            assert locks == (0,)
+    assert [held.id for held in granted] == [wanted.id]
 
 
 async def test_a_refusal_names_the_budget_the_spend_and_what_is_in_flight(ledger: PostgresLedger) -> None:

@@ -4,11 +4,12 @@
 `openrouter-mcp[postgres]`); its statements and migrations are in `audit/postgres_schema.py`. Selected by
 `OPENROUTER_MCP_DATABASE_URL=postgresql://...` or `--database-url` (`audit/database.py`).
 
-- **Admission** (`reserve`) is one transaction, sent as one pipelined round trip: an advisory lock per budget scope
-  (`server`, `persona:NAME`, `user:NAME`, taken in sorted order, held until commit), then one statement that sums
-  every window's settled spend and live reservations and inserts the reservation if it fits. Every replica's
-  `reserve` on an overlapping scope waits for the lock, and the sums read a snapshot taken once it is held, so two
-  calls can never both take the last dollar.
+- **Admission** (`reserve`) is one transaction, sent as one message (a simple query of several statements): an
+  advisory lock per budget scope (`server`, `persona:NAME`, `user:NAME`, taken in sorted order, held until commit),
+  then one statement that sums every window's settled spend and live reservations and inserts the reservation if it
+  fits. Every replica's `reserve` on an overlapping scope waits for the lock, and the sums read a snapshot taken once
+  it is held, so two calls can never both take the last dollar. The lock is held only while the server runs the
+  admission, never across a round trip to a replica.
 - **Settling** (`record`) is one statement: insert the row (ignored if its `record_id` is already there), delete
   its reservation, add its charge to its scopes' daily totals (`spend`). A concurrent sum sees either the
   reservation or the charge, never both or neither; admission sums at most 31 daily totals per window, however
@@ -230,17 +231,20 @@ class PostgresLedger:
         if not limits:
             return Reservation(request.id, request.amount, request.expires)
         statement, params = _reservation(request, limits)
+        params["scopes"] = sorted({_scope_key(limit) for limit in limits})
         expire = request.now - self._expired_at > EXPIRE_EVERY
+        if expire:
+            self._expired_at = request.now
         try:
             async with self._pool.connection() as connection:
-                # Pipelined: the lock, the admission and the commit travel together, one round trip in all. The
-                # server still runs them in order, so the admission's snapshot is taken once the lock is held.
-                async with connection.pipeline(), connection.transaction():
-                    await connection.execute(sql.LOCK_SCOPES, (sorted({_scope_key(limit) for limit in limits}),))
-                    cursor = await connection.execute(statement, params)
-                    if expire:
-                        self._expired_at = request.now
-                        await connection.execute(sql.EXPIRE, (request.now,))
+                # One message: the statements travel as one simple query (parameters bound here), which the server
+                # runs as one implicit transaction, each statement with its own snapshot. So the scope locks are
+                # held only while the server runs the admission, never while the replica's event loop gets round to
+                # sending the next statement (pipelined statements each wait for the loop: under load, milliseconds
+                # with the lock held, and every replica's admissions queued behind it).
+                cursor = psycopg.AsyncClientCursor(connection)
+                await cursor.execute(sql.admission(statement, expire=expire), params)
+                cursor.nextset()  # past the locks' result, to the admission's
                 row = await cursor.fetchone()
         except psycopg.Error as exc:
             raise self._fault(exc, "could not reserve budget in") from None

@@ -189,10 +189,21 @@ def reserve(windows: Sequence[tuple[str, bool]]) -> str:
 #: Serialises admissions to the given scopes (text keys, locked in sorted order so two never deadlock) across
 #: every replica until the transaction ends. A separate statement from the sums that follow: in READ COMMITTED
 #: each statement reads a snapshot taken when it starts, so the sums see everything committed before the lock.
-LOCK_SCOPES = "SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) FROM unnest(%s::text[]) AS k ORDER BY k"
+LOCK_SCOPES = "SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) FROM unnest(%(scopes)s::text[]) AS k ORDER BY k"
 RELEASE = "DELETE FROM reservations WHERE id = %s"
 #: Reservations whose lease passed no longer count; deleting them now and then keeps the table small.
-EXPIRE = "DELETE FROM reservations WHERE expires <= %s"
+EXPIRE = "DELETE FROM reservations WHERE expires <= %(now)s"
+
+
+def admission(reserve_statement: str, *, expire: bool) -> str:
+    """`LOCK_SCOPES`, then `reserve_statement` (from `reserve`), then (if `expire`) `EXPIRE`: one simple query.
+
+    Sent as one message, the server runs them as one implicit transaction (so the locks are held until all are
+    done, and released on any error), each statement reading a snapshot taken when it starts. Its results: the
+    locks' rows, then the admission's one row, then nothing.
+    """
+    return "; ".join([LOCK_SCOPES, reserve_statement, *([EXPIRE] if expire else [])])
+
 
 #: A cooldown only lengthens here: two replicas that saw the same model fail keep the later end, the more strikes.
 PUT_COOLDOWN = (
