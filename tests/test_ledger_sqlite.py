@@ -237,12 +237,12 @@ class GatedLog(AuditLog):
         self.gate = threading.Event()
         self.batches: list[int] = []
 
-    def record_many(self, records: Sequence[tuple[CallRecord, Privacy | None]]) -> int:
+    def record_many(self, records: Sequence[tuple[CallRecord, Privacy | None]], *, checked: bool = False) -> int:
         if not self.batches:
             self.batches.append(0)  # the first write has started
             assert self.gate.wait(30)
         self.batches.append(len(records))
-        return super().record_many(records)
+        return super().record_many(records, checked=checked)
 
 
 async def test_records_that_finish_while_a_write_is_under_way_are_written_together_in_batches(db: Path) -> None:

@@ -164,13 +164,29 @@ class AuditLog:
             raise
 
     @contextmanager
-    def _locked(self) -> Iterator[None]:
+    def _locked(self, *, checked: bool = False) -> Iterator[None]:
         """This process's turn at the connection, once the file is known to be the one it opened, and the WAL's
-        side files to be writable."""
+        side files to be writable (`checked`: the caller just made sure, see `usable`)."""
         with self._lock:
+            if not checked:
+                self._check_same_file()
+                self._check_shared_files()
+            yield
+
+    def usable(self) -> bool:
+        """Whether the path still names the file this connection opened and the WAL's side files can be written:
+        the checks every operation makes first, without raising. Thread-safe: it reads the file system only.
+
+        The SQLite ledger's writer thread asks the event loop's thread to make them (a few system calls) before
+        it hands over a batch: each system call in the writer thread would give the loop's thread the interpreter
+        lock and take it back, a pair of context switches that under load costs far more than the call itself.
+        """
+        try:
             self._check_same_file()
             self._check_shared_files()
-            yield
+        except AuditError:
+            return False
+        return True
 
     def is_current(self) -> bool:
         """Whether the log's path still names the file this connection opened."""
@@ -278,13 +294,14 @@ class AuditLog:
         """
         return self.record_many([(record, privacy)])
 
-    def record_many(self, records: Sequence[tuple[CallRecord, Privacy | None]]) -> int:
+    def record_many(self, records: Sequence[tuple[CallRecord, Privacy | None]], *, checked: bool = False) -> int:
         """Write calls (each with its privacy override, None: the log's default) in one statement, committed
         together: every row or none. Each row settles its reservation and adds what it charged to its scopes'
         daily totals (the `calls_settle` trigger, in the same transaction); a row already stored (its `record_id`,
         a replay) is skipped, and neither charges nor settles again.
 
-        Returns the row id of the last row written.
+        `checked`: `usable()` has just said yes, so its checks are not made again. Returns the row id of the last
+        row written.
 
         Raises:
             AuditError: the rows could not be written (nothing was), or a privacy is not a known mode.
@@ -294,7 +311,7 @@ class AuditLog:
         for record, privacy in records:
             params.extend(self._row(record, self.privacy if privacy is None else privacy))
         try:
-            with self._locked():
+            with self._locked(checked=checked):
                 for start in range(0, len(records), MAX_ROWS_PER_STATEMENT):
                     count = min(MAX_ROWS_PER_STATEMENT, len(records) - start)
                     if start == 0 and count < len(records):

@@ -52,6 +52,8 @@ class _Batch:
         self.records: list[tuple[CallRecord, Privacy | None]] = []
         self.waiters: list[asyncio.Future[None]] = []
         self.taken = False  # the worker took the records: later ones start a new batch
+        #: The log whose file checks passed on the loop's thread just before (`AuditLog.usable`), if any.
+        self.checked: AuditLog | None = None
 
 
 class SqliteLedger:
@@ -131,6 +133,10 @@ class SqliteLedger:
                 batch.waiters.append(written)
         if not joined:
             batch = _Batch()
+            # The file checks here rather than in the worker (see `AuditLog.usable`); when they fail, or the log
+            # is not open yet, the worker makes them itself, and handles what they find.
+            log = self._log
+            batch.checked = log if log is not None and log.usable() else None
             batch.records.append((record, privacy))
             batch.waiters.append(written)
             self._worker.submit(partial(self._write, batch), batch.waiters)
@@ -146,7 +152,7 @@ class SqliteLedger:
         """In the worker thread: take the batch (later records start another) and write it in one transaction."""
         with self._batch_lock:
             batch.taken = True
-        self._in_thread(lambda log: log.record_many(batch.records))
+        self._in_thread(lambda log: log.record_many(batch.records, checked=log is batch.checked))
 
     async def reserve(self, request: ReservationRequest) -> Reservation:
         return await self._run(lambda log: log.reserve(request))
