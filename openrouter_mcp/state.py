@@ -7,11 +7,12 @@ by the first and closed (in `finally:`) by the last, whatever the transport.
 
 from __future__ import annotations
 
+import asyncio
 import getpass
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import anyio
 
@@ -21,8 +22,6 @@ from openrouter_mcp.routing.cooldowns import Cooldowns
 from openrouter_mcp.routing.personas import Budget, PersonasConfig, builtin
 
 if TYPE_CHECKING:
-    import asyncio
-
     import httpx2
 
     from openrouter_mcp.audit import AuditLog
@@ -102,6 +101,13 @@ class AppState:
         self._catalog: Catalog | None = None
         self._users = 0
         self._lock = anyio.Lock()
+
+    def in_background(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run `work` on the running loop with nobody waiting for it; held in `background` until it ends (the loop
+        keeps only a weak reference to a task)."""
+        task = asyncio.get_running_loop().create_task(work)
+        self.background.add(task)
+        task.add_done_callback(self.background.discard)
 
     @property
     def audit(self) -> AuditLog | None:

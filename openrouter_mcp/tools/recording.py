@@ -9,7 +9,6 @@ once it works again), the result carries a `warning`, and the loss is logged wit
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Literal
@@ -188,9 +187,7 @@ def recording_refusals(state: AppState, then: Callable[[str], None] | None) -> C
             ts=state.clock(), user="(unauthenticated)", tool="(authentication)", outcome="refused", latency_ms=0.0,
             transport=state.transport, error=reason,
         )  # fmt: skip
-        task = asyncio.get_running_loop().create_task(_record_refusal(ledger, record))
-        state.background.add(task)  # held until done: the loop keeps only a weak reference
-        task.add_done_callback(state.background.discard)
+        state.in_background(_record_refusal(ledger, record))
 
     return refused
 

@@ -9,7 +9,6 @@ ZDR endpoints when the persona asks for them, the process's cooldowns, the ledge
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import time
@@ -252,9 +251,7 @@ async def pull_cooldowns(state: AppState) -> None:
         return
     state.cooldowns_pulled = now  # concurrent calls neither wait for this read nor start another
     if age < COOLDOWN_PULL_SECONDS:
-        task = asyncio.get_running_loop().create_task(_adopt_shared_cooldowns(state, ledger))
-        state.background.add(task)  # held until done: the loop keeps only a weak reference
-        task.add_done_callback(state.background.discard)
+        state.in_background(_adopt_shared_cooldowns(state, ledger))
         return
     await _adopt_shared_cooldowns(state, ledger)
 
