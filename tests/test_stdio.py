@@ -8,6 +8,7 @@ stdout ends the server cleanly.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import fcntl
 import json
@@ -20,15 +21,18 @@ import subprocess
 import sys
 import termios
 import textwrap
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
+import anyio.from_thread
 import pytest
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters, stdio_client
 
+from openrouter_mcp.serving import stdio
 from openrouter_mcp.serving.stdio import _LineSplitter
 from tests.processes import EXIT_TIMEOUT, SERVER, handshake_lines, server_env
 
@@ -284,3 +288,33 @@ def test_the_stdin_reader_joins_a_line_s_pieces_and_skips_blank_lines() -> None:
     assert splitter.feed(b'{"b":2}\n{"c"') == ['{"b":2}']
     assert splitter.end() == ['{"c"']
     assert splitter.end() == []
+
+
+@pytest.mark.anyio
+async def test_the_stdin_reader_ends_quietly_when_the_server_cancels_the_line_it_is_handing_over(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A host that closes stdout ends the server while the reader thread may be handing a line to the loop: the
+    # loop then cancels that hand-over, which must end the thread without a traceback on stderr.
+    read_end, write_end = os.pipe()
+    crashes: list[BaseException | None] = []
+
+    def cancelled(*args: Any, **kwargs: Any) -> None:
+        raise concurrent.futures.CancelledError()
+
+    monkeypatch.setattr(stdio, "STDIN", read_end)
+    monkeypatch.setattr(anyio.from_thread, "run", cancelled)
+    monkeypatch.setattr(anyio.from_thread, "run_sync", cancelled)
+    monkeypatch.setattr(threading, "excepthook", lambda hook: crashes.append(hook.exc_value))
+    lines = stdio._StdinLines()
+    try:
+        os.write(write_end, b'{"jsonrpc": "2.0", "method": "ping", "id": 1}\n')
+        os.close(write_end)
+        [reader] = [thread for thread in threading.enumerate() if thread.name == "stdin-reader"]
+        reader.join(timeout=10)
+        assert not reader.is_alive()
+    finally:
+        lines.close()
+        lines._send.close()  # the reader's own close went through the cancelled hand-over too
+        os.close(read_end)
+    assert crashes == []

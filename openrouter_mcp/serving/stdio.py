@@ -13,6 +13,7 @@ input is ended only once every request read has been answered (or cancelled by t
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import logging
 import os
@@ -231,7 +232,9 @@ class _StdinLines:
                 anyio.from_thread.run(self._send.send, line, token=token)
         except OSError as exc:
             logger.error("reading stdin failed: %s", exc)
-        except (RuntimeError, anyio.BrokenResourceError):
-            return  # the server stopped listening, or its event loop is gone
-        with contextlib.suppress(RuntimeError):
+        except (RuntimeError, anyio.BrokenResourceError, concurrent.futures.CancelledError):
+            # The server stopped listening, its event loop is gone, or it cancelled the hand-over on its way out
+            # (a host that closed stdout ends the server while a line is being passed in).
+            return
+        with contextlib.suppress(RuntimeError, concurrent.futures.CancelledError):
             anyio.from_thread.run_sync(self._send.close, token=token)
