@@ -28,7 +28,7 @@ from openrouter_mcp.audit.schema import (
     SPENT_BY_PERSONA,
     WINDOW_RESERVED,
     WINDOW_SETTLED,
-    WRITTEN_COUNT,
+    WRITTEN,
     insert_rows,
     row_as_dict,
 )
@@ -316,7 +316,7 @@ class AuditLog:
                     count = min(MAX_ROWS_PER_STATEMENT, len(records) - start)
                     if start == 0 and count < len(records):
                         self._db.execute("BEGIN IMMEDIATE")  # more rows than one statement takes: one transaction
-                    values = params[start * WRITTEN_COUNT : (start + count) * WRITTEN_COUNT]
+                    values = params[start * len(WRITTEN) : (start + count) * len(WRITTEN)]
                     rowid = self._db.execute(insert_rows(count), values).lastrowid
                 if len(records) > MAX_ROWS_PER_STATEMENT:
                     self._db.execute("COMMIT")
@@ -328,33 +328,8 @@ class AuditLog:
 
     def _row(self, record: CallRecord, mode: Privacy) -> tuple[Any, ...]:
         """`record`'s values in `schema.insert_rows`' column order, keeping of its content what `mode` says."""
-        kept = kept_content(record, mode, self._max_field_bytes)
-        return (
-            record.ts,
-            record.user,
-            record.persona,
-            record.transport,
-            record.tool,
-            record.outcome,
-            record.latency_ms,
-            record.requested_model,
-            record.served_model,
-            record.provider,
-            record.generation_id,
-            record.prompt_tokens,
-            record.completion_tokens,
-            record.cost,
-            _json_or_none(None if record.attempts is None else list(record.attempts)),
-            kept.error,
-            mode,
-            kept.arguments_json,
-            kept.arguments_sha256,
-            kept.response_json,
-            kept.response_sha256,
-            record.record_id,
-            record.charged,
-            record.reservation_id,
-        )
+        values = written_values(record, mode, self._max_field_bytes)
+        return tuple(values[column] for column in WRITTEN)
 
     def reserve(self, request: ReservationRequest) -> Reservation:
         """Hold up to `request.amount` against every limit, atomically with the check (see `Ledger.reserve`).
@@ -636,6 +611,42 @@ def kept_content(record: CallRecord, mode: str, cap: int = MAX_STORED_JSON_BYTES
         )
     _checked_privacy(mode)
     return KeptContent(error=error)
+
+
+def written_values(record: CallRecord, mode: str, cap: int = MAX_STORED_JSON_BYTES) -> dict[str, Any]:
+    """What a call's row holds, by column name (every engine stores the same columns), keeping of its arguments,
+    response and error what privacy `mode` says.
+
+    Raises:
+        AuditSetupError: `mode` is not a privacy mode.
+    """
+    kept = kept_content(record, mode, cap)
+    return {
+        "ts": record.ts,
+        "user": record.user,
+        "persona": record.persona,
+        "transport": record.transport,
+        "tool": record.tool,
+        "outcome": record.outcome,
+        "latency_ms": record.latency_ms,
+        "requested_model": record.requested_model,
+        "served_model": record.served_model,
+        "provider": record.provider,
+        "generation_id": record.generation_id,
+        "prompt_tokens": record.prompt_tokens,
+        "completion_tokens": record.completion_tokens,
+        "cost": record.cost,
+        "attempts": _json_or_none(None if record.attempts is None else list(record.attempts)),
+        "error": kept.error,
+        "privacy": mode,
+        "arguments_json": kept.arguments_json,
+        "arguments_sha256": kept.arguments_sha256,
+        "response_json": kept.response_json,
+        "response_sha256": kept.response_sha256,
+        "record_id": record.record_id,
+        "charged": record.charged,
+        "reservation_id": record.reservation_id,
+    }
 
 
 def _checked_privacy(mode: str) -> Privacy:

@@ -42,7 +42,7 @@ import psycopg_pool
 from openrouter_mcp.audit import postgres_schema as sql
 from openrouter_mcp.audit.database import check_url, redact_url, url_password
 from openrouter_mcp.audit.ledger import Cooldown, Reservation, ReservationRequest, WindowSpend
-from openrouter_mcp.audit.log import CallRecord, UsageSummary, _checked_privacy, _json_or_none, kept_content
+from openrouter_mcp.audit.log import CallRecord, UsageSummary, _checked_privacy, written_values
 from openrouter_mcp.audit.schema import row_as_dict
 from openrouter_mcp.audit.spool import Spool
 from openrouter_mcp.config import default_audit_path
@@ -189,33 +189,8 @@ class PostgresLedger:
 
     async def _record(self, record: CallRecord, privacy: Privacy | None) -> None:
         mode = self.privacy if privacy is None else privacy
-        kept = kept_content(record, mode)
-        params = (
-            record.reservation_id,
-            record.record_id,
-            record.charged,
-            record.ts,
-            record.user,
-            record.persona,
-            record.transport,
-            record.tool,
-            record.outcome,
-            record.latency_ms,
-            record.requested_model,
-            record.served_model,
-            record.provider,
-            record.generation_id,
-            record.prompt_tokens,
-            record.completion_tokens,
-            record.cost,
-            _json_or_none(None if record.attempts is None else list(record.attempts)),
-            kept.error,
-            mode,
-            kept.arguments_json,
-            kept.arguments_sha256,
-            kept.response_json,
-            kept.response_sha256,
-        )
+        values = written_values(record, mode)
+        params = (record.reservation_id, *(values[column.strip('"')] for column in sql.WRITTEN))
         await self._execute(sql.RECORD, params, writing=True)
 
     # -- budgets ----------------------------------------------------------------------------------------------

@@ -95,7 +95,8 @@ MIGRATIONS: list[list[str]] = [
 COLUMNS = ", ".join(
     '"user"' if column == "user" else column for column in (part.strip() for part in schema.COLUMNS.split(","))
 )
-_WRITTEN = (
+#: The columns a write fills, in the order `RECORD` takes their values (`log.written_values` names them).
+WRITTEN = (
     "record_id",
     "charged",
     "ts",
@@ -124,10 +125,10 @@ _WRITTEN = (
 #: (so one transaction). A replayed `record_id` inserts nothing, so it is counted once. What a row charges: `charged`
 #: when the call knew it, else OpenRouter's `cost`; refused calls never reached OpenRouter and charge nothing, failed
 #: ones may have been charged (a stream cut short). The totals are upserted in scope order, so two statements lock
-#: the same rows in the same order and never deadlock. Parameters: the reservation id, then `_WRITTEN` in order.
+#: the same rows in the same order and never deadlock. Parameters: the reservation id, then `WRITTEN` in order.
 RECORD = (
     "WITH settled AS (DELETE FROM reservations WHERE id = %s), "
-    f"new AS (INSERT INTO calls ({', '.join(_WRITTEN)}) VALUES ({', '.join(['%s'] * len(_WRITTEN))}) "
+    f"new AS (INSERT INTO calls ({', '.join(WRITTEN)}) VALUES ({', '.join(['%s'] * len(WRITTEN))}) "
     'ON CONFLICT (record_id) DO NOTHING RETURNING ts, "user", persona, outcome, COALESCE(charged, cost) AS charge) '
     "INSERT INTO spend (scope, day, amount) "
     "SELECT s.scope, floor(new.ts / 86400) * 86400, new.charge FROM new, "

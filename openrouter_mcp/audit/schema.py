@@ -114,20 +114,20 @@ COLUMNS = (
     "arguments_json AS arguments, arguments_sha256, response_json AS response, response_sha256"
 )
 NAMES = tuple(column.split()[-1] for column in COLUMNS.split(", "))
-_WRITTEN = (
-    "ts, user, persona, transport, tool, outcome, latency_ms, requested_model, served_model, provider, generation_id, "
-    "prompt_tokens, completion_tokens, cost, attempts, error, privacy, arguments_json, arguments_sha256, "
-    "response_json, response_sha256, record_id, charged, reservation_id"
-)
-#: Values per written row, in `_WRITTEN`'s order.
-WRITTEN_COUNT = len(_WRITTEN.split(", "))
-_ROW = "(" + ", ".join(["?"] * WRITTEN_COUNT) + ")"
+#: The columns a write fills, in the order `insert_rows` takes their values (`log.written_values` names them).
+WRITTEN = (
+    "ts", "user", "persona", "transport", "tool", "outcome", "latency_ms", "requested_model", "served_model",
+    "provider", "generation_id", "prompt_tokens", "completion_tokens", "cost", "attempts", "error", "privacy",
+    "arguments_json", "arguments_sha256", "response_json", "response_sha256", "record_id", "charged", "reservation_id",
+)  # fmt: skip
+_ROW = "(" + ", ".join(["?"] * len(WRITTEN)) + ")"
 
 
 def insert_rows(count: int) -> str:
     """One statement writing `count` rows (the `calls_settle` trigger settles each); a row whose `record_id` is
     already stored (a replay) is skipped."""
-    return f"INSERT INTO calls ({_WRITTEN}) VALUES {', '.join([_ROW] * count)} ON CONFLICT (record_id) DO NOTHING"
+    columns = ", ".join(WRITTEN)
+    return f"INSERT INTO calls ({columns}) VALUES {', '.join([_ROW] * count)} ON CONFLICT (record_id) DO NOTHING"
 
 
 # Refused calls never reached OpenRouter; failed ones may still have been charged (a stream cut short).
