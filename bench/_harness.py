@@ -284,6 +284,25 @@ def child_pid(marker: Sequence[str]) -> int:
     return found[0]
 
 
+def process_tree(pid: int) -> list[int]:
+    """`pid` and every process descended from it (ours starts its audit log's writer process), from /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue  # it ended meanwhile
+        children.setdefault(parent, []).append(int(entry.name))
+    tree, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        tree.append(current)
+        todo.extend(children.get(current, []))
+    return tree
+
+
 def memory_kib(pid: int) -> dict[str, int]:
     """VmRSS and VmHWM (peak RSS) of `pid`, in KiB, from /proc/<pid>/status."""
     fields = {}
@@ -292,6 +311,19 @@ def memory_kib(pid: int) -> dict[str, int]:
         if name in ("VmRSS", "VmHWM"):
             fields[name] = int(value.split()[0])
     return fields
+
+
+def tree_memory_kib(pid: int) -> dict[str, int]:
+    """`memory_kib` summed over `pid` and its descendants (ours with its audit log's writer process); the summed
+    VmHWM is an upper bound of their peak together."""
+    total = {"VmRSS": 0, "VmHWM": 0}
+    for member in process_tree(pid):
+        try:
+            for name, kib in memory_kib(member).items():
+                total[name] += kib
+        except OSError:
+            continue  # it ended meanwhile
+    return total
 
 
 class RawStdio:

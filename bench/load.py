@@ -19,9 +19,10 @@ levels are run one after the other and, within a level, the targets in a fresh r
 
 Per target and level: calls/s answered in the window; p50 and p99 of the latency *added* over the upstream's 50 ms;
 errors (any non-200, JSON-RPC error or `isError` result: must be 0); server CPU seconds per 1,000 calls; the
-server's peak RSS so far (VmHWM); the share of upstream requests that reused a kept-alive connection (from the
-simulator's own count of accepted connections and served requests); and the CPU use of the server, the
-simulator and this client process over the window, which says which side saturated (100% is one core).
+server's peak RSS so far (VmHWM), CPU and memory both counting the processes the server started (ours' audit log
+writer); the share of upstream requests that reused a kept-alive connection (from the simulator's own count of
+accepted connections and served requests); and the CPU use of the server, the simulator and this client process
+over the window, which says which side saturated (100% is one core).
 """
 
 from __future__ import annotations
@@ -50,13 +51,14 @@ from bench._harness import (
     child_pid,
     emit,
     machine_line,
-    memory_kib,
     ms,
     note,
     percentile,
+    process_tree,
     server_env,
     shuffled,
     table,
+    tree_memory_kib,
     upstream,
 )
 from bench._jsonrpc import Run, Tally, client
@@ -127,6 +129,17 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICKS
 
 
+def tree_cpu_seconds(pid: int) -> float:
+    """`cpu_seconds` of `pid` and its descendants: a server's CPU includes its audit log's writer process."""
+    total = 0.0
+    for member in process_tree(pid):
+        try:
+            total += cpu_seconds(member)
+        except OSError:
+            continue  # ended meanwhile
+    return total
+
+
 def wait_listening(port: int, process: subprocess.Popen[bytes]) -> None:
     """Until something accepts connections on `port` (bounded). Raises: HarnessError."""
     deadline = time.monotonic() + STARTUP_TIMEOUT
@@ -187,11 +200,11 @@ async def run_level(served: Served, clients: int, base_url: str, sim_pid: int, w
                 await run.warmed.wait()
             await anyio.sleep(warmup)
             connections, requests = await upstream_counts(stats, base_url)
-            server_cpu, sim_cpu, client_cpu = cpu_seconds(served.pid), cpu_seconds(sim_pid), time.process_time()
+            server_cpu, sim_cpu, client_cpu = tree_cpu_seconds(served.pid), cpu_seconds(sim_pid), time.process_time()
             opens = anyio.current_time()
             run.window = (opens, opens + window)
             await anyio.sleep_until(opens + window)
-            server_cpu = cpu_seconds(served.pid) - server_cpu
+            server_cpu = tree_cpu_seconds(served.pid) - server_cpu
             sim_cpu = cpu_seconds(sim_pid) - sim_cpu
             client_cpu = time.process_time() - client_cpu
             connections_after, requests_after = await upstream_counts(stats, base_url)
@@ -206,7 +219,7 @@ async def run_level(served: Served, clients: int, base_url: str, sim_pid: int, w
         server_cpu=server_cpu,
         sim_cpu=sim_cpu,
         client_cpu=client_cpu,
-        peak_rss_kib=memory_kib(served.pid)["VmHWM"],
+        peak_rss_kib=tree_memory_kib(served.pid)["VmHWM"],
         upstream_requests=requests_after - requests,
         new_connections=max(0, connections_after - connections - 1),  # less the second stats request's own
         first_error=tally.first_error,

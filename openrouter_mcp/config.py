@@ -217,6 +217,22 @@ class Settings:
         )
 
 
+#: What a helper process of ours (the audit log's writer) keeps of the server's environment: enough to find Python
+#: and this package, and to measure its coverage in the test suite. Never a key, a token or a database password.
+_HELPER_ENV_NAMES = frozenset({"PATH", "HOME", "TMPDIR", "TEMP", "TMP", "LANG", "LC_ALL", "LC_CTYPE", "VIRTUAL_ENV"})
+_HELPER_ENV_PREFIXES = ("PYTHON", "COVERAGE_")
+
+
+def helper_process_env(env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment of a helper process: `env` (default: this process's) minus all it does not need."""
+    source = os.environ if env is None else env
+    return {
+        name: value
+        for name, value in source.items()
+        if name in _HELPER_ENV_NAMES or name.startswith(_HELPER_ENV_PREFIXES)
+    }
+
+
 def default_audit_path(environ: Mapping[str, str] | None = None) -> Path:
     """`$OPENROUTER_MCP_AUDIT_DB`, else `$XDG_DATA_HOME/openrouter-mcp/audit.sqlite3`, else under ~/.local/share."""
     env = os.environ if environ is None else environ

@@ -32,6 +32,10 @@ if TYPE_CHECKING:
     from openrouter_mcp.upstream.client import OpenRouterClient
 
 
+#: How long after the server starts its ledger's writer process starts (seconds).
+WARM_UP_DELAY = 0.25
+
+
 class AppState:
     """Shared resources, opened lazily so that start-up imports and builds nothing it does not need."""
 
@@ -75,6 +79,7 @@ class AppState:
         self.background: set[asyncio.Task[None]] = set()
         self._audit: AuditLog | Callable[[], AuditLog] | None = None
         self._ledger: Ledger | None = None
+        self._owns_ledger = False  # a ledger this state opened and closes
         if hasattr(audit, "aclose"):  # another engine's ledger, given whole
             self._ledger = cast("Ledger", audit)
         else:
@@ -130,12 +135,34 @@ class AppState:
         if self._ledger is None and self._audit is not None:
             from pathlib import Path
 
+            from openrouter_mcp.audit.lazy import LazyAudit
             from openrouter_mcp.audit.spool import Spool
             from openrouter_mcp.audit.sqlite_ledger import SqliteLedger
 
             path = getattr(self._audit, "path", None)
-            self._ledger = SqliteLedger(self._audit, spool=Spool.beside(Path(path)) if path is not None else None)
+            spool = Spool.beside(Path(path)) if path is not None else None
+            if isinstance(self._audit, LazyAudit):
+                # The log the settings name (the server as users run it): written by a process of its own, which
+                # this one closes when it stops (`running`).
+                self._ledger = SqliteLedger.in_child_process(self._audit.path, privacy=self._audit.privacy, spool=spool)
+                self._owns_ledger = True
+            else:
+                self._ledger = SqliteLedger(self._audit, spool=spool)
         return self._ledger
+
+    def _warm_up_ledger(self) -> None:
+        """Start the ledger's writer process soon, in the background, so the first call does not wait for it."""
+        from openrouter_mcp.audit.lazy import LazyAudit
+
+        if isinstance(self._audit, LazyAudit) and self._ledger is None:
+            self.in_background(self._start_ledger())
+
+    async def _start_ledger(self) -> None:
+        # After the handshake and the first listings: those answer first, and this costs them nothing.
+        await anyio.sleep(WARM_UP_DELAY)
+        ledger = self.ledger
+        if self._users > 0 and ledger is not None and hasattr(ledger, "start"):
+            await ledger.start()
 
     @property
     def client(self) -> OpenRouterClient:
@@ -161,6 +188,8 @@ class AppState:
     async def running(self) -> AsyncIterator[AppState]:
         async with self._lock:
             self._users += 1
+            if self._users == 1:
+                self._warm_up_ledger()
         try:
             yield self
         finally:
@@ -170,6 +199,9 @@ class AppState:
                     client, self._client, self._catalog = self._client, None, None
                     with anyio.CancelScope(shield=True):
                         await client.aclose()
+                if self._users == 0 and self._owns_ledger and self._ledger is not None:
+                    with anyio.CancelScope(shield=True):
+                        await self._ledger.aclose()  # its writer process; the next call starts another
 
 
 def _sets(budget: Budget) -> bool:

@@ -20,9 +20,10 @@ import anyio
 import pytest
 
 from openrouter_mcp.audit.ledger import Cooldown, ReservationRequest
+from openrouter_mcp.audit.ledger_file import MAX_BATCH
 from openrouter_mcp.audit.log import MAX_ROWS_PER_STATEMENT, AuditLog, CallRecord
 from openrouter_mcp.audit.spool import Spool
-from openrouter_mcp.audit.sqlite_ledger import MAX_BATCH, SqliteLedger
+from openrouter_mcp.audit.sqlite_ledger import SqliteLedger
 from openrouter_mcp.errors import AuditError, BudgetExceededError
 from openrouter_mcp.routing.budgets import BudgetLimit, budget_limits
 from openrouter_mcp.routing.personas import Budget, Privacy
@@ -39,11 +40,18 @@ def db(tmp_path: Path) -> Path:
     return tmp_path / "ledger" / "audit.sqlite3"
 
 
-@pytest.fixture
-async def ledger(db: Path) -> AsyncIterator[SqliteLedger]:
-    opened = SqliteLedger(lambda: AuditLog(db), spool=Spool.beside(db))
+@pytest.fixture(params=["thread", "process"])
+async def ledger(db: Path, request: pytest.FixtureRequest) -> AsyncIterator[SqliteLedger]:
+    """The ledger both ways it is written: from a thread of this process, and from a writer process (the server's)."""
+    opened = open_ledger(request.param, db, Spool.beside(db))
     yield opened
     await opened.aclose()
+
+
+def open_ledger(writer: str, db: Path, spool: Spool) -> SqliteLedger:
+    if writer == "thread":
+        return SqliteLedger(lambda: AuditLog(db), spool=spool)
+    return SqliteLedger.in_child_process(db, privacy="full", spool=spool)
 
 
 def server_daily(limit: float, now: float = NOW) -> list[BudgetLimit]:
@@ -167,12 +175,15 @@ async def test_an_export_reads_every_row_in_batches(ledger: SqliteLedger) -> Non
     assert len(rows) == 1203 and len({r["id"] for r in rows}) == 1203
 
 
-async def test_a_spooled_record_is_replayed_once_the_ledger_works_again_with_no_duplicate(tmp_path: Path) -> None:
+@pytest.mark.parametrize("writer", ["thread", "process"])
+async def test_a_spooled_record_is_replayed_once_the_ledger_works_again_with_no_duplicate(
+    tmp_path: Path, writer: str
+) -> None:
     db = tmp_path / "ledger" / "audit.sqlite3"
     db.parent.mkdir()
     db.mkdir()  # the path is a directory: the ledger cannot open
     spool = Spool.beside(db)
-    ledger = SqliteLedger(lambda: AuditLog(db), spool=spool)
+    ledger = open_ledger(writer, db, spool)
     record = row(cost=0.2)
     with pytest.raises(AuditError):
         await ledger.record(record)

@@ -38,7 +38,8 @@ from openrouter_mcp.routing.budgets import FIT_TOLERANCE, BudgetLimit, budget_re
 from openrouter_mcp.routing.personas import Privacy
 
 PRIVACY_MODES: tuple[Privacy, ...] = get_args(Privacy)
-_EXPORT_BATCH = 500
+#: Rows per read of `export` (and of the ledger's).
+EXPORT_BATCH = 500
 #: Largest arguments or response JSON stored whole in one row (and longest error text). Past it, "full" stores
 #: `{"truncated": {"size_bytes", "sha256", "cap_bytes"}}` instead, with the sha256 also in the `*_sha256`
 #: column: the same hash "hashes" would keep, so what was cut can still be proven. A constant rather than a
@@ -511,15 +512,26 @@ class AuditLog:
         """
         last_id = 0
         while True:
-            rows = self._query(
-                f"SELECT {COLUMNS} FROM calls WHERE id > ? AND ts >= ? ORDER BY id LIMIT ?",
-                (last_id, float("-inf") if since is None else since, _EXPORT_BATCH),
-            )
-            for row in rows:
-                yield row_as_dict(row)
-            if len(rows) < _EXPORT_BATCH:
+            rows = self.rows_after(last_id, since=since)
+            yield from rows
+            if len(rows) < EXPORT_BATCH:
                 return
-            last_id = rows[-1][0]
+            last_id = rows[-1]["id"]
+
+    def rows_after(
+        self, last_id: int, *, since: float | None = None, limit: int = EXPORT_BATCH
+    ) -> list[dict[str, Any]]:
+        """Up to `limit` rows with an id above `last_id` (that started at or after `since`), oldest first: one batch
+        of `export`.
+
+        Raises:
+            AuditError: the log cannot be read.
+        """
+        rows = self._query(
+            f"SELECT {COLUMNS} FROM calls WHERE id > ? AND ts >= ? ORDER BY id LIMIT ?",
+            (last_id, float("-inf") if since is None else since, limit),
+        )
+        return [row_as_dict(row) for row in rows]
 
     def close(self) -> None:
         """Close the connection (idempotent); SQLite checkpoints the WAL if this was the last one.

@@ -66,6 +66,7 @@ class SqliteWorker:
         """Let the thread end once the jobs already queued are done."""
         if self._thread is not None:
             self._jobs.put(_STOP)
+            self._thread = None  # the next job starts another thread, which takes the jobs queued after this stop
 
     def _serve(self) -> None:
         while (item := self._jobs.get()) is not _STOP:
