@@ -169,11 +169,11 @@ def test_the_writer_ends_by_itself_when_the_server_is_killed(tmp_path: Path) -> 
 async def test_a_server_starts_its_writer_with_it_and_stops_it_when_it_stops(tmp_path: Path) -> None:
     state = AppState(Settings(), audit=LazyAudit(tmp_path / "audit.sqlite3", "full"))
     async with state.running():
+        ledger = state.ledger
+        assert isinstance(ledger, SqliteLedger)
         with anyio.fail_after(10):
-            while (ledger := state.ledger) is None or getattr(ledger, "writer_pid", None) is None:
+            while (pid := ledger.writer_pid) is None:  # started without any call asking for it
                 await anyio.sleep(0.01)
-        pid = ledger.writer_pid
-        assert pid is not None
     await until_gone(pid)
 
 
