@@ -166,8 +166,11 @@ def test_the_writer_ends_by_itself_when_the_server_is_killed(tmp_path: Path) -> 
     assert not Path(f"/proc/{writer}").exists() or _state(writer) == "Z"  # ended (a zombie until init reaps it)
 
 
-async def test_a_server_starts_its_writer_with_it_and_stops_it_when_it_stops(tmp_path: Path) -> None:
-    state = AppState(Settings(), audit=LazyAudit(tmp_path / "audit.sqlite3", "full"))
+@pytest.mark.parametrize("transport", ["streamable-http", "sse"])
+async def test_a_server_over_http_starts_its_writer_with_it_and_stops_it_when_it_stops(
+    tmp_path: Path, transport: str
+) -> None:
+    state = AppState(Settings(), audit=LazyAudit(tmp_path / "audit.sqlite3", "full"), transport=transport)
     async with state.running():
         ledger = state.ledger
         assert isinstance(ledger, SqliteLedger)
@@ -185,3 +188,18 @@ def test_records_are_grouped_in_order_and_every_other_request_goes_alone() -> No
     requests += [request(3 + i, "record") for i in range(MAX_BATCH + 1)]
     groups = [[r[0] for r in group] for group in _groups(requests)]
     assert groups == [[0, 1], [2], list(range(3, 3 + MAX_BATCH)), [3 + MAX_BATCH]]
+
+
+async def test_a_server_over_stdio_writes_from_a_thread_and_closes_the_log_when_it_stops(tmp_path: Path) -> None:
+    audit = LazyAudit(tmp_path / "audit.sqlite3", "full")
+    state = AppState(Settings(), audit=audit, transport="stdio")
+    async with state.running():
+        ledger = state.ledger
+        assert isinstance(ledger, SqliteLedger)
+        await ledger.record(row())
+        assert ledger.writer_pid is None and ledger.log is not None
+        log = ledger.log
+    assert ledger.log is None  # closed with the server
+    with pytest.raises(AuditError, match="closed"):
+        log.tail(1)
+    assert len(AuditLog(tmp_path / "audit.sqlite3").tail(5)) == 1

@@ -5,10 +5,11 @@ Every operation runs in one place, one at a time (SQLite has one writer per file
 lock held by another process delays ledger calls only, never the event loop or the tools that do not wait on the
 ledger. Where that place is:
 
-- `SqliteLedger.in_child_process(path, ...)`, what the server uses: a writer process (`audit/process_writer.py`),
-  which never contends with the event loop for the interpreter lock;
-- `SqliteLedger(log)`, for a log the caller opened (or a function opening it: tests, benchmarks, the CLI): a
-  thread of this process (`audit/thread_writer.py`).
+- `SqliteLedger.in_child_process(path, ...)`, what the server uses over HTTP: a writer process
+  (`audit/process_writer.py`), which never contends with the busy event loop for the interpreter lock;
+- `SqliteLedger(log)`, for a log opened here or a function opening it (the server over stdio, tests, benchmarks,
+  the CLI): a thread of this process (`audit/thread_writer.py`), quicker to hand a row to after an idle wait.
+  `AppState._writes_from_a_process` says why each transport gets which.
 
 Both group-commit: records that finish while a write is under way are written together, in one statement and
 one transaction. The queue is bounded: past `max_queue` waiting operations (or records) a call fails at once

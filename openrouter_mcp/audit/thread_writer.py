@@ -1,12 +1,13 @@
-"""The SQLite ledger's work in a thread of this process (`audit/worker.py`): for a log the caller opened itself.
+"""The SQLite ledger's work in a thread of this process (`audit/worker.py`): over stdio, and for a log the caller
+opened itself.
 
 Records are written in batches (group commit): a record joins the batch waiting for the thread, if one is, and
 the thread writes a whole batch in one statement and one transaction, then wakes its callers with one
 callback. One call alone is a batch of one, written as soon as the thread is free; under load, a batch holds
 every record that finished while the previous one was written. What batching saves is the thread's turns at
 the interpreter lock: each statement releases the lock and must win it back from the busy event loop, which
-takes up to the interpreter's switch interval (5 ms), far more than the write itself. The server as users run
-it writes from a process of its own instead (`audit/process_writer.py`), which has no such contention.
+takes up to the interpreter's switch interval (5 ms), far more than the write itself. Over HTTP, where many
+clients keep the loop busy, the server writes from a process of its own instead (`audit/process_writer.py`).
 """
 
 from __future__ import annotations
