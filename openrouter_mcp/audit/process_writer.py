@@ -77,15 +77,27 @@ class _Child(asyncio.SubprocessProtocol):
         self.pending: dict[int, asyncio.Future[Any]] = {}
         self.gone: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
         self._buffer = bytearray()
+        self._outbox = bytearray()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast("asyncio.SubprocessTransport", transport)
         self.stdin = cast("asyncio.WriteTransport", self.transport.get_pipe_transport(0))
 
     def send(self, request_id: int, frame: bytes, done: asyncio.Future[Any]) -> None:
-        assert self.stdin is not None
         self.pending[request_id] = done
-        self.stdin.write(frame)
+        self.write(frame)
+
+    def write(self, frame: bytes) -> None:
+        """Queue `frame`; what is queued in one turn of the loop goes in one write (one system call, and under load
+        one batch for the child)."""
+        if not self._outbox:
+            asyncio.get_running_loop().call_soon(self._flush)
+        self._outbox += frame
+
+    def _flush(self) -> None:
+        if self.stdin is not None and self._outbox:
+            self.stdin.write(bytes(self._outbox))
+        self._outbox.clear()
 
     def pipe_data_received(self, fd: int, data: bytes) -> None:
         buffer = self._buffer
@@ -133,6 +145,7 @@ class _Child(asyncio.SubprocessProtocol):
 
     def close_input(self) -> None:
         """End the child's input: it answers what it was sent, closes the log and exits."""
+        self._flush()
         if self.stdin is not None:
             self.stdin.close()
             self.stdin = None
@@ -226,7 +239,7 @@ class ProcessWriter:
             self._starting = None
         assert child.stdin is not None
         self._child = child
-        child.stdin.write(_frame(self._spec))
+        child.write(_frame(self._spec))
         unsent, self._unsent = self._unsent, []
         for request_id, frame, done in unsent:
             child.send(request_id, frame, done)
