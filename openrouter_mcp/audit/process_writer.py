@@ -100,6 +100,8 @@ class _Child(asyncio.SubprocessProtocol):
         self._outbox.clear()
 
     def pipe_data_received(self, fd: int, data: bytes) -> None:
+        if fd != 1:
+            return  # only the answers are piped (the child's stderr is ours)
         buffer = self._buffer
         buffer += data
         while len(buffer) >= _HEADER.size:
