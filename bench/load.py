@@ -1,6 +1,6 @@
 """Load over streamable HTTP: ours against a bare `MCPServer`, stateful and stateless, at 1 to 200 concurrent clients.
 
-`python -m bench.load` (about 3 minutes on 2 cores; `--quick`: about 1 minute, too short to quote). Four servers
+`python -m bench.load` (about 5 minutes on 2 cores; `--quick`: about 1 minute, too short to quote). Four servers
 run side by side in one run against one simulated OpenRouter (its own process, 50 ms per answer):
 
 | target | what |
@@ -15,7 +15,9 @@ JSON-RPC over httpx2 (one `AsyncClient`, so one connection, per client), in this
 `create_chat_completion` after another, as fast as answers come: a warm-up until every client has had an answer
 (so every upstream connection a level needs is open) and a few seconds more, then a measured window in which the
 calls that end are counted (a window shorter than the slowest call still sees it). The
-levels are run one after the other and, within a level, the targets in a fresh random order.
+levels are run one after the other; a level runs in rounds (3 by default), each running the four targets back to
+back in a fresh random order. This machine's speed drifts by up to 1.5x from one minute to the next: a ratio is
+taken within a round, where the targets ran seconds apart, and the report gives the median of the rounds' ratios.
 
 Per target and level: calls/s answered in the window; p50 and p99 of the latency *added* over the upstream's 50 ms;
 errors (any non-200, JSON-RPC error or `isError` result: must be 0); server CPU seconds per 1,000 calls; the
@@ -31,10 +33,11 @@ import argparse
 import os
 import random
 import socket
+import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -242,57 +245,73 @@ def report(rows: Sequence[Row], levels: Sequence[int]) -> None:
     lines = []
     for level in levels:
         for target in TARGETS:
-            row = next(r for r in rows if r.clients == level and r.target == target)
-            rate = row.calls / row.seconds
+            runs = _runs(rows, level, target)
+            added = [latency for row in runs for latency in row.added]
+            seconds = sum(row.seconds for row in runs)
+            requests = sum(row.upstream_requests for row in runs)
+            reuse = 1 - sum(row.new_connections for row in runs) / requests if requests else 0.0
             lines.append(
                 [
                     level,
                     target.label,
-                    f"{rate:.0f}",
-                    ms(percentile(row.added, 50)) if row.added else "—",
-                    ms(percentile(row.added, 99)) if row.added else "—",
-                    row.errors,
-                    f"{row.server_cpu / row.calls * 1000:.2f}" if row.calls else "—",
-                    f"{row.peak_rss_kib / 1024:.0f}",
-                    f"{row.reuse * 100:.1f}",
+                    f"{statistics.median(row.calls / row.seconds for row in runs):.0f}",
+                    ms(percentile(added, 50)) if added else "—",
+                    ms(percentile(added, 99)) if added else "—",
+                    sum(row.errors for row in runs),
+                    _median_of(row.server_cpu / row.calls * 1000 for row in runs if row.calls),
+                    f"{max(row.peak_rss_kib for row in runs) / 1024:.0f}",
+                    f"{max(0.0, reuse) * 100:.1f}",
                     " / ".join(
-                        f"{cpu / row.seconds * 100:.0f}" for cpu in (row.server_cpu, row.sim_cpu, row.client_cpu)
-                    ),  # noqa: E501
+                        f"{sum(getattr(row, part) for row in runs) / seconds * 100:.0f}"
+                        for part in ("server_cpu", "sim_cpu", "client_cpu")
+                    ),
                 ]
             )
     emit(table(headers, lines))
     emit()
-    emit("Ratios, ours against the bare server at the same level and mode (targets: calls/s ≥ 1, p99 ≤ 1.2):")
+    emit(
+        "Ratios, ours against the bare server at the same level and mode (targets: calls/s ≥ 1, p99 ≤ 1.2). "
+        "calls/s: the median of the rounds' ratios (each round runs the four servers back to back), then each "
+        "round's; p99: over every call of the rounds, the upstream's 50 ms included:"
+    )
     emit()
     ratio_lines = []
     for level in levels:
         for stateless in (False, True):
-            ours = next(r for r in rows if r.clients == level and r.target == Target("ours", stateless))
-            bare = next(r for r in rows if r.clients == level and r.target == Target("bare", stateless))
-            if not (ours.added and bare.added):
+            ours = _runs(rows, level, Target("ours", stateless))
+            bare = _runs(rows, level, Target("bare", stateless))
+            ours_added = [latency for row in ours for latency in row.added]
+            bare_added = [latency for row in bare for latency in row.added]
+            if not (ours_added and bare_added):
                 continue
+            rates = [mine.calls / max(theirs.calls, 1) for mine, theirs in zip(ours, bare, strict=True)]
             ratio_lines.append(
                 [
                     level,
                     "stateless" if stateless else "stateful",
-                    f"{ours.calls / max(bare.calls, 1):.2f}",
-                    f"{(percentile(ours.added, 99) + LATENCY) / (percentile(bare.added, 99) + LATENCY):.2f}",
+                    f"{statistics.median(rates):.2f}",
+                    ", ".join(f"{rate:.2f}" for rate in rates),
+                    f"{(percentile(ours_added, 99) + LATENCY) / (percentile(bare_added, 99) + LATENCY):.2f}",
                 ]
             )
-    emit(table(["clients", "mode", "calls/s ours ÷ bare", "p99 latency ours ÷ bare"], ratio_lines))
+    emit(table(["clients", "mode", "calls/s ours ÷ bare", "per round", "p99 latency ours ÷ bare"], ratio_lines))
     emit()
-    emit("Server CPU per call, stateless ÷ stateful (target ≤ 1.2):")
+    emit("Server CPU per call, stateless ÷ stateful (target ≤ 1.2): the median of the rounds' ratios, then each one:")
     emit()
     cpu_lines = []
     for level in levels:
         line: list[object] = [level]
         for server in ("ours", "bare"):
-            full = next(r for r in rows if r.clients == level and r.target == Target(server, False))
-            less = next(r for r in rows if r.clients == level and r.target == Target(server, True))
-            if full.calls and less.calls and full.server_cpu > 0:
-                line.append(f"{(less.server_cpu / less.calls) / (full.server_cpu / full.calls):.2f}")
-            else:
-                line.append("—")
+            full = _runs(rows, level, Target(server, False))
+            less = _runs(rows, level, Target(server, True))
+            ratios = [
+                (stateless.server_cpu / stateless.calls) / (stateful.server_cpu / stateful.calls)
+                for stateful, stateless in zip(full, less, strict=True)
+                if stateful.calls and stateless.calls and stateful.server_cpu > 0
+            ]
+            line.append(
+                f"{statistics.median(ratios):.2f} ({', '.join(f'{ratio:.2f}' for ratio in ratios)})" if ratios else "—"
+            )
         cpu_lines.append(line)
     emit(table(["clients", "ours", "bare"], cpu_lines))
     failures = [row for row in rows if row.errors]
@@ -302,7 +321,17 @@ def report(rows: Sequence[Row], levels: Sequence[int]) -> None:
             emit(f"- {row.target.label} at {row.clients} clients: {row.errors} errors, first: `{row.first_error}`")
 
 
-async def measure(levels: Sequence[int], warmup: float, window: float) -> None:
+def _runs(rows: Sequence[Row], level: int, target: Target) -> list[Row]:
+    """`target`'s rows at `level`, one per round, in round order."""
+    return [row for row in rows if row.clients == level and row.target == target]
+
+
+def _median_of(values: Iterable[float]) -> str:
+    found = list(values)
+    return f"{statistics.median(found):.2f}" if found else "—"
+
+
+async def measure(levels: Sequence[int], warmup: float, window: float, rounds: int) -> None:
     rows: list[Row] = []
     with upstream(LATENCY) as base_url, ExitStack() as stack:
         sim_pid = child_pid(["bench._upstream", "--latency", str(LATENCY)])
@@ -310,16 +339,18 @@ async def measure(levels: Sequence[int], warmup: float, window: float) -> None:
         servers = {target: stack.enter_context(serve(target, base_url)) for target in TARGETS}
         rng = random.Random(0)
         for level in levels:
-            for target in shuffled(TARGETS, rng):
-                note(f"{target.label}: {level} clients")
-                rows.append(await run_level(servers[target], level, base_url, sim_pid, warmup, window))
+            for round_ in range(rounds):
+                for target in shuffled(TARGETS, rng):
+                    note(f"{target.label}: {level} clients, round {round_ + 1} of {rounds}")
+                    rows.append(await run_level(servers[target], level, base_url, sim_pid, warmup, window))
         emit("# Load over streamable HTTP")
         emit()
         emit(machine_line())
         emit()
         emit(
-            f"Upstream: the simulator answering in {LATENCY * 1000:.0f} ms; {warmup:g} s warm-up then {window:g} s "
-            f"measured per target and level; `create_chat_completion` (`{ARGUMENTS['model']}`, max_tokens 16); "
+            f"Upstream: the simulator answering in {LATENCY * 1000:.0f} ms; {rounds} rounds per level, each running "
+            f"the four servers back to back in a fresh random order, {warmup:g} s warm-up then {window:g} s measured "
+            f"each; `create_chat_completion` (`{ARGUMENTS['model']}`, max_tokens 16); "
             f"ours' audit log {'on' if AUDIT[0] else 'off'}."
         )
         emit()
@@ -332,13 +363,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--levels", type=int, nargs="+", default=list(LEVELS), help="concurrent clients per level")
     parser.add_argument("--warmup", type=float, default=None, help="seconds of warm-up per target and level")
     parser.add_argument("--window", type=float, default=None, help="seconds measured per target and level")
+    parser.add_argument("--rounds", type=int, default=None, help="rounds per level (default 3, 1 with --quick)")
     parser.add_argument("--no-audit", action="store_true", help="ours with its audit log off (default: on)")
     args = parser.parse_args(argv)
     AUDIT[0] = not args.no_audit
-    warmup = args.warmup if args.warmup is not None else (0.5 if args.quick else 1.5)
-    window = args.window if args.window is not None else (1.5 if args.quick else 5.0)
+    warmup = args.warmup if args.warmup is not None else (0.5 if args.quick else 1.0)
+    window = args.window if args.window is not None else (1.5 if args.quick else 3.0)
+    rounds = args.rounds if args.rounds is not None else (1 if args.quick else 3)
     note(f"python {sys.version.split()[0]}; levels {args.levels}")
-    anyio.run(measure, args.levels, warmup, window)
+    anyio.run(measure, args.levels, warmup, window, rounds)
 
 
 if __name__ == "__main__":
