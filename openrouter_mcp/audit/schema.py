@@ -105,6 +105,13 @@ MIGRATIONS: list[str] = [
         DELETE FROM reservations WHERE NEW.reservation_id IS NOT NULL AND id = NEW.reservation_id;
     END
     """,
+    # v5: budgets read `spend_days` since v4, and no query of `calls` filters by user, or by persona without a
+    # time range: two indexes only every write paid for (each one more page per row to the WAL, two more system
+    # calls per commit). `usage` for one persona reads the time range through `calls_ts`.
+    """
+    DROP INDEX IF EXISTS calls_persona_ts;
+    DROP INDEX IF EXISTS calls_user_ts
+    """,
 ]
 
 # Read back under the names CallRecord uses; the JSON columns are decoded by row_as_dict.
