@@ -99,10 +99,12 @@ async def reserve_for(
         BudgetExceededError: the call does not fit a budget, or its cost cannot be bounded.
         LedgerUnavailableError: the ledger cannot be read or written (fail closed: nothing is sent).
     """
+    ledger = state.ledger
+    if ledger is None:
+        return  # no audit log, so no budget (`AppState` refuses budgets without one)
     user = caller(state)
     limits = limits_for(state, persona, user)
-    ledger = state.ledger
-    if not limits or ledger is None or (not route.candidates and not route.openrouter_default):
+    if not limits or (not route.candidates and not route.openrouter_default):
         return  # no budget; or no model fits, so nothing will be sent and routing says why
     bound = await _bounding_prices(state, route)
     worst = worst_case(bound, prompt_tokens=request.prompt_tokens, images=images)

@@ -512,8 +512,10 @@ class OpenRouterClient:
                 try:
                     answer = _answer(response, await self._read_capped(response, what))
                 finally:
-                    with anyio.CancelScope(shield=True):  # closing must happen even when the deadline cancelled us
-                        await response.aclose()
+                    # A body read to its end has closed the response already (httpx does): no shielded scope then.
+                    if not response.is_closed:
+                        with anyio.CancelScope(shield=True):  # closing must happen even when the deadline cancelled us
+                            await response.aclose()
         if answer is None:
             raise UpstreamTimeout(late(what, limit, variable))
         if answer.status_code >= 400:
