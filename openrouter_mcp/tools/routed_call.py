@@ -247,9 +247,11 @@ async def pull_cooldowns(state: AppState) -> None:
     ledger that cannot be read leaves the local cooldowns as they are.
     """
     ledger = state.ledger
+    if ledger is None:
+        return
     now = state.cooldowns.now()
     age = now - state.cooldowns_pulled
-    if ledger is None or age < COOLDOWN_PULL_SECONDS / 2:
+    if age < COOLDOWN_PULL_SECONDS / 2:
         return
     state.cooldowns_pulled = now  # concurrent calls neither wait for this read nor start another
     if age < COOLDOWN_PULL_SECONDS:
