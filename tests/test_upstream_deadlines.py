@@ -201,3 +201,36 @@ async def test_a_stream_cut_by_its_deadline_after_text_arrived_reports_that_text
     assert payload["partial_text"]
     assert "did not finish answering" in payload["message"] and "incomplete" in payload["message"]
     assert payload["routing"]["upstream_calls"] == 1 and sim.count("/chat/completions") == 1
+
+
+async def test_a_chat_call_inside_a_deadline_that_ends_sooner_is_ended_by_that_deadline(
+    hurried: Settings, sim: Simulator
+) -> None:
+    # As a persona's deadline (120 s) ends before the chat deadline (300 s): the sooner one ends the call, quietly.
+    sim.path_faults["/chat/completions"] = Fault(drip=DRIP)
+    client = OpenRouterClient(hurried)
+    try:
+        with anyio.fail_after(DEADLINE + MARGIN):
+            started = anyio.current_time()
+            with anyio.move_on_after(DEADLINE / 5) as sooner:
+                await client.create_chat_completion({"messages": HELLO, "model": "openai/gpt-4o"})
+            ended = anyio.current_time()
+    finally:
+        await client.aclose()
+    assert sooner.cancelled_caught
+    assert ended - started < DEADLINE
+    assert sim.count("/chat/completions") == 1
+
+
+async def test_a_chat_call_inside_a_deadline_that_ends_later_times_out_at_its_own(
+    hurried: Settings, sim: Simulator
+) -> None:
+    sim.path_faults["/chat/completions"] = Fault(drip=DRIP)
+    client = OpenRouterClient(hurried)
+    try:
+        with anyio.move_on_after(DEADLINE + MARGIN) as later, pytest.raises(UpstreamTimeout) as caught:
+            await client.create_chat_completion({"messages": HELLO, "model": "openai/gpt-4o"})
+    finally:
+        await client.aclose()
+    assert not later.cancelled_caught
+    assert f"within {DEADLINE:g} s" in caught.value.message
