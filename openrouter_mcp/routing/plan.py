@@ -150,11 +150,11 @@ class _Fit:
         self.context = max(needs.min_context, request.prompt_tokens + (request.max_tokens or 0))
         ceiling = persona.max_price
         #: (kind, whether it is the prompt price, the persona's ceiling), for the ceilings the persona sets.
-        self.ceilings = tuple(
-            (kind, kind == "prompt", limit)
-            for kind, limit in (("prompt", ceiling.prompt), ("completion", ceiling.completion))
-            if limit is not None
-        )
+        self.ceilings: tuple[tuple[str, bool, float], ...] = ()
+        if ceiling.prompt is not None:
+            self.ceilings += (("prompt", True, ceiling.prompt),)
+        if ceiling.completion is not None:
+            self.ceilings += (("completion", False, ceiling.completion),)
         self.zdr_models = zdr_models if persona.provider.zdr else None
         self.cooldowns = cooldowns
 
@@ -199,13 +199,14 @@ def _ranked(
     picked: list[Candidate] = []
     ranked_out: dict[str, int] = {}
     label = f"ranked by {', '.join(persona.rank_by)}"
+    prompt_cap, completion_cap = cap or (None, None)
     for entry in _rank_order(catalog, tuple(persona.rank_by)):
         if len(picked) >= room:
             break
         if entry.id in skip:
             continue
         problem = fit.problem(entry)
-        if problem is None and cap is not None and _pricier(entry, cap):
+        if problem is None and cap is not None and _pricier(entry, prompt_cap, completion_cap):
             problem = ("pricier_than_primary", "")
         if problem is None:
             picked.append(_candidate(entry, label))
@@ -233,12 +234,13 @@ def _rank_order(catalog: Mapping[str, ModelEntry], strengths: tuple[str, ...]) -
     return order
 
 
-def _pricier(entry: ModelEntry, cap: tuple[float | None, float | None]) -> bool:
+def _pricier(entry: ModelEntry, prompt_cap: float | None, completion_cap: float | None) -> bool:
     """Whether `entry` costs more than the primary candidate on either side (unknown prices count as more)."""
-    for price, limit in zip((entry.prompt_per_m, entry.completion_per_m), cap, strict=True):
-        if limit is not None and (price is None or price > limit + 1e-12):
-            return True
-    return False
+    if prompt_cap is not None and (entry.prompt_per_m is None or entry.prompt_per_m > prompt_cap + 1e-12):
+        return True
+    return completion_cap is not None and (
+        entry.completion_per_m is None or entry.completion_per_m > completion_cap + 1e-12
+    )
 
 
 def _strength_key(entry: ModelEntry, strengths: Iterable[str]) -> tuple[float, ...]:
