@@ -23,6 +23,7 @@ from pydantic import Field
 
 from openrouter_mcp.audit.ledger import Cooldown, Ledger, Reservation, ReservationRequest
 from openrouter_mcp.errors import AuditError, BudgetExceededError, LedgerUnavailableError, MissingApiKeyError
+from openrouter_mcp.observability import tracing
 from openrouter_mcp.routing.budgets import BudgetLimit, budget_limits
 from openrouter_mcp.routing.fallback import RoutingRecord, Upstream, group_body, run_with_fallback, unwatched
 from openrouter_mcp.routing.personas import Persona
@@ -211,8 +212,6 @@ async def call_routed(
 
 def _observer(state: AppState, persona: Persona, body: Mapping[str, Any]) -> AttemptObserver | None:
     """What watches this call's upstream attempts (metrics, trace spans); None when nothing would."""
-    from openrouter_mcp.observability import tracing
-
     tracer = tracing.tracer()
     if state.metrics is None and tracer is None:
         return None
