@@ -181,3 +181,21 @@ def test_two_servers_count_in_registries_of_their_own() -> None:
     first.refused("too_busy")
     assert b'openrouter_mcp_refusals_total{reason="too_busy"} 1.0' in first.exposition()
     assert b"too_busy" not in second.exposition()
+
+
+def test_each_label_set_counts_in_its_own_series_however_often_it_comes_back() -> None:
+    metrics = Metrics()
+    for reason in ["too_busy", "not_allowed", "too_busy", "too_busy", "budget_exceeded", "not_allowed"]:
+        metrics.refused(reason)
+    metrics.child(metrics.upstream_latency, "vendor/model", "ok").observe(0.07)
+    metrics.child(metrics.upstream_latency, "vendor/model", "ok").observe(0.2)
+    metrics.child(metrics.upstream_latency, "vendor/model", "timeout").observe(1.0)
+    families = parse(metrics.exposition().decode())
+    refusals = {
+        reason: value(families, "openrouter_mcp_refusals_total", reason=reason)
+        for reason in ("too_busy", "not_allowed", "budget_exceeded")
+    }
+    assert refusals == {"too_busy": 3.0, "not_allowed": 2.0, "budget_exceeded": 1.0}
+    latency = "openrouter_mcp_upstream_latency_seconds_count"
+    assert value(families, latency, model="vendor/model", outcome="ok") == 2.0
+    assert value(families, latency, model="vendor/model", outcome="timeout") == 1.0

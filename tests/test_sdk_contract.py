@@ -21,6 +21,7 @@ from mcp.server.auth.settings import AuthSettings
 from mcp.server.caching import CacheableMethod
 from mcp.server.connection import Connection
 from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.utilities.func_metadata import FuncMetadata
 from mcp.types import (
     CallToolResult,
     EmptyResult,
@@ -31,7 +32,7 @@ from mcp.types import (
     ToolAnnotations,
     jsonrpc_message_adapter,
 )
-from pydantic import AnyHttpUrl, ConfigDict
+from pydantic import AnyHttpUrl, ConfigDict, Field
 from starlette.responses import PlainTextResponse
 from starlette.types import Receive, Scope, Send
 
@@ -187,6 +188,44 @@ async def test_a_whole_arguments_tool_publishes_its_schemas_and_reports_invalid_
     text = " ".join(block.text for block in refused.content if isinstance(block, TextContent))
     assert "colour" in text and "Extra inputs are not permitted" in text
     assert calls == []
+
+
+class Mixed(ToolInputBase):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    tags: list[str] | None = None
+    label: str = ""
+    model: str | None = None
+    count: int | None = None
+    options: dict[str, Any] | None = Field(None, alias="opts")
+
+
+#: Strings of every kind `json.loads` may meet: lists and objects (kept), `null` (kept), scalars (left as sent),
+#: not JSON at all, JSON the parser refuses (too deep), a BOM, and JSON whitespace around each.
+TRICKY_STRINGS = [
+    '["a", "b"]', ' \n\t["a"] ', '{"k": 1}', "\r{}", "[]", "null", " null\n", "nullish", "nan", "NaN", "Infinity",
+    "-Infinity", "true", " false", "1", "-2.5e3", '"quoted"', "openai/gpt-4o", "", "   ", "[unclosed", "{bad}",
+    "\ufeff[1]", "\u00a0[1]", "[" * 5000 + "]" * 5000, "n", "[1] trailing",
+]  # fmt: skip
+
+
+def test_whole_arguments_pre_parse_json_agrees_with_the_sdk_on_every_kind_of_string() -> None:
+    meta = whole_arguments_tool(
+        lambda ctx, args: None,  # type: ignore[arg-type,return-value]
+        name="mixed",
+        title="Mixed",
+        description="Mixed fields.",
+        input_model=Mixed,
+        input_schema={"type": "object"},
+        output_schema={"type": "object"},
+        annotations=ToolAnnotations(),
+    ).fn_metadata
+    assert type(meta).pre_parse_json is not FuncMetadata.pre_parse_json  # ours: else this test proves nothing
+    for value in TRICKY_STRINGS:
+        for key in ("tags", "label", "model", "count", "options", "opts", "unknown"):
+            arguments = {key: value, "label": "[1]", "count": 3}
+            assert meta.pre_parse_json(arguments) == FuncMetadata.pre_parse_json(meta, arguments), (key, value[:20])
+    kept = meta.pre_parse_json({"tags": '["a"]', "opts": "null", "model": "null", "label": "[1]"})
+    assert kept == {"tags": ["a"], "opts": None, "model": None, "label": "[1]"}
 
 
 async def test_middleware_sees_the_method_and_a_tools_list_result_shaped_for_the_wire() -> None:

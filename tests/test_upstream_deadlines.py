@@ -201,3 +201,42 @@ async def test_a_stream_cut_by_its_deadline_after_text_arrived_reports_that_text
     assert payload["partial_text"]
     assert "did not finish answering" in payload["message"] and "incomplete" in payload["message"]
     assert payload["routing"]["upstream_calls"] == 1 and sim.count("/chat/completions") == 1
+
+
+async def dripping_chat_within(
+    settings: Settings, sim: Simulator, seconds: float
+) -> tuple[anyio.CancelScope, UpstreamTimeout | None, float]:
+    """A chat call to a dripping upstream inside an enclosing `move_on_after(seconds)`: that scope, the
+    `UpstreamTimeout` the call raised (None if it raised nothing), and how long it all took."""
+    sim.path_faults["/chat/completions"] = Fault(drip=DRIP)
+    client = OpenRouterClient(settings)
+    timeout: UpstreamTimeout | None = None
+    try:
+        with anyio.fail_after(DEADLINE + MARGIN):
+            started = anyio.current_time()
+            with anyio.move_on_after(seconds) as enclosing:
+                try:
+                    await client.create_chat_completion({"messages": HELLO, "model": "openai/gpt-4o"})
+                except UpstreamTimeout as exc:
+                    timeout = exc
+            return enclosing, timeout, anyio.current_time() - started
+    finally:
+        await client.aclose()
+
+
+async def test_a_chat_call_inside_a_deadline_that_ends_sooner_is_ended_by_that_deadline(
+    hurried: Settings, sim: Simulator
+) -> None:
+    # As a persona's deadline (120 s) ends before the chat deadline (300 s): the sooner one ends the call, quietly.
+    enclosing, timeout, took = await dripping_chat_within(hurried, sim, DEADLINE / 5)
+    assert enclosing.cancelled_caught and timeout is None
+    assert took < DEADLINE
+    assert sim.count("/chat/completions") == 1
+
+
+async def test_a_chat_call_inside_a_deadline_that_ends_later_times_out_at_its_own(
+    hurried: Settings, sim: Simulator
+) -> None:
+    enclosing, timeout, _ = await dripping_chat_within(hurried, sim, DEADLINE + MARGIN / 2)
+    assert not enclosing.cancelled_caught
+    assert timeout is not None and f"within {DEADLINE:g} s" in timeout.message

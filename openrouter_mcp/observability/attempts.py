@@ -104,13 +104,12 @@ class _Watch:
         if metrics is not None:
             model = answered or (self.models[-1] if self.models else None)
             outcome = "ok" if error is None else error.kind
-            metrics.upstream_latency.labels(metrics.model_label(model, self.observer.known), outcome).observe(
-                time.perf_counter() - self.started
-            )
+            label = metrics.model_label(model, self.observer.known)
+            metrics.child(metrics.upstream_latency, label, outcome).observe(time.perf_counter() - self.started)
             for attempt in attempts:
                 if attempt.outcome == "failed" and attempt.decision in _FALLING_BACK:
                     reason = error.kind if error is not None else _passed_over_kind(attempt.status)
-                    metrics.fallbacks.labels(reason, attempt.decision).inc()
+                    metrics.child(metrics.fallbacks, reason, attempt.decision).inc()
         span = self.span
         if span is None:
             return
@@ -144,7 +143,7 @@ class _Watch:
             metrics = self.observer.metrics
             if metrics is not None:
                 model = metrics.model_label(self.models[-1] if self.models else None, self.observer.known)
-                metrics.upstream_latency.labels(model, "cancelled").observe(time.perf_counter() - self.started)
+                metrics.child(metrics.upstream_latency, model, "cancelled").observe(time.perf_counter() - self.started)
             if self.span is not None:
                 self.span.set_attribute("error.type", "cancelled" if kind is None else kind.__qualname__)
                 self.span.set_status(StatusCode.ERROR, "the request was cut short")

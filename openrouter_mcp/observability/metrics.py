@@ -95,6 +95,17 @@ class Metrics:
             "refusals", "Calls and sessions refused by our policy, by reason.", ["reason"], **common
         )
         self._models: set[str] = set()
+        #: Children by (metric, label values): bounded as the labels are.
+        self._children: dict[tuple[object, tuple[str, ...]], Any] = {}
+
+    def child(self, metric: Counter | Histogram, *values: str) -> Any:
+        """`metric.labels(*values)`, looked up once per label set: prometheus_client checks the values and takes a
+        lock on every `labels()`, several times the cost of the `inc()` that follows, on every call."""
+        key = (metric, values)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = metric.labels(*values)
+        return found
 
     def model_label(self, model: str | None, known: Container[str]) -> str:
         """`model` as a label: itself if the catalog (`known`) has it and the label budget allows, else `other`."""
@@ -112,7 +123,7 @@ class Metrics:
         self.open_sessions.set_function(lambda: float(count()))
 
     def refused(self, reason: str) -> None:
-        self.refusals.labels(reason).inc()
+        self.child(self.refusals, reason).inc()
 
     def counting_auth_failures(self, report: Callable[[str], None] | None) -> Callable[[str], None]:
         """`report` (the verifier's failure callback), counting each refused request as `unauthenticated` too."""
@@ -145,7 +156,7 @@ class Metrics:
         if persona is None and state.bound_persona is not None:
             persona = state.bound_persona.name
         persona_label = persona_label_of(persona if isinstance(persona, str) else None, state.personas.personas)
-        self.tool_calls.labels(tool, persona_label, outcome).inc()
+        self.child(self.tool_calls, tool, persona_label, outcome).inc()
         if refusal is not None:
             self.refused(refusal)
         if not paid or outcome != "ok" or not data:
@@ -161,10 +172,10 @@ class Metrics:
         ):
             tokens = next((usage[key] for key in keys if isinstance(usage.get(key), int)), None)
             if tokens:
-                self.tokens.labels(persona_label, model, direction).inc(tokens)
+                self.child(self.tokens, persona_label, model, direction).inc(tokens)
         cost = usage.get("cost")
         if isinstance(cost, int | float) and cost > 0:
-            self.cost.labels(persona_label, model).inc(cost)
+            self.child(self.cost, persona_label, model).inc(cost)
 
     async def refresh(self, state: AppState) -> None:
         """Bring the gauges read from elsewhere up to date: cooldowns, and budgets from the ledger.

@@ -48,6 +48,8 @@ class Cooldowns:
 
     def take_failures(self) -> list[tuple[str, float, int]]:
         """The keys that failed since the last call, as (key, seconds left, strikes), to share with other processes."""
+        if not self._failed:
+            return []  # the common case: asked after every call
         failed = [(key, self.remaining(key), self._strikes.get(key, 0)) for key in sorted(self._failed)]
         self._failed.clear()
         return [item for item in failed if item[1] > 0]

@@ -307,10 +307,14 @@ def _record_success(
     started: float,
 ) -> None:
     latency = round((time.monotonic() - started) * 1000, 1)
-    failed = {str(a.get("model")): a.get("status") for a in upstream.router_attempts(result) if a.get("status") != 200}
-    for model in models:
-        if model == served:
-            break
+    # The common case, the group's first model answered, passed none over: no need to read OpenRouter's attempts.
+    passed_over = models[: models.index(served)] if served in models else models
+    failed = (
+        {str(a.get("model")): a.get("status") for a in upstream.router_attempts(result) if a.get("status") != 200}
+        if passed_over
+        else {}
+    )
+    for model in passed_over:
         # Passed over within the group: OpenRouter saw it fail, and says how when asked for its metadata.
         status = failed.get(model)
         status = status if isinstance(status, int) else None

@@ -103,6 +103,7 @@ def plan_candidates(
     for rank, model_id in enumerate(persona.preferred(request.task), start=1):
         scope = f"for task {request.task!r}" if request.task and model_id in persona.tasks.get(request.task, []) else ""
         considered.append((model_id, f"persona preference #{rank} {scope}".strip()))
+    fit = _Fit(persona, request, cooldowns, zdr_models)
     seen: set[str] = set()
     for model_id, why in considered:
         if model_id in seen:
@@ -114,7 +115,7 @@ def plan_candidates(
             hint = f"; closest: {', '.join(close)}" if close else ""
             exclusions.append(Exclusion(model_id, "not_in_catalog", f"no such model in OpenRouter's catalog{hint}"))
             continue
-        problem = _unfit(entry, persona, request, cooldowns, zdr_models)
+        problem = fit.problem(entry)
         if problem is not None:
             exclusions.append(Exclusion(model_id, *problem))
             continue
@@ -126,7 +127,7 @@ def plan_candidates(
     if room <= 0 or not persona.rank_by:
         return Route(persona.name, request.task, candidates, exclusions)
     cap = (candidates[0].prompt_per_m, candidates[0].completion_per_m) if candidates else None
-    ranked, ranked_out = _ranked(persona, request, catalog, seen, cooldowns, zdr_models, cap, room)
+    ranked, ranked_out = _ranked(persona, catalog, seen, fit, cap, room)
     return Route(persona.name, request.task, candidates + ranked, exclusions, ranked_out)
 
 
@@ -134,55 +135,63 @@ def _candidate(entry: ModelEntry, why: str) -> Candidate:
     return Candidate(entry.id, why, entry.prompt_per_m, entry.completion_per_m)
 
 
-def _unfit(
-    entry: ModelEntry,
-    persona: Persona,
-    request: RouteRequest,
-    cooldowns: Cooldowns | None,
-    zdr_models: frozenset[str] | None,
-) -> tuple[ExclusionReason, str] | None:
-    needs = persona.requires
-    if (request.needs_tools or needs.tools) and "tools" not in entry.parameters:
-        return "no_tool_support", "does not support tool calling"
-    if (request.needs_structured_output or needs.structured_output) and not (
-        {"response_format", "structured_outputs"} & entry.parameters
-    ):
-        return "no_structured_output", "does not support response_format / structured outputs"
-    if (request.has_images or needs.image_input) and "image" not in entry.input_modalities:
-        return "no_image_input", "does not accept image input"
-    context_needed = max(needs.min_context, request.prompt_tokens + (request.max_tokens or 0))
-    if entry.context_length is not None and entry.context_length < context_needed:
-        return "context_too_small", f"context {entry.context_length} < {context_needed} tokens needed"
-    ceiling = persona.max_price
-    for kind, price, limit in (
-        ("prompt", entry.prompt_per_m, ceiling.prompt),
-        ("completion", entry.completion_per_m, ceiling.completion),
-    ):
-        if limit is None:
-            continue
-        if price is None:
-            return "price_unknown", f"{kind} price unknown, and the persona caps it at ${limit:g}/M"
-        if price > limit + 1e-12:
-            return "over_price_ceiling", f"{kind} ${price:g}/M is over the persona's ${limit:g}/M"
-    # ZDR endpoints name their model by permaslug (`canonical_slug`), not by routable id: accept either.
-    if persona.provider.zdr and zdr_models is not None and not {entry.id, entry.model.canonical_slug} & zdr_models:
-        return "excluded_by_privacy", "no Zero-Data-Retention endpoint, and the persona requires ZDR"
-    if cooldowns is not None:
-        blocked = cooldowns.blocking(entry.id)
-        if blocked is not None:
-            key, left = blocked
-            shared = "" if key == entry.id else f" (shared limit {key})"
-            return "cooling_down", f"failed recently; cooling down {math.ceil(left)} s more{shared}"
-    return None
+class _Fit:
+    """What every model must meet to answer one request: worked out once per plan, then checked model by model."""
+
+    __slots__ = ("ceilings", "context", "cooldowns", "images", "structured_output", "tools", "zdr_models")
+
+    def __init__(
+        self, persona: Persona, request: RouteRequest, cooldowns: Cooldowns | None, zdr_models: frozenset[str] | None
+    ) -> None:
+        needs = persona.requires
+        self.tools = request.needs_tools or needs.tools
+        self.structured_output = request.needs_structured_output or needs.structured_output
+        self.images = request.has_images or needs.image_input
+        self.context = max(needs.min_context, request.prompt_tokens + (request.max_tokens or 0))
+        ceiling = persona.max_price
+        #: (kind, whether it is the prompt price, the persona's ceiling), for the ceilings the persona sets.
+        self.ceilings: tuple[tuple[str, bool, float], ...] = ()
+        if ceiling.prompt is not None:
+            self.ceilings += (("prompt", True, ceiling.prompt),)
+        if ceiling.completion is not None:
+            self.ceilings += (("completion", False, ceiling.completion),)
+        self.zdr_models = zdr_models if persona.provider.zdr else None
+        self.cooldowns = cooldowns
+
+    def problem(self, entry: ModelEntry) -> tuple[ExclusionReason, str] | None:
+        """Why `entry` cannot answer (the reason and its detail), or None when it can."""
+        if self.tools and "tools" not in entry.parameters:
+            return "no_tool_support", "does not support tool calling"
+        if self.structured_output and not ({"response_format", "structured_outputs"} & entry.parameters):
+            return "no_structured_output", "does not support response_format / structured outputs"
+        if self.images and "image" not in entry.input_modalities:
+            return "no_image_input", "does not accept image input"
+        if entry.context_length is not None and entry.context_length < self.context:
+            return "context_too_small", f"context {entry.context_length} < {self.context} tokens needed"
+        for kind, is_prompt, limit in self.ceilings:
+            price = entry.prompt_per_m if is_prompt else entry.completion_per_m
+            if price is None:
+                return "price_unknown", f"{kind} price unknown, and the persona caps it at ${limit:g}/M"
+            if price > limit + 1e-12:
+                return "over_price_ceiling", f"{kind} ${price:g}/M is over the persona's ${limit:g}/M"
+        # ZDR endpoints name their model by permaslug (`canonical_slug`), not by routable id: accept either.
+        zdr = self.zdr_models
+        if zdr is not None and entry.id not in zdr and entry.model.canonical_slug not in zdr:
+            return "excluded_by_privacy", "no Zero-Data-Retention endpoint, and the persona requires ZDR"
+        if self.cooldowns is not None:
+            blocked = self.cooldowns.blocking(entry.id)
+            if blocked is not None:
+                key, left = blocked
+                shared = "" if key == entry.id else f" (shared limit {key})"
+                return "cooling_down", f"failed recently; cooling down {math.ceil(left)} s more{shared}"
+        return None
 
 
 def _ranked(
     persona: Persona,
-    request: RouteRequest,
     catalog: Mapping[str, ModelEntry],
     skip: set[str],
-    cooldowns: Cooldowns | None,
-    zdr_models: frozenset[str] | None,
+    fit: _Fit,
     cap: tuple[float | None, float | None] | None,
     room: int,
 ) -> tuple[list[Candidate], dict[str, int]]:
@@ -190,13 +199,14 @@ def _ranked(
     picked: list[Candidate] = []
     ranked_out: dict[str, int] = {}
     label = f"ranked by {', '.join(persona.rank_by)}"
+    prompt_cap, completion_cap = cap or (None, None)
     for entry in _rank_order(catalog, tuple(persona.rank_by)):
         if len(picked) >= room:
             break
         if entry.id in skip:
             continue
-        problem = _unfit(entry, persona, request, cooldowns, zdr_models)
-        if problem is None and cap is not None and _pricier(entry, cap):
+        problem = fit.problem(entry)
+        if problem is None and cap is not None and _pricier(entry, prompt_cap, completion_cap):
             problem = ("pricier_than_primary", "")
         if problem is None:
             picked.append(_candidate(entry, label))
@@ -224,12 +234,13 @@ def _rank_order(catalog: Mapping[str, ModelEntry], strengths: tuple[str, ...]) -
     return order
 
 
-def _pricier(entry: ModelEntry, cap: tuple[float | None, float | None]) -> bool:
+def _pricier(entry: ModelEntry, prompt_cap: float | None, completion_cap: float | None) -> bool:
     """Whether `entry` costs more than the primary candidate on either side (unknown prices count as more)."""
-    for price, limit in zip((entry.prompt_per_m, entry.completion_per_m), cap, strict=True):
-        if limit is not None and (price is None or price > limit + 1e-12):
-            return True
-    return False
+    if prompt_cap is not None and (entry.prompt_per_m is None or entry.prompt_per_m > prompt_cap + 1e-12):
+        return True
+    return completion_cap is not None and (
+        entry.completion_per_m is None or entry.completion_per_m > completion_cap + 1e-12
+    )
 
 
 def _strength_key(entry: ModelEntry, strengths: Iterable[str]) -> tuple[float, ...]:

@@ -20,11 +20,30 @@ def provider_preferences(persona: Persona, caller: Mapping[str, Any] | None) -> 
     endpoint of an allowed model; a caller's own `max_price` can only lower it. None when there is
     nothing to send.
     """
-    merged = {**persona.provider.model_dump(exclude_none=True), **(caller or {})}
-    ceiling = persona.max_price.model_dump(exclude_none=True)
+    provider, ceiling = _persona_defaults(persona)
+    if not caller and not ceiling:
+        return {**provider} or None
+    merged = {**provider, **(caller or {})}
     if ceiling:
         prices = dict(merged.get("max_price") or {})
         for kind, limit in ceiling.items():
             prices[kind] = f"{min(float(prices.get(kind, limit)), limit):g}"
         merged["max_price"] = prices
     return merged or None
+
+
+#: By persona: its `provider` settings and its ceiling as dicts (read-only), so that a call does not dump them again.
+#: A persona is frozen; the entry holds it, so its id cannot be reused by another while cached.
+_DEFAULTS: dict[int, tuple[Persona, dict[str, Any], dict[str, float]]] = {}
+
+
+def _persona_defaults(persona: Persona) -> tuple[dict[str, Any], dict[str, float]]:
+    cached = _DEFAULTS.get(id(persona))
+    if cached is not None and cached[0] is persona:
+        return cached[1], cached[2]
+    provider = persona.provider.model_dump(exclude_none=True)
+    ceiling = persona.max_price.model_dump(exclude_none=True)
+    if len(_DEFAULTS) >= 64:  # personas come from one file, but tests and reloads make new ones
+        _DEFAULTS.clear()
+    _DEFAULTS[id(persona)] = (persona, provider, ceiling)
+    return provider, ceiling

@@ -211,9 +211,10 @@ async def create_chat_completion(args: ChatCompletionInput, state: AppState, ctx
         body["messages"] = [{"role": "system", "content": persona.system_prompt}, *body["messages"]]
     if provider := provider_preferences(persona, body.get("provider")):
         body["provider"] = provider
-    request = _chat_route_request(args, body)
+    images = _images(args.messages)
+    request = _chat_route_request(args, body, images)
     route = await plan_for(state, persona, request)
-    await reserve_for(state, persona, route, request, body, images=_images(args.messages))
+    await reserve_for(state, persona, route, request, body, images=images)
     label = route.candidates[0].model_id if route.candidates else (args.model or "the default model")
     async with ProgressReporter(ctx, state.settings.heartbeat_interval, label) as progress:
 
@@ -259,7 +260,7 @@ def _router_attempts(completion: ChatCompletion) -> list[dict[str, Any]]:
     return [a for a in attempts if isinstance(a, dict)] if isinstance(attempts, list) else []
 
 
-def _chat_route_request(args: ChatCompletionInput, body: dict[str, Any]) -> RouteRequest:
+def _chat_route_request(args: ChatCompletionInput, body: dict[str, Any], images: int) -> RouteRequest:
     # Tokens from `body`, the plain dicts about to be sent (a persona's system prompt included), not the models.
     response_type = (args.response_format or {}).get("type")
     return RouteRequest(
@@ -268,7 +269,7 @@ def _chat_route_request(args: ChatCompletionInput, body: dict[str, Any]) -> Rout
         task=args.task,
         needs_tools=bool(args.tools) and args.tool_choice != "none",
         needs_structured_output=response_type in ("json_object", "json_schema"),
-        has_images=any(_is_image(part) for m in args.messages if isinstance(m.content, list) for part in m.content),
+        has_images=images > 0,
         prompt_tokens=_estimate_tokens(body["messages"], body.get("tools")),
         max_tokens=args.max_tokens,
     )
@@ -369,11 +370,12 @@ async def create_message(args: MessageInput, state: AppState, ctx: Context) -> d
         body["system"] = persona.system_prompt
     if provider := provider_preferences(persona, body.get("provider")):
         body["provider"] = provider
-    request = _message_route_request(args, body)
+    images = _images(args.messages)
+    request = _message_route_request(args, body, images)
     route = await plan_for(state, persona, request)
     if route.openrouter_default:
         raise ValueError("create_message needs `model`, or a persona that lists models or sets max_price")
-    await reserve_for(state, persona, route, request, body, images=_images(args.messages))
+    await reserve_for(state, persona, route, request, body, images=images)
     label = route.candidates[0].model_id if route.candidates else "the model"
     async with ProgressReporter(ctx, state.settings.heartbeat_interval, label):
 
@@ -384,14 +386,14 @@ async def create_message(args: MessageInput, state: AppState, ctx: Context) -> d
     return _message_output(result, record)
 
 
-def _message_route_request(args: MessageInput, body: dict[str, Any]) -> RouteRequest:
+def _message_route_request(args: MessageInput, body: dict[str, Any], images: int) -> RouteRequest:
     return RouteRequest(
         requested_model=args.model,
         fallback_models=tuple(args.models or ()),
         task=args.task,
         needs_tools=bool(args.tools) and (args.tool_choice or {}).get("type") != "none",
         needs_structured_output=False,
-        has_images=any(_is_image(b) for m in args.messages if isinstance(m.content, list) for b in m.content),
+        has_images=images > 0,
         prompt_tokens=_estimate_tokens(body.get("system"), body["messages"], body.get("tools")),
         max_tokens=args.max_tokens,
     )

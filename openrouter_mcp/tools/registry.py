@@ -185,9 +185,13 @@ def build_tool(spec: ToolSpec[Any, Any], schemas: dict[str, Any] | None = None) 
             if state.metrics is not None:
                 state.metrics.tool_call(state, spec.name, outcome, args, data, paid=spec.paid, refusal=refusal)
             # Before the result leaves (shielded: a cancelled call is recorded too): an answered call is never
-            # missing from the log. An answer whose record went to the spool says so in a `warning`.
-            with anyio.CancelScope(shield=True):
+            # missing from the log. An answer whose record went to the spool says so in a `warning`. With no log
+            # there is nothing to shield, and a shielded scope costs several microseconds a call.
+            if state.ledger is None:
                 warning = await (recording or record())
+            else:
+                with anyio.CancelScope(shield=True):
+                    warning = await (recording or record())
             if warning and reply is not None:
                 _add_warning(reply, warning)
 

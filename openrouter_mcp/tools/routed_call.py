@@ -23,6 +23,7 @@ from pydantic import Field
 
 from openrouter_mcp.audit.ledger import Cooldown, Ledger, Reservation, ReservationRequest
 from openrouter_mcp.errors import AuditError, BudgetExceededError, LedgerUnavailableError, MissingApiKeyError
+from openrouter_mcp.observability import tracing
 from openrouter_mcp.routing.budgets import BudgetLimit, budget_limits
 from openrouter_mcp.routing.fallback import RoutingRecord, Upstream, group_body, run_with_fallback, unwatched
 from openrouter_mcp.routing.personas import Persona
@@ -99,10 +100,12 @@ async def reserve_for(
         BudgetExceededError: the call does not fit a budget, or its cost cannot be bounded.
         LedgerUnavailableError: the ledger cannot be read or written (fail closed: nothing is sent).
     """
+    ledger = state.ledger
+    if ledger is None:
+        return  # no audit log, so no budget (`AppState` refuses budgets without one)
     user = caller(state)
     limits = limits_for(state, persona, user)
-    ledger = state.ledger
-    if not limits or ledger is None or (not route.candidates and not route.openrouter_default):
+    if not limits or (not route.candidates and not route.openrouter_default):
         return  # no budget; or no model fits, so nothing will be sent and routing says why
     bound = await _bounding_prices(state, route)
     worst = worst_case(bound, prompt_tokens=request.prompt_tokens, images=images)
@@ -209,8 +212,6 @@ async def call_routed(
 
 def _observer(state: AppState, persona: Persona, body: Mapping[str, Any]) -> AttemptObserver | None:
     """What watches this call's upstream attempts (metrics, trace spans); None when nothing would."""
-    from openrouter_mcp.observability import tracing
-
     tracer = tracing.tracer()
     if state.metrics is None and tracer is None:
         return None
@@ -245,9 +246,11 @@ async def pull_cooldowns(state: AppState) -> None:
     ledger that cannot be read leaves the local cooldowns as they are.
     """
     ledger = state.ledger
+    if ledger is None:
+        return
     now = state.cooldowns.now()
     age = now - state.cooldowns_pulled
-    if ledger is None or age < COOLDOWN_PULL_SECONDS / 2:
+    if age < COOLDOWN_PULL_SECONDS / 2:
         return
     state.cooldowns_pulled = now  # concurrent calls neither wait for this read nor start another
     if age < COOLDOWN_PULL_SECONDS:

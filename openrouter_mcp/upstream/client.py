@@ -17,7 +17,7 @@ import json
 import select
 import ssl
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 from urllib.parse import quote
@@ -506,14 +506,16 @@ class OpenRouterClient:
         what = f"{method} {path}"
         request = self._build(what, method, path, json_body, params=params, router_metadata=router_metadata)
         answer: _Answer | None = None
-        with anyio.move_on_after(limit):
+        with _deadline(limit):
             with self._translate_transport_errors():
                 response = await self._http.send(request, stream=True)
                 try:
                     answer = _answer(response, await self._read_capped(response, what))
                 finally:
-                    with anyio.CancelScope(shield=True):  # closing must happen even when the deadline cancelled us
-                        await response.aclose()
+                    # A body read to its end has closed the response already (httpx does): no shielded scope then.
+                    if not response.is_closed:
+                        with anyio.CancelScope(shield=True):  # closing must happen even when the deadline cancelled us
+                            await response.aclose()
         if answer is None:
             raise UpstreamTimeout(late(what, limit, variable))
         if answer.status_code >= 400:
@@ -646,6 +648,18 @@ def _has_request(exc: httpx2.RequestError) -> bool:
     except RuntimeError:
         return False
     return True
+
+
+def _deadline(seconds: float) -> anyio.CancelScope | nullcontext[None]:
+    """A scope that ends the block after `seconds`; no scope when an enclosing deadline ends it sooner anyway.
+
+    A chat call runs inside its persona's deadline (120 s by default), which ends before the chat deadline (300 s):
+    a second timer there could never fire first, and setting one up costs several microseconds a call. Whatever
+    ends the block sooner ends it the same way with or without this scope: a cancellation that is not this one's.
+    """
+    if anyio.current_effective_deadline() < anyio.current_time() + seconds:
+        return nullcontext()
+    return anyio.move_on_after(seconds)
 
 
 def _answer(response: httpx2.Response, content: bytes) -> _Answer:
