@@ -36,6 +36,7 @@ from openrouter_mcp.config import (
 from openrouter_mcp.errors import ConfigurationError
 from openrouter_mcp.routing import personas
 from openrouter_mcp.routing.personas import DEFAULT_PERSONAS_PATH
+from openrouter_mcp.serving import collector
 from openrouter_mcp.serving.http import (
     DEFAULT_CONCURRENCY_WAIT,
     DEFAULT_HEADER_TIMEOUT,
@@ -485,6 +486,7 @@ async def _run(
         transport=options.transport,
         **auth_kwargs,
     )
+    collector.set_for_serving()  # everything built so far lives as long as the process
     try:
         if options.is_http:
             await serve_http(server, options, verifier)
