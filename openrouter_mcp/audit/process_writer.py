@@ -229,7 +229,7 @@ class ProcessWriter:
                 env=helper_process_env(),
                 start_new_session=True,  # a Ctrl-C in a terminal reaches us only; we stop the child
             )
-        except (OSError, ValueError) as exc:
+        except Exception as exc:  # noqa: BLE001 - whatever stops the start, the waiting callers must hear of it
             logger.error("the audit log's writer process could not be started: %s", exc)
             unsent, self._unsent = self._unsent, []
             failure = AuditError(f"the audit log's writer process could not be started: {exc}")
