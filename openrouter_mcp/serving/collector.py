@@ -24,7 +24,10 @@ OLDER_THRESHOLD = 20
 
 
 def set_for_serving() -> None:
-    """Collect what start-up left, freeze the rest, and space collections out (see the module docstring)."""
-    gc.collect()
+    """Freeze what start-up built and space collections out (see the module docstring).
+
+    No collection first: one would walk all ~90,000 objects (~45 ms, on the cold start a host waits for) to free a
+    couple of hundred left by imports, which are frozen with the rest.
+    """
     gc.freeze()
     gc.set_threshold(YOUNG_THRESHOLD, OLDER_THRESHOLD, OLDER_THRESHOLD)
