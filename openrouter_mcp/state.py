@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     import httpx2
 
     from openrouter_mcp.audit import AuditLog
+    from openrouter_mcp.audit.lazy import LazyAudit
     from openrouter_mcp.audit.ledger import Ledger
     from openrouter_mcp.observability.metrics import Metrics
     from openrouter_mcp.serving.limits import ClientLimits
@@ -79,7 +80,6 @@ class AppState:
         self.background: set[asyncio.Task[None]] = set()
         self._audit: AuditLog | Callable[[], AuditLog] | None = None
         self._ledger: Ledger | None = None
-        self._owns_ledger = False  # a ledger this state opened and closes
         if hasattr(audit, "aclose"):  # another engine's ledger, given whole
             self._ledger = cast("Ledger", audit)
         else:
@@ -135,20 +135,26 @@ class AppState:
         if self._ledger is None and self._audit is not None:
             from pathlib import Path
 
-            from openrouter_mcp.audit.lazy import LazyAudit
             from openrouter_mcp.audit.spool import Spool
             from openrouter_mcp.audit.sqlite_ledger import SqliteLedger
 
             path = getattr(self._audit, "path", None)
             spool = Spool.beside(Path(path)) if path is not None else None
-            if self._writes_from_a_process():
-                assert isinstance(self._audit, LazyAudit)
-                self._ledger = SqliteLedger.in_child_process(self._audit.path, privacy=self._audit.privacy, spool=spool)
+            settings_log = self._settings_log()
+            if settings_log is not None and self._writes_from_a_process():
+                self._ledger = SqliteLedger.in_child_process(
+                    settings_log.path, privacy=settings_log.privacy, spool=spool
+                )
             else:
                 self._ledger = SqliteLedger(self._audit, spool=spool)
-            # The log the settings name (the server as users run it) is closed with the server (`running`).
-            self._owns_ledger = isinstance(self._audit, LazyAudit)
         return self._ledger
+
+    def _settings_log(self) -> LazyAudit | None:
+        """The log the settings name (the server as users run it), which this state opens and closes with the
+        server (`running`); None for a log or ledger the caller opened (and closes)."""
+        from openrouter_mcp.audit.lazy import LazyAudit
+
+        return self._audit if isinstance(self._audit, LazyAudit) else None
 
     def _writes_from_a_process(self) -> bool:
         """Whether the SQLite ledger is written from a process of its own rather than a thread of this one.
@@ -159,9 +165,7 @@ class AppState:
         wait (~0.5 ms against ~0.85 ms per call here), and nothing contends. Only for the log the settings name
         (`LazyAudit`): a log opened by the caller cannot move to another process.
         """
-        from openrouter_mcp.audit.lazy import LazyAudit
-
-        return isinstance(self._audit, LazyAudit) and self.transport in ("streamable-http", "sse")
+        return self._settings_log() is not None and self.transport in ("streamable-http", "sse")
 
     def _warm_up_ledger(self) -> None:
         """Start the ledger's writer process soon, in the background, so the first call does not wait for it."""
@@ -210,7 +214,7 @@ class AppState:
                     client, self._client, self._catalog = self._client, None, None
                     with anyio.CancelScope(shield=True):
                         await client.aclose()
-                if self._users == 0 and self._owns_ledger and self._ledger is not None:
+                if self._users == 0 and self._ledger is not None and self._settings_log() is not None:
                     with anyio.CancelScope(shield=True):
                         await self._ledger.aclose()  # its writer process; the next call starts another
 

@@ -253,6 +253,9 @@ class ProcessWriter:
             if code != 0:
                 logger.error("the audit log's writer process ended (exit code %s); the next call starts another", code)
 
+    #: The log is opened in the child, never here.
+    log: None = None
+
     @property
     def pid(self) -> int | None:
         """The running child's process id, if one runs."""

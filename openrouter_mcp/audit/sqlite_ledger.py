@@ -41,43 +41,43 @@ class SqliteLedger:
     at a path (written from a process: `in_child_process`), with the spool it replays."""
 
     def __init__(
-        self, log: AuditLog | Callable[[], AuditLog], *, spool: Spool | None = None, max_queue: int = 1024
+        self,
+        log: AuditLog | Callable[[], AuditLog] | Spec,
+        *,
+        spool: Spool | None = None,
+        max_queue: int = 1024,
     ) -> None:
+        """`log` open, or a function opening it: written from a thread. A `Spec`: from a process (see
+        `in_child_process`)."""
         self.spool = spool
-        self._file: LedgerFile | None = LedgerFile(log, spool)
-        self._writer: ThreadWriter | ProcessWriter = ThreadWriter(self._file, max_queue=max_queue)
+        self._writer: ThreadWriter | ProcessWriter = (
+            ProcessWriter(log, max_queue=max_queue)
+            if isinstance(log, Spec)
+            else ThreadWriter(LedgerFile(log, spool), max_queue=max_queue)
+        )
 
     @classmethod
     def in_child_process(
         cls, path: Path, *, privacy: str, spool: Spool | None = None, max_queue: int = 1024
     ) -> SqliteLedger:
         """The ledger of the log at `path` (privacy `privacy` by default), written by a process of its own."""
-        ledger = cls.__new__(cls)
-        ledger.spool = spool
-        ledger._file = None
-        spec = Spec(
-            Path(path),
-            privacy,
-            None if spool is None else tuple(spool.paths),
-            log_level=logging.getLogger("openrouter_mcp").getEffectiveLevel(),
-        )
-        ledger._writer = ProcessWriter(spec, max_queue=max_queue)
-        return ledger
+        level = logging.getLogger("openrouter_mcp").getEffectiveLevel()
+        spec = Spec(Path(path), privacy, None if spool is None else tuple(spool.paths), log_level=level)
+        return cls(spec, spool=spool, max_queue=max_queue)
 
     @property
     def log(self) -> AuditLog | None:
         """The open log, if it was opened in this process."""
-        return None if self._file is None else self._file.log
+        return self._writer.log
 
     @property
     def writer_pid(self) -> int | None:
         """The writer process's id, while one runs (None for a ledger written from a thread)."""
-        return self._writer.pid if isinstance(self._writer, ProcessWriter) else None
+        return self._writer.pid
 
     async def start(self) -> None:
         """Start the writer process now rather than at the first operation (nothing to do for a thread)."""
-        if isinstance(self._writer, ProcessWriter):
-            await self._writer.start()
+        await self._writer.start()
 
     def note_spooled(self) -> None:
         """A record went to the spool: replay it once the ledger works again."""

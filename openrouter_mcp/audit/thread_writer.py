@@ -48,6 +48,17 @@ class ThreadWriter:
         self._batch: _Batch | None = None  # the batch new records join, until the worker takes it
         self._batch_lock = threading.Lock()  # between the loop adding to a batch and the worker taking it
 
+    #: No process of its own (see `ProcessWriter.pid`).
+    pid: int | None = None
+
+    @property
+    def log(self) -> AuditLog | None:
+        """The open log, once opened."""
+        return self._file.log
+
+    async def start(self) -> None:
+        """Nothing to start ahead: the thread starts with the first operation, at no cost worth hiding."""
+
     def record(self, record: CallRecord, privacy: Privacy | None) -> asyncio.Future[None]:
         """See `SqliteLedger.record`."""
         if self._queued_records >= self._max_queue:
