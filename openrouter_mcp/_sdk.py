@@ -13,7 +13,9 @@ breaks it fails there, by name, rather than somewhere in a transport or a tool:
 1. `serve_streams`: an `MCPServer` serves one connection on a pair of streams, lifespan included, through
    its private `_lowlevel_server.run(read, write, _lowlevel_server.create_initialization_options())`, as
    `MCPServer.run_stdio_async()` itself does. We need it to serve `stdio_server(stdin=...)`'s streams,
-   whose stdin we read ourselves (see `serving/stdio.py`).
+   whose stdin we read ourselves (see `serving/stdio.py`). The streams need only the methods of the SDK's
+   `ReadStream` and `WriteStream` protocols (`mcp.shared._stream_protocols`, the types `run` declares): stdio
+   hands it thin wrappers of the transport's streams.
    Guarded by `test_an_mcp_server_serves_a_connection_with_its_lifespan_on_any_pair_of_streams`.
 2. `stdio_server(stdin=...)` takes any async iterable of lines, though typed `anyio.AsyncFile[str]`: it only
    iterates it. Its streams carry `SessionMessage`s (from `mcp.shared.message`, not exported) whose `message`

@@ -72,7 +72,40 @@ def unwire(message: SessionMessage | Exception) -> dict[str, Any]:
     return dict(message.message.model_dump(by_alias=True, mode="json", exclude_none=True))
 
 
-async def test_an_mcp_server_serves_a_connection_with_its_lifespan_on_any_pair_of_streams() -> None:
+class ProtocolOnly:
+    """A stream with nothing but the methods of the SDK's `ReadStream` and `WriteStream` protocols, passed through
+    to an anyio memory stream: what `serving/stdio.py` hands the server (its `_Requests` and `_Replies`)."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+
+    async def receive(self) -> Any:
+        return await self._inner.receive()
+
+    async def send(self, item: Any, /) -> None:
+        await self._inner.send(item)
+
+    def __aiter__(self) -> ProtocolOnly:
+        return self
+
+    async def __anext__(self) -> Any:
+        try:
+            return await self.receive()
+        except anyio.EndOfStream:
+            raise StopAsyncIteration from None
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+    async def __aenter__(self) -> ProtocolOnly:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+
+@pytest.mark.parametrize("streams", ["memory streams", "protocol only"])
+async def test_an_mcp_server_serves_a_connection_with_its_lifespan_on_any_pair_of_streams(streams: str) -> None:
     lifespan_states: list[str] = []
 
     @asynccontextmanager
@@ -91,7 +124,10 @@ async def test_an_mcp_server_serves_a_connection_with_its_lifespan_on_any_pair_o
     server_writes, from_server = anyio.create_memory_object_stream[SessionMessage](4)
     with anyio.fail_after(10):
         async with to_server, server_reads, server_writes, from_server, anyio.create_task_group() as group:
-            group.start_soon(serve_streams, server, server_reads, server_writes)
+            if streams == "memory streams":
+                group.start_soon(serve_streams, server, server_reads, server_writes)
+            else:
+                group.start_soon(serve_streams, server, ProtocolOnly(server_reads), ProtocolOnly(server_writes))
             await to_server.send(wire(INITIALIZE))
             initialized = unwire(await from_server.receive())
             await to_server.send(wire(INITIALIZED))

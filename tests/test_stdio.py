@@ -308,9 +308,10 @@ async def test_the_stdin_reader_ends_quietly_when_the_server_cancels_the_line_it
     monkeypatch.setattr(threading, "excepthook", lambda hook: crashes.append(hook.exc_value))
     lines = stdio._StdinLines()
     try:
+        # Found before it has anything to read: once it has, it may be gone by the time we look.
+        [reader] = [thread for thread in threading.enumerate() if thread.name == "stdin-reader"]
         os.write(write_end, b'{"jsonrpc": "2.0", "method": "ping", "id": 1}\n')
         os.close(write_end)
-        [reader] = [thread for thread in threading.enumerate() if thread.name == "stdin-reader"]
         reader.join(timeout=10)
         assert not reader.is_alive()
     finally:

@@ -72,34 +72,77 @@ async def serve_stdio(server: MCPServer[Any]) -> None:
 async def _serve_answering_what_was_read(server: MCPServer[Any], wire_in: Any, wire_out: Any) -> None:
     """Serve `server` on the transport's streams; when input ends, first answer the requests already read.
 
-    `wire_in` and `wire_out` are what `stdio_server` yields: memory streams of `SessionMessage`s.
+    `wire_in` and `wire_out` are what `stdio_server` yields: streams of `SessionMessage`s. The server reads and
+    writes them through thin wrappers that note what was asked and what was answered, rather than through tasks
+    relaying each message from one stream to another: a relay costs every message a task switch each way.
     """
-    to_server, server_in = anyio.create_memory_object_stream[SessionMessage | Exception](0)
-    server_out, from_server = anyio.create_memory_object_stream[SessionMessage](0)
     unanswered = _Unanswered()
+    await serve_streams(server, _Requests(wire_in, unanswered), _Replies(wire_out, unanswered))
 
-    async def requests() -> None:
-        async with wire_in, to_server:
-            async for item in wire_in:
-                if isinstance(item, SessionMessage):
-                    unanswered.note_request(item.message)
-                await to_server.send(item)
+
+class _Requests:
+    """The transport's input as the server reads it (the SDK's `ReadStream` protocol), noting every request;
+    when it ends, the end reaches the server only once the requests read have been answered (or cancelled), or
+    after `DRAIN_TIMEOUT`: the SDK cancels whatever is running when its input ends."""
+
+    def __init__(self, wire_in: Any, unanswered: _Unanswered) -> None:
+        self._wire_in = wire_in
+        self._unanswered = unanswered
+
+    @property
+    def last_context(self) -> Any:
+        """The context the transport received the last message in, which the SDK runs its handler in."""
+        return getattr(self._wire_in, "last_context", None)
+
+    async def receive(self) -> SessionMessage | Exception:
+        try:
+            item: SessionMessage | Exception = await self._wire_in.receive()
+        except anyio.EndOfStream:
             with anyio.move_on_after(DRAIN_TIMEOUT):
-                await unanswered.none_left()
+                await self._unanswered.none_left()
+            raise
+        if isinstance(item, SessionMessage):
+            self._unanswered.note_request(item.message)
+        return item
 
-    async def replies() -> None:
-        async with from_server, wire_out:
-            async for item in from_server:
-                try:
-                    await wire_out.send(item)
-                except anyio.BrokenResourceError:
-                    return  # the transport's writer failed (stdout closed): its own error says so
-                unanswered.note_reply(item.message)
+    def __aiter__(self) -> _Requests:
+        return self
 
-    async with anyio.create_task_group() as group:
-        group.start_soon(requests)
-        group.start_soon(replies)
-        await serve_streams(server, server_in, server_out)
+    async def __anext__(self) -> SessionMessage | Exception:
+        try:
+            return await self.receive()
+        except anyio.EndOfStream:
+            raise StopAsyncIteration from None
+
+    async def aclose(self) -> None:
+        await self._wire_in.aclose()
+
+    async def __aenter__(self) -> _Requests:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+
+class _Replies:
+    """The transport's output as the server writes it (the SDK's `WriteStream` protocol), noting every answer."""
+
+    def __init__(self, wire_out: Any, unanswered: _Unanswered) -> None:
+        self._wire_out = wire_out
+        self._unanswered = unanswered
+
+    async def send(self, item: SessionMessage, /) -> None:
+        await self._wire_out.send(item)
+        self._unanswered.note_reply(item.message)
+
+    async def aclose(self) -> None:
+        await self._wire_out.aclose()
+
+    async def __aenter__(self) -> _Replies:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
 
 
 class _Unanswered:
