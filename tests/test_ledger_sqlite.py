@@ -15,10 +15,12 @@ import threading
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
 
+from openrouter_mcp.audit import thread_writer
 from openrouter_mcp.audit.ledger import Cooldown, ReservationRequest
 from openrouter_mcp.audit.ledger_file import MAX_BATCH
 from openrouter_mcp.audit.log import MAX_ROWS_PER_STATEMENT, AuditLog, CallRecord
@@ -241,7 +243,8 @@ async def test_a_full_queue_fails_at_once_instead_of_piling_up(db: Path) -> None
 
 
 class GatedLog(AuditLog):
-    """An audit log whose first write waits for `gate`, and which notes the size of every batch it writes."""
+    """An audit log whose first write waits for `gate`, and which notes the size of every batch it writes. Every
+    write goes to the writer thread, where the gate is: none is taken on the event loop's thread."""
 
     def __init__(self, path: Path) -> None:
         super().__init__(path)
@@ -254,6 +257,9 @@ class GatedLog(AuditLog):
             assert self.gate.wait(30)
         self.batches.append(len(records))
         return super().record_many(records, checked=checked)
+
+    def record_at_once(self, record: CallRecord, privacy: Privacy | None = None) -> bool:
+        return False
 
 
 async def test_records_that_finish_while_a_write_is_under_way_are_written_together_in_batches(db: Path) -> None:
@@ -307,6 +313,112 @@ async def test_a_caller_that_stops_waiting_leaves_the_rest_of_its_batch_waiting_
         await ledger.aclose()
     assert log.batches == [0, 1, 2]
     assert [r["cost"] for r in rows] == [0.1, 0.2, 0.3]
+
+
+class NotingLog(AuditLog):
+    """An audit log that notes which thread ran each write at once, each write through the thread, and each
+    checkpoint."""
+
+    def __init__(self, path: Path, **kwargs: Any) -> None:
+        super().__init__(path, **kwargs)
+        self.at_once: list[tuple[threading.Thread, bool]] = []
+        self.batches: list[int] = []
+        self.checkpoints: list[threading.Thread] = []
+
+    def record_at_once(self, record: CallRecord, privacy: Privacy | None = None) -> bool:
+        written = super().record_at_once(record, privacy)
+        self.at_once.append((threading.current_thread(), written))
+        return written
+
+    def record_many(self, records: Sequence[tuple[CallRecord, Privacy | None]], *, checked: bool = False) -> int:
+        self.batches.append(len(records))
+        return super().record_many(records, checked=checked)
+
+    def checkpoint(self) -> None:
+        self.checkpoints.append(threading.current_thread())
+        super().checkpoint()
+
+
+async def test_a_record_with_nothing_queued_is_written_on_the_loops_thread_and_settles_its_hold(db: Path) -> None:
+    log = NotingLog(db)
+    ledger = SqliteLedger(log)
+    try:
+        held = await ledger.reserve(ask(server_daily(10.0), 1.0))
+        await ledger.record(row(cost=0.25, reservation=held.id))
+        [limit] = server_daily(10.0)
+        spend = await ledger.spend(limit, now=NOW)
+    finally:
+        await ledger.aclose()
+        log.close()
+    assert log.at_once == [(threading.current_thread(), True)] and log.batches == []
+    assert spend.settled == 0.25 and spend.reserved == 0.0
+
+
+async def test_a_write_that_would_wait_for_another_processs_lock_goes_to_the_writer_thread(db: Path) -> None:
+    log = NotingLog(db, busy_timeout=60.0)
+    ledger = SqliteLedger(log)
+    other = sqlite3.connect(db, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")  # another process's write, under way
+        with anyio.fail_after(30):  # well under the busy timeout: nothing here waited for the lock
+            assert log.record_at_once(row(cost=0.1)) is False
+            async with anyio.create_task_group() as group:
+
+                async def record() -> None:
+                    await ledger.record(row(cost=0.2))
+
+                group.start_soon(record)
+                while not log.batches:  # handed to the writer thread, which waits for the lock, as it should
+                    await anyio.sleep(0.001)
+                assert [written for _, written in log.at_once] == [False, False]
+                other.execute("COMMIT")
+        rows = await ledger.tail(10)
+    finally:
+        other.close()
+        await ledger.aclose()
+        log.close()
+    assert [r["cost"] for r in rows] == [0.2]
+
+
+def test_a_write_at_once_leaves_the_busy_timeout_as_it_was(db: Path) -> None:
+    # The write at once waits for no lock; the writes after it do, up to the log's busy timeout, as before.
+    with AuditLog(db, busy_timeout=60.0) as log:
+        assert log.record_at_once(row(cost=0.1))
+        other = sqlite3.connect(db, isolation_level=None, check_same_thread=False)
+        other.execute("BEGIN IMMEDIATE")
+        releaser = threading.Timer(0.3, other.execute, ("COMMIT",))
+        releaser.start()
+        try:
+            log.record(row(cost=0.2))  # waits out the 0.3 s lock instead of failing at once
+        finally:
+            releaser.join()
+            other.close()
+        assert [r["cost"] for r in log.tail(10)] == [0.1, 0.2]
+
+
+def test_a_write_at_once_that_cannot_be_made_writes_nothing_and_says_so(db: Path) -> None:
+    with AuditLog(db) as log:
+        assert log.record_at_once(row(cost=0.1), privacy="bogus") is False  # type: ignore[arg-type]
+        assert log.record_at_once(dataclasses.replace(row(cost=0.5), user=None)) is False  # type: ignore[arg-type]
+        assert log.tail(10) == []
+
+
+async def test_rows_written_at_once_are_checkpointed_by_the_writer_thread_in_the_background(
+    db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(thread_writer, "CHECKPOINT_EVERY", 3)
+    log = NotingLog(db)
+    ledger = SqliteLedger(log)
+    try:
+        for cost in range(7):
+            await ledger.record(row(cost=float(cost)))
+            await ledger.tail(1)  # queued behind a checkpoint, if one was due: the next row finds the thread idle
+    finally:
+        await ledger.aclose()
+        log.close()
+    assert [written for _, written in log.at_once] == [True] * 7 and log.batches == []
+    # After the third and the sixth row, in the writer thread.
+    assert len(log.checkpoints) == 2 and threading.current_thread() not in log.checkpoints
 
 
 def test_a_batch_larger_than_one_statement_is_committed_whole_and_settles_every_row(db: Path) -> None:

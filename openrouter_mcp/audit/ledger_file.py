@@ -2,8 +2,9 @@
 spool replayed into it once it works again.
 
 Whatever runs it (the writer thread of `audit/thread_writer.py`, the writer process of `audit/process_writer.py`)
-runs it from one thread at a time, so none of this is locked. Operations are named (`OPERATIONS`): a name and
-plain arguments cross a process boundary, a closure does not.
+runs it from one thread at a time, so none of this is locked; the exception is `write_at_once`, which the event
+loop's thread calls beside the writer thread, and which takes only the log's own lock. Operations are named
+(`OPERATIONS`): a name and plain arguments cross a process boundary, a closure does not.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ MAX_BATCH = 64
 #: The `AuditLog` methods a ledger runs by name (every read and write of `Ledger` but `record`, which is
 #: `LedgerFile.write`); anything else is refused, whoever asks.
 OPERATIONS = frozenset(
-    {"reserve", "release", "window_spend", "usage", "tail", "rows_after", "put_cooldown", "cooldowns"}
+    {"reserve", "release", "window_spend", "usage", "tail", "rows_after", "put_cooldown", "cooldowns", "checkpoint"}
 )
 
 
@@ -64,6 +65,12 @@ class LedgerFile:
             AuditError: nothing was written.
         """
         self.run(lambda log: log.record_many(records, checked=log is checked))
+
+    def write_at_once(self, log: AuditLog, record: CallRecord, privacy: Privacy | None) -> bool:
+        """Write `record` into `log`, the open log whose file checks have just passed, from the calling thread
+        rather than the writer's (`AuditLog.record_at_once`), when nothing else is due first (a spool to replay);
+        False, with nothing written, when it was not: write it with `write` then."""
+        return not self._replay_due and log is self.log and log.record_at_once(record, privacy)
 
     def run(self, operation: Callable[[AuditLog], T]) -> T:
         """`operation(log)`, with the log opened first if it is not; after a success, a replay of the spool if one

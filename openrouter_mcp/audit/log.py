@@ -49,6 +49,8 @@ EXPORT_BATCH = 500
 MAX_STORED_JSON_BYTES = 256 * 1024
 #: Rows per INSERT statement when writing a batch (SQLite allows 32,766 values in one statement).
 MAX_ROWS_PER_STATEMENT = 256
+#: The WAL size, in pages, past which a commit checkpoints it (SQLite's default, restored after `record_at_once`).
+AUTOCHECKPOINT_PAGES = 1000
 
 
 @dataclass(frozen=True)
@@ -147,7 +149,8 @@ class AuditLog:
         except sqlite3.Error as exc:
             raise AuditSetupError(f"cannot open the audit log {self.path}: {exc}") from None
         try:
-            self._db.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
+            self._busy_timeout_ms = int(busy_timeout * 1000)
+            self._db.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms}")
             opened = os.stat(self.path)
             self._identity = (opened.st_dev, opened.st_ino)
             self._check_shared_files()
@@ -307,10 +310,8 @@ class AuditLog:
         Raises:
             AuditError: the rows could not be written (nothing was), or a privacy is not a known mode.
         """
-        params: list[Any] = []
+        params = self._params(records)
         rowid: int | None = None
-        for record, privacy in records:
-            params.extend(self._row(record, self.privacy if privacy is None else privacy))
         try:
             with self._locked(checked=checked):
                 for start in range(0, len(records), MAX_ROWS_PER_STATEMENT):
@@ -326,6 +327,58 @@ class AuditLog:
             raise AuditError(f"could not write to the audit log {self.path}: {exc}") from None
         assert rowid is not None  # an INSERT always sets it
         return rowid
+
+    def record_at_once(self, record: CallRecord, privacy: Privacy | None = None) -> bool:
+        """Write one call as `record` does, if that waits on nothing but the write itself; False, with nothing
+        written, when it would have to wait or failed in any way: write it with `record_many` then, which waits
+        and reports.
+
+        What it would wait on: another thread's turn at the connection, another process's write lock (no busy
+        wait here), or a checkpoint, which syncs the files to disk (none runs here: the WAL is left to grow until
+        `checkpoint`, or until a write through `record_many` checkpoints it). So the event loop's thread can write
+        a row itself for the price of the INSERT, when nothing waits for the writer thread: handing the row over
+        and being woken once it is written costs more. The file checks (`usable`) are the caller's.
+        """
+        try:
+            params = self._params([(record, privacy)])
+        except AuditError:
+            return False
+        if not self._lock.acquire(blocking=False):
+            return False
+        try:
+            self._db.execute("PRAGMA busy_timeout = 0")
+            self._db.execute("PRAGMA wal_autocheckpoint = 0")
+            try:
+                self._db.execute(insert_rows(1), params)
+            finally:
+                self._db.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms}")
+                self._db.execute(f"PRAGMA wal_autocheckpoint = {AUTOCHECKPOINT_PAGES}")
+        except sqlite3.Error:
+            self._roll_back()
+            return False
+        finally:
+            self._lock.release()
+        return True
+
+    def checkpoint(self) -> None:
+        """Copy what the WAL holds into the database file as far as no reader needs it (SQLite's PASSIVE
+        checkpoint: it waits for nobody), and sync it: what writes through `record_at_once` leave undone.
+
+        Raises:
+            AuditError: the log could not be checkpointed.
+        """
+        try:
+            with self._locked():
+                self._db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        except sqlite3.Error as exc:
+            raise AuditError(f"could not checkpoint the audit log {self.path}: {exc}") from None
+
+    def _params(self, records: Sequence[tuple[CallRecord, Privacy | None]]) -> list[Any]:
+        """The values `schema.insert_rows(len(records))` takes, row after row."""
+        params: list[Any] = []
+        for record, privacy in records:
+            params.extend(self._row(record, self.privacy if privacy is None else privacy))
+        return params
 
     def _row(self, record: CallRecord, mode: Privacy) -> tuple[Any, ...]:
         """`record`'s values in `schema.insert_rows`' column order, keeping of its content what `mode` says."""
