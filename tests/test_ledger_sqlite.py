@@ -20,7 +20,7 @@ from typing import Any
 import anyio
 import pytest
 
-from openrouter_mcp.audit import thread_writer
+from openrouter_mcp.audit import log as log_module
 from openrouter_mcp.audit.ledger import Cooldown, ReservationRequest
 from openrouter_mcp.audit.ledger_file import MAX_BATCH
 from openrouter_mcp.audit.log import MAX_ROWS_PER_STATEMENT, AuditLog, CallRecord
@@ -316,14 +316,12 @@ async def test_a_caller_that_stops_waiting_leaves_the_rest_of_its_batch_waiting_
 
 
 class NotingLog(AuditLog):
-    """An audit log that notes which thread ran each write at once, each write through the thread, and each
-    checkpoint."""
+    """An audit log that notes which thread ran each write at once, and each write through the thread."""
 
     def __init__(self, path: Path, **kwargs: Any) -> None:
         super().__init__(path, **kwargs)
         self.at_once: list[tuple[threading.Thread, bool]] = []
         self.batches: list[int] = []
-        self.checkpoints: list[threading.Thread] = []
 
     def record_at_once(self, record: CallRecord, privacy: Privacy | None = None) -> bool:
         written = super().record_at_once(record, privacy)
@@ -333,10 +331,6 @@ class NotingLog(AuditLog):
     def record_many(self, records: Sequence[tuple[CallRecord, Privacy | None]], *, checked: bool = False) -> int:
         self.batches.append(len(records))
         return super().record_many(records, checked=checked)
-
-    def checkpoint(self) -> None:
-        self.checkpoints.append(threading.current_thread())
-        super().checkpoint()
 
 
 async def test_a_record_with_nothing_queued_is_written_on_the_loops_thread_and_settles_its_hold(db: Path) -> None:
@@ -380,18 +374,19 @@ async def test_a_write_that_would_wait_for_another_processs_lock_goes_to_the_wri
     assert [r["cost"] for r in rows] == [0.2]
 
 
-def test_a_write_at_once_leaves_the_busy_timeout_as_it_was(db: Path) -> None:
-    # The write at once waits for no lock; the writes after it do, up to the log's busy timeout, as before.
+def test_a_write_at_once_waits_for_no_lock_and_a_write_after_it_still_does(db: Path) -> None:
+    # The write at once waits for no lock; `record` does, up to the log's busy timeout.
     with AuditLog(db, busy_timeout=60.0) as log:
         assert log.record_at_once(row(cost=0.1))
         other = sqlite3.connect(db, isolation_level=None, check_same_thread=False)
         other.execute("BEGIN IMMEDIATE")
-        releaser = threading.Timer(0.3, other.execute, ("COMMIT",))
-        releaser.start()
         try:
+            assert log.record_at_once(row(cost=0.15)) is False
+            releaser = threading.Timer(0.3, other.execute, ("COMMIT",))
+            releaser.start()
             log.record(row(cost=0.2))  # waits out the 0.3 s lock instead of failing at once
-        finally:
             releaser.join()
+        finally:
             other.close()
         assert [r["cost"] for r in log.tail(10)] == [0.1, 0.2]
 
@@ -403,22 +398,35 @@ def test_a_write_at_once_that_cannot_be_made_writes_nothing_and_says_so(db: Path
         assert log.tail(10) == []
 
 
-async def test_rows_written_at_once_are_checkpointed_by_the_writer_thread_in_the_background(
-    db: Path, monkeypatch: pytest.MonkeyPatch
+def rows_in_the_database_file_alone(db: Path, scratch: Path) -> int:
+    """The rows a checkpoint has copied from the WAL into the database file: those in a copy of the file alone."""
+    scratch.write_bytes(db.read_bytes())
+    with raw(scratch) as conn:
+        return int(conn.execute("SELECT COUNT(*) FROM calls").fetchone()[0])
+
+
+async def test_a_write_at_once_never_checkpoints_and_leaves_a_due_checkpoint_to_the_writer_thread(
+    db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(thread_writer, "CHECKPOINT_EVERY", 3)
+    monkeypatch.setattr(log_module, "CHECKPOINT_ROWS", 3)
+    AuditLog(db).close()  # the schema, checkpointed into the file as the last connection closes
     log = NotingLog(db)
     ledger = SqliteLedger(log)
+    in_the_file: list[int] = []
     try:
         for cost in range(7):
             await ledger.record(row(cost=float(cost)))
-            await ledger.tail(1)  # queued behind a checkpoint, if one was due: the next row finds the thread idle
+            in_the_file.append(rows_in_the_database_file_alone(db, tmp_path / "copy.sqlite3"))
+        rows = await ledger.tail(10)
     finally:
         await ledger.aclose()
         log.close()
-    assert [written for _, written in log.at_once] == [True] * 7 and log.batches == []
-    # After the third and the sixth row, in the writer thread.
-    assert len(log.checkpoints) == 2 and threading.current_thread() not in log.checkpoints
+    # Three rows at once; the fourth finds a checkpoint due and goes to the writer thread, which writes it and
+    # checkpoints (all four rows into the file); three more at once.
+    assert [written for _, written in log.at_once] == [True, True, True, False, True, True, True]
+    assert log.batches == [1]
+    assert in_the_file == [0, 0, 0, 4, 4, 4, 4]
+    assert len(rows) == 7
 
 
 def test_a_batch_larger_than_one_statement_is_committed_whole_and_settles_every_row(db: Path) -> None:

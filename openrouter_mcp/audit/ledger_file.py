@@ -29,7 +29,7 @@ MAX_BATCH = 64
 #: The `AuditLog` methods a ledger runs by name (every read and write of `Ledger` but `record`, which is
 #: `LedgerFile.write`); anything else is refused, whoever asks.
 OPERATIONS = frozenset(
-    {"reserve", "release", "window_spend", "usage", "tail", "rows_after", "put_cooldown", "cooldowns", "checkpoint"}
+    {"reserve", "release", "window_spend", "usage", "tail", "rows_after", "put_cooldown", "cooldowns"}
 )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import sqlite3
 import threading
@@ -37,6 +38,8 @@ from openrouter_mcp.errors import AuditError, AuditSetupError
 from openrouter_mcp.routing.budgets import FIT_TOLERANCE, BudgetLimit, budget_refusal
 from openrouter_mcp.routing.personas import Privacy
 
+logger = logging.getLogger(__name__)
+
 PRIVACY_MODES: tuple[Privacy, ...] = get_args(Privacy)
 #: Rows per read of `export` (and of the ledger's).
 EXPORT_BATCH = 500
@@ -49,8 +52,10 @@ EXPORT_BATCH = 500
 MAX_STORED_JSON_BYTES = 256 * 1024
 #: Rows per INSERT statement when writing a batch (SQLite allows 32,766 values in one statement).
 MAX_ROWS_PER_STATEMENT = 256
-#: The WAL size, in pages, past which a commit checkpoints it (SQLite's default, restored after `record_at_once`).
-AUTOCHECKPOINT_PAGES = 1000
+#: Rows written between two checkpoints of the WAL by `record_many` (`record_at_once` never checkpoints): about
+#: 800 pages of WAL at ~8 a row, near SQLite's own automatic checkpoint (1,000 pages), which `record_many`'s
+#: connection keeps too.
+CHECKPOINT_ROWS = 100
 
 
 @dataclass(frozen=True)
@@ -141,6 +146,12 @@ class AuditLog:
         self._clock = clock
         self._max_field_bytes = max_field_bytes
         self._lock = threading.Lock()
+        #: The connection `record_at_once` writes through (opened by its first write), and its own lock.
+        self._at_once_db: sqlite3.Connection | None = None
+        self._at_once_lock = threading.Lock()
+        #: Rows written since this log last checkpointed the WAL (see `CHECKPOINT_ROWS`); counted loosely, from
+        #: two threads: a lost count only moves the next checkpoint a row later.
+        self._rows_unchecked = 0
         create_private(self.path)
         try:
             # Autocommit (isolation_level=None): each INSERT is its own transaction, committed when
@@ -149,8 +160,7 @@ class AuditLog:
         except sqlite3.Error as exc:
             raise AuditSetupError(f"cannot open the audit log {self.path}: {exc}") from None
         try:
-            self._busy_timeout_ms = int(busy_timeout * 1000)
-            self._db.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms}")
+            self._db.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
             opened = os.stat(self.path)
             self._identity = (opened.st_dev, opened.st_ino)
             self._check_shared_files()
@@ -322,6 +332,9 @@ class AuditLog:
                     rowid = self._db.execute(insert_rows(count), values).lastrowid
                 if len(records) > MAX_ROWS_PER_STATEMENT:
                     self._db.execute("COMMIT")
+                self._rows_unchecked += len(records)
+                if self._rows_unchecked >= CHECKPOINT_ROWS:
+                    self._checkpoint()
         except sqlite3.Error as exc:
             self._roll_back()
             raise AuditError(f"could not write to the audit log {self.path}: {exc}") from None
@@ -330,48 +343,58 @@ class AuditLog:
 
     def record_at_once(self, record: CallRecord, privacy: Privacy | None = None) -> bool:
         """Write one call as `record` does, if that waits on nothing but the write itself; False, with nothing
-        written, when it would have to wait or failed in any way: write it with `record_many` then, which waits
-        and reports.
+        written, when it would have to wait or failed in any way: write it with `record_many` then, which waits,
+        checkpoints when due, and reports.
 
-        What it would wait on: another thread's turn at the connection, another process's write lock (no busy
-        wait here), or a checkpoint, which syncs the files to disk (none runs here: the WAL is left to grow until
-        `checkpoint`, or until a write through `record_many` checkpoints it). So the event loop's thread can write
-        a row itself for the price of the INSERT, when nothing waits for the writer thread: handing the row over
-        and being woken once it is written costs more. The file checks (`usable`) are the caller's.
+        It writes through a connection of its own, which never waits for a lock (another connection's or another
+        process's write under way: it gives up at once) and never checkpoints (that syncs the files to disk; when
+        one is due, it leaves the row to `record_many`). So the event loop's thread can write a row itself for the
+        price of the INSERT: handing it to a writer thread and being woken once it is written costs more. The
+        file checks (`usable`) are the caller's.
         """
+        if self._rows_unchecked >= CHECKPOINT_ROWS:
+            return False
         try:
             params = self._params([(record, privacy)])
         except AuditError:
             return False
-        if not self._lock.acquire(blocking=False):
+        if not self._at_once_lock.acquire(blocking=False):
             return False
         try:
-            self._db.execute("PRAGMA busy_timeout = 0")
-            self._db.execute("PRAGMA wal_autocheckpoint = 0")
+            db = self._at_once_db or self._open_at_once()
             try:
-                self._db.execute(insert_rows(1), params)
-            finally:
-                self._db.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms}")
-                self._db.execute(f"PRAGMA wal_autocheckpoint = {AUTOCHECKPOINT_PAGES}")
+                db.execute(insert_rows(1), params)
+            except sqlite3.Error:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
         except sqlite3.Error:
-            self._roll_back()
             return False
         finally:
-            self._lock.release()
+            self._at_once_lock.release()
+        self._rows_unchecked += 1
         return True
 
-    def checkpoint(self) -> None:
-        """Copy what the WAL holds into the database file as far as no reader needs it (SQLite's PASSIVE
-        checkpoint: it waits for nobody), and sync it: what writes through `record_at_once` leave undone.
-
-        Raises:
-            AuditError: the log could not be checkpointed.
-        """
+    def _open_at_once(self) -> sqlite3.Connection:
+        """The connection `record_at_once` writes through: no busy wait, no automatic checkpoint."""
+        db = sqlite3.connect(self.path, timeout=0, isolation_level=None, check_same_thread=False)
         try:
-            with self._locked():
-                self._db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            db.execute("PRAGMA wal_autocheckpoint = 0")
+            db.execute("PRAGMA synchronous = NORMAL")
+        except sqlite3.Error:
+            db.close()
+            raise
+        self._at_once_db = db
+        return db
+
+    def _checkpoint(self) -> None:
+        """Copy the WAL into the database file as far as no reader needs it (SQLite's PASSIVE checkpoint, as its
+        automatic one: it waits for nobody), and sync it. Under `_lock`; the rows are written whatever happens."""
+        self._rows_unchecked = 0
+        try:
+            self._db.execute("PRAGMA wal_checkpoint(PASSIVE)")
         except sqlite3.Error as exc:
-            raise AuditError(f"could not checkpoint the audit log {self.path}: {exc}") from None
+            logger.warning("could not checkpoint the audit log %s: %s", self.path, exc)
 
     def _params(self, records: Sequence[tuple[CallRecord, Privacy | None]]) -> list[Any]:
         """The values `schema.insert_rows(len(records))` takes, row after row."""
@@ -592,13 +615,16 @@ class AuditLog:
         A connection whose `-shm` file can no longer be written is never closed, not even at exit: closing
         writes to that memory-mapped file, which would kill the process with SIGBUS. It is leaked on purpose.
         """
-        with self._lock:
+        with self._lock, self._at_once_lock:
+            connections = [self._db] if self._at_once_db is None else [self._db, self._at_once_db]
             try:
                 self._check_shared_files()
             except AuditError:
-                _never_finalize(self._db)
+                for connection in connections:
+                    _never_finalize(connection)
                 return
-            self._db.close()
+            for connection in connections:
+                connection.close()
 
     def __enter__(self) -> AuditLog:
         return self

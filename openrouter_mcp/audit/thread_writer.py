@@ -2,11 +2,11 @@
 opened itself.
 
 A record that finds nothing queued for the thread is written there and then, on the event loop's thread
-(`AuditLog.record_at_once`): one INSERT, ~0.2 ms, where handing it to the thread and being woken when it is
-written costs ~0.5 ms after the idle wait of a model call (two wake-ups, and the thread's turn at the
-interpreter lock). Only when the write can wait on nothing but the disk itself: the connection free, no other
-process's write lock to wait for, and no checkpoint (which syncs the files) in it: the worker checkpoints every
-`CHECKPOINT_EVERY` such rows, in the background. Anything else goes to the thread.
+(`AuditLog.record_at_once`): one INSERT, ~0.2 ms after the idle wait of a model call, where handing it to the
+thread and being woken once it is written costs ~0.5 ms (two wake-ups, and the thread's turn at the interpreter
+lock). That only happens when the write can wait on nothing but the disk: no lock to wait for (another write
+under way, here or in another process) and no checkpoint due (which syncs the files). Anything else goes to the
+thread.
 
 There, records are written in batches (group commit): a record joins the batch waiting for the thread, if one
 is, and the thread writes a whole batch in one statement and one transaction, then wakes its callers with one
@@ -20,7 +20,6 @@ instead (`audit/process_writer.py`).
 from __future__ import annotations
 
 import asyncio
-import logging
 import threading
 from functools import partial
 from typing import Any
@@ -32,12 +31,6 @@ from openrouter_mcp.audit.log import AuditLog, CallRecord
 from openrouter_mcp.audit.worker import SqliteWorker
 from openrouter_mcp.errors import AuditError
 from openrouter_mcp.routing.personas import Privacy
-
-logger = logging.getLogger(__name__)
-
-#: Rows written on the event loop's thread (`AuditLog.record_at_once`, which never checkpoints) between two
-#: checkpoints by the worker: ~800 pages of WAL at ~8 per row, about where SQLite's own checkpoint would come.
-CHECKPOINT_EVERY = 100
 
 
 class _Batch:
@@ -61,7 +54,6 @@ class ThreadWriter:
         self._queued_records = 0  # records handed to a batch and not yet written; only touched on the loop's thread
         self._batch: _Batch | None = None  # the batch new records join, until the worker takes it
         self._batch_lock = threading.Lock()  # between the loop adding to a batch and the worker taking it
-        self._rows_unchecked = 0  # rows written on the loop's thread since the worker last checkpointed
 
     #: No process of its own (see `ProcessWriter.pid`).
     pid: int | None = None
@@ -92,7 +84,6 @@ class ThreadWriter:
             checked = log if log is not None and log.usable() else None
             if checked is not None and self._queued_records == 0 and self._file.write_at_once(checked, record, privacy):
                 written.set_result(None)
-                self._written_at_once()
                 return written
             batch = _Batch()
             batch.checked = checked
@@ -103,23 +94,6 @@ class ThreadWriter:
         self._queued_records += 1
         written.add_done_callback(self._unqueue)
         return written
-
-    def _written_at_once(self) -> None:
-        """Count a row written on the loop's thread (which never checkpoints), and have the worker checkpoint the
-        WAL every `CHECKPOINT_EVERY` of them, in the background: no call waits for it."""
-        self._rows_unchecked += 1
-        if self._rows_unchecked >= CHECKPOINT_EVERY:
-            self._rows_unchecked = 0
-            try:
-                self._worker.submit(self._checkpoint, [])
-            except AuditError:
-                pass  # the worker is backed up: the next row asks again
-
-    def _checkpoint(self) -> None:
-        try:
-            self._file.call("checkpoint")
-        except AuditError as exc:
-            logger.warning("could not checkpoint the audit log: %s", exc.message)
 
     def _unqueue(self, _: asyncio.Future[None]) -> None:
         self._queued_records -= 1
