@@ -8,7 +8,7 @@ stdout ends the server cleanly.
 
 from __future__ import annotations
 
-import concurrent.futures
+import asyncio
 import contextlib
 import fcntl
 import json
@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
-import anyio.from_thread
+import anyio
 import pytest
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters, stdio_client
@@ -290,32 +290,61 @@ def test_the_stdin_reader_joins_a_line_s_pieces_and_skips_blank_lines() -> None:
     assert splitter.end() == []
 
 
-@pytest.mark.anyio
-async def test_the_stdin_reader_ends_quietly_when_the_server_cancels_the_line_it_is_handing_over(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    # A host that closes stdout ends the server while the reader thread may be handing a line to the loop: the
-    # loop then cancels that hand-over, which must end the thread without a traceback on stderr.
+def reader_thread() -> threading.Thread:
+    [reader] = [thread for thread in threading.enumerate() if thread.name == "stdin-reader"]
+    return reader
+
+
+def test_the_stdin_reader_ends_quietly_when_the_servers_event_loop_is_gone(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A host that closes stdout ends the server while the reader thread may still be handing lines to the loop:
+    # the loop is closed by then, which must end the thread without a traceback on stderr.
     read_end, write_end = os.pipe()
     crashes: list[BaseException | None] = []
-
-    def cancelled(*args: Any, **kwargs: Any) -> None:
-        raise concurrent.futures.CancelledError()
-
     monkeypatch.setattr(stdio, "STDIN", read_end)
-    monkeypatch.setattr(anyio.from_thread, "run", cancelled)
-    monkeypatch.setattr(anyio.from_thread, "run_sync", cancelled)
     monkeypatch.setattr(threading, "excepthook", lambda hook: crashes.append(hook.exc_value))
-    lines = stdio._StdinLines()
+
+    async def start_reading() -> stdio._StdinLines:
+        return stdio._StdinLines()
+
+    loop = asyncio.new_event_loop()
+    lines = loop.run_until_complete(start_reading())
+    reader = reader_thread()  # found before it has anything to read: once it has, it may be gone already
+    loop.close()
     try:
-        # Found before it has anything to read: once it has, it may be gone by the time we look.
-        [reader] = [thread for thread in threading.enumerate() if thread.name == "stdin-reader"]
         os.write(write_end, b'{"jsonrpc": "2.0", "method": "ping", "id": 1}\n')
         os.close(write_end)
         reader.join(timeout=10)
         assert not reader.is_alive()
     finally:
         lines.close()
-        lines._send.close()  # the reader's own close went through the cancelled hand-over too
+        lines._send.close()  # the reader's own close could not reach the closed loop either
         os.close(read_end)
     assert crashes == []
+
+
+@pytest.mark.anyio
+async def test_the_stdin_reader_hands_over_every_line_in_order_holding_at_most_its_buffer_untaken(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    read_end, write_end = os.pipe()
+    monkeypatch.setattr(stdio, "STDIN", read_end)
+    sent = [f'{{"jsonrpc": "2.0", "method": "ping", "id": {number}}}' for number in range(3 * stdio.BUFFERED_LINES)]
+    lines = stdio._StdinLines()
+    reader = reader_thread()
+    try:
+        os.write(write_end, "".join(line + "\n" for line in sent).encode())  # one read takes them all
+        os.close(write_end)
+        with anyio.fail_after(10):
+            # Nothing taken yet: the reader waits once the buffer is full, and has not ended.
+            while lines._receive.statistics().current_buffer_used < stdio.BUFFERED_LINES:
+                await anyio.sleep(0.01)
+            await anyio.sleep(0.1)
+            assert lines._receive.statistics().current_buffer_used == stdio.BUFFERED_LINES
+            assert reader.is_alive()
+            got = [line async for line in lines]
+        reader.join(timeout=10)
+        assert not reader.is_alive()
+    finally:
+        lines.close()
+        os.close(read_end)
+    assert got == sent

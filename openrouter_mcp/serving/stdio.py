@@ -13,7 +13,7 @@ input is ended only once every request read has been answered (or cancelled by t
 
 from __future__ import annotations
 
-import concurrent.futures
+import asyncio
 import contextlib
 import logging
 import os
@@ -23,8 +23,6 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 import anyio
-import anyio.from_thread
-import anyio.lowlevel
 from mcp import stdio_server
 from mcp.types import JSONRPCError, JSONRPCNotification, JSONRPCRequest, JSONRPCResponse, RequestId
 
@@ -39,6 +37,8 @@ logger = logging.getLogger("openrouter_mcp")
 STDIN = 0
 #: Longest wait, once stdin has ended, for the requests already read to be answered.
 DRAIN_TIMEOUT = 60.0
+#: Lines read from stdin and not yet taken by the transport, at most.
+BUFFERED_LINES = 16
 
 
 async def serve_stdio(server: MCPServer[Any]) -> None:
@@ -243,41 +243,58 @@ class _StdinLines:
     """`async for line in _StdinLines()`: the lines of stdin, read by a daemon thread. `close()` when done.
 
     A daemon thread, unlike the SDK's worker threads, neither holds up cancellation nor interpreter exit
-    while it waits for a host that has not closed stdin. Its buffer is small: a host that sends faster
-    than we answer finds stdin full, not our memory.
+    while it waits for a host that has not closed stdin. It hands each line to the event loop without waiting
+    for the loop to take it, and goes back to reading: waiting would wake the thread once more per line, and
+    make it fight the busy loop for the interpreter lock before it could read again. At most `BUFFERED_LINES`
+    lines wait to be taken: a host that sends faster than we answer finds stdin full, not our memory.
     """
 
     def __init__(self) -> None:
-        self._send, self._receive = anyio.create_memory_object_stream[str](16)
-        token = anyio.lowlevel.current_token()
-        threading.Thread(target=self._pump, args=(token,), name="stdin-reader", daemon=True).start()
+        self._send, self._receive = anyio.create_memory_object_stream[str](BUFFERED_LINES)
+        self._room = threading.Semaphore(BUFFERED_LINES)  # lines the reader may still hand over untaken
+        loop = asyncio.get_running_loop()  # the server runs on asyncio, as the SDK's transports do
+        threading.Thread(target=self._pump, args=(loop,), name="stdin-reader", daemon=True).start()
 
     def __aiter__(self) -> _StdinLines:
         return self
 
     async def __anext__(self) -> str:
         try:
-            return await self._receive.receive()
+            line = await self._receive.receive()
         except anyio.EndOfStream:
             raise StopAsyncIteration from None
+        self._room.release()
+        return line
 
     def close(self) -> None:
         self._receive.close()
 
-    def _pump(self, token: anyio.lowlevel.EventLoopToken) -> None:
+    def _pump(self, loop: asyncio.AbstractEventLoop) -> None:
         # Raw os.read: a buffered reader's lock, held by this thread at exit, would abort the interpreter.
         splitter = _LineSplitter()
         try:
-            while chunk := os.read(STDIN, 65536):
-                for line in splitter.feed(chunk):
-                    anyio.from_thread.run(self._send.send, line, token=token)
-            for line in splitter.end():
-                anyio.from_thread.run(self._send.send, line, token=token)
-        except OSError as exc:
-            logger.error("reading stdin failed: %s", exc)
-        except (RuntimeError, anyio.BrokenResourceError, concurrent.futures.CancelledError):
-            # The server stopped listening, its event loop is gone, or it cancelled the hand-over on its way out
-            # (a host that closed stdout ends the server while a line is being passed in).
-            return
-        with contextlib.suppress(RuntimeError, concurrent.futures.CancelledError):
-            anyio.from_thread.run_sync(self._send.close, token=token)
+            try:
+                while chunk := os.read(STDIN, 65536):
+                    for line in splitter.feed(chunk):
+                        self._hand_over(loop, line)
+                for line in splitter.end():
+                    self._hand_over(loop, line)
+            except OSError as exc:
+                logger.error("reading stdin failed: %s", exc)
+            loop.call_soon_threadsafe(self._send.close)
+        except RuntimeError:
+            return  # the server is gone, and its event loop closed: nobody is left to read for
+
+    def _hand_over(self, loop: asyncio.AbstractEventLoop, line: str) -> None:
+        """In the reader thread: queue `line` for the loop, once fewer than `BUFFERED_LINES` wait there.
+
+        Raises:
+            RuntimeError: the event loop is closed.
+        """
+        self._room.acquire()
+        loop.call_soon_threadsafe(self._deliver, line)
+
+    def _deliver(self, line: str) -> None:
+        """On the loop: never blocks (the semaphore leaves the stream room); a closed stream drops the line."""
+        with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
+            self._send.send_nowait(line)
