@@ -34,6 +34,7 @@ What an engine may add beyond the protocol, and the server uses when present:
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Awaitable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
@@ -44,11 +45,17 @@ if TYPE_CHECKING:
     from openrouter_mcp.routing.personas import Privacy
 
 
+def new_id() -> str:
+    """A unique id for a record or a reservation: 128 random bits in hex, as `uuid.uuid4().hex` but without
+    building a `UUID` (every call makes one or two, and after an idle wait that costs ~70 µs against ~20)."""
+    return os.urandom(16).hex()
+
+
 @dataclass(frozen=True)
 class ReservationRequest:
     """Ask to hold up to `amount` USD (at least `minimum`) against each of `limits` until `expires`.
 
-    `id` is unique (a uuid4 hex); `persona` and `user` say whose windows the held amount counts in
+    `id` is unique (`new_id`); `persona` and `user` say whose windows the held amount counts in
     (the same columns a `CallRecord` has). `now` is the wall time of the request (unix seconds): the
     reservation counts in the windows containing it, and leases are compared with it.
     """

@@ -9,7 +9,6 @@ import os
 import sqlite3
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -19,7 +18,7 @@ from typing import Any, ClassVar, Literal, get_args
 import pydantic_core
 
 from openrouter_mcp.audit.files import create_private, tighten
-from openrouter_mcp.audit.ledger import Cooldown, Reservation, ReservationRequest, WindowSpend
+from openrouter_mcp.audit.ledger import Cooldown, Reservation, ReservationRequest, WindowSpend, new_id
 from openrouter_mcp.audit.schema import (
     APPLICATION_ID,
     COLUMNS,
@@ -81,7 +80,7 @@ class CallRecord:
     attempts: Sequence[Mapping[str, Any]] | None = None  # routing attempts
     error: str | None = None  # error kind and message
     #: Unique per call: `record` is idempotent on it, so a spooled row replayed twice is stored once.
-    record_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    record_id: str = field(default_factory=new_id)
     #: The budget reservation this row settles (see `audit.ledger`), if the call held one.
     reservation_id: str | None = None
     #: USD counted against budgets: `cost` when OpenRouter reported it, the reserved amount when the cost

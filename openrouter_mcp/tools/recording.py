@@ -1,7 +1,8 @@
 """Turning one finished tool call into an audit record, and writing it before the result goes back.
 
-The record is committed to the ledger (off the event loop) before the tool returns: a crash or a kill
-after the client received a result can therefore never lose its record. The row also settles the call's
+The record is committed to the ledger before the tool returns (by its writer; on stdio, when the writer has
+nothing queued, on the event loop's thread at once: `audit/thread_writer.py`): a crash or a kill after the
+client received a result can therefore never lose its record. The row also settles the call's
 budget reservation, if it held one (what it charged: `charged_for`). A failed write does not take back an
 answer the user has already paid for: the record goes to the spool (fsync'd, replayed into the ledger
 once it works again), the result carries a `warning`, and the loss is logged with what was lost.

@@ -164,7 +164,8 @@ def build_tool(spec: ToolSpec[Any, Any], schemas: dict[str, Any] | None = None) 
                 result if isinstance(result, dict) else result.model_dump(mode="json", by_alias=True, exclude_none=True)
             )
             outcome, error = "ok", None
-            # The row is written (in the ledger's thread) while the reply is built here; awaited below.
+            # The row is handed to the ledger's writer, which writes it while the reply is built here (or, on stdio
+            # with nothing queued for the writer, written here and now); awaited below.
             recording = record()
             text = pydantic_core.to_json(data).decode()  # compact UTF-8 JSON, as json.dumps but in Rust
             reply = CallToolResult(content=[TextContent(type="text", text=text)], structured_content=data)

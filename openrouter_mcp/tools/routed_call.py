@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import logging
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -21,7 +20,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import anyio
 from pydantic import Field
 
-from openrouter_mcp.audit.ledger import Cooldown, Ledger, Reservation, ReservationRequest
+from openrouter_mcp.audit.ledger import Cooldown, Ledger, Reservation, ReservationRequest, new_id
 from openrouter_mcp.errors import AuditError, BudgetExceededError, LedgerUnavailableError, MissingApiKeyError
 from openrouter_mcp.observability import tracing
 from openrouter_mcp.routing.budgets import BudgetLimit, budget_limits
@@ -113,7 +112,7 @@ async def reserve_for(
     amount, minimum = (worst.cost(DEFAULT_MAX_TOKENS), worst.cost(1)) if cap is None else (worst.cost(cap),) * 2
     now = state.clock()
     wanted = ReservationRequest(
-        id=uuid.uuid4().hex,
+        id=new_id(),
         user=user,
         persona=persona.name,
         limits=limits,
