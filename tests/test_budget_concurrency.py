@@ -28,7 +28,7 @@ from openrouter_mcp.server import build_server
 from openrouter_mcp.serving.auth import HashedTokenVerifier, parse_tokens
 from openrouter_mcp.simulator import Fault, Simulator
 from openrouter_mcp.state import AppState
-from openrouter_mcp.tools.chat import _estimate_tokens
+from openrouter_mcp.tools.chat import ChatCompletionInput, _estimate_tokens
 
 # slow: bursts of concurrent paid calls and deliberate lock waits.
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
@@ -137,6 +137,27 @@ async def test_a_budgeted_call_without_max_tokens_gets_one_that_fits_and_a_price
     assert capped["max_tokens"] == min(4096, math.floor((BUDGET - fixed) / 0.6e-6 + 1e-9))
     assert capped["provider"]["max_price"] == {"prompt": "0.15", "completion": "0.6", "request": "0", "image": "0"}
     assert "max_tokens" not in free and "provider" not in free  # no budget: sent as the caller asked
+
+
+async def test_the_audit_row_keeps_the_callers_arguments_not_what_the_server_added_to_the_request(
+    settings: Settings, sim: Simulator, db: Path
+) -> None:
+    # The request body and the audit row start from one dump of the arguments (`ToolInput.as_json`): what routing
+    # adds to the body (the persona's system prompt, a token cap and price ceiling for its budget) stays out of it.
+    persona = {"models": [MINI], "rank_by": [], "budget": {"daily": BUDGET}, "system_prompt": "Be brief."}
+    prompted = personas.parse({"default": "capped", "personas": {"capped": persona}})
+    arguments = {"messages": HELLO, "persona": "capped", "temperature": 0.5}
+    server = build_server(settings, personas=prompted, audit=Opener(db))
+    async with Client(server) as client:
+        result = await client.call_tool("create_chat_completion", arguments)
+        assert not result.is_error, text_of(result)
+    [sent] = [r.body for r in sim.requests if r.path == "/chat/completions"]
+    assert isinstance(sent, dict) and sent["messages"][0] == {"role": "system", "content": "Be brief."}
+    assert "max_tokens" in sent and "max_price" in sent["provider"]
+    with AuditLog(db) as log:
+        [row] = log.tail(1)
+    assert row["arguments"] == ChatCompletionInput.model_validate(arguments).model_dump(mode="json", exclude_none=True)
+    assert row["arguments"]["messages"] == HELLO and "max_tokens" not in row["arguments"]
 
 
 async def test_the_server_and_user_budgets_apply_to_every_persona(settings: Settings, sim: Simulator, db: Path) -> None:

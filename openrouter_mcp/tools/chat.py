@@ -206,7 +206,7 @@ def _without_none(**fields: Any) -> dict[str, Any]:
 async def create_chat_completion(args: ChatCompletionInput, state: AppState, ctx: Context) -> dict[str, Any]:
     persona = persona_for(state, args.persona, "create_chat_completion")
     require_key(state, "create_chat_completion")
-    body = args.model_dump(mode="json", exclude_none=True, exclude={"stream", "persona", "task"})
+    body = args.json_without("stream", "persona", "task")
     if persona.system_prompt and not any(m.role in ("system", "developer") for m in args.messages):
         body["messages"] = [{"role": "system", "content": persona.system_prompt}, *body["messages"]]
     if provider := provider_preferences(persona, body.get("provider")):
@@ -365,7 +365,7 @@ def _message_output(result: MessagesResult, record: RoutingRecord) -> dict[str, 
 async def create_message(args: MessageInput, state: AppState, ctx: Context) -> dict[str, Any]:
     persona = persona_for(state, args.persona, "create_message")
     require_key(state, "create_message")
-    body = args.model_dump(mode="json", exclude_none=True, exclude={"persona", "task"})
+    body = args.json_without("persona", "task")
     if persona.system_prompt and args.system is None:
         body["system"] = persona.system_prompt
     if provider := provider_preferences(persona, body.get("provider")):

@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
 import anyio.to_thread
-from pydantic import BaseModel
 
 from openrouter_mcp.errors import AuditError
 from openrouter_mcp.routing.personas import PersonaError, Privacy
@@ -27,6 +26,7 @@ from openrouter_mcp.tools.routed_call import Hold, current_hold
 if TYPE_CHECKING:
     from openrouter_mcp.audit.ledger import Ledger
     from openrouter_mcp.audit.log import CallRecord
+    from openrouter_mcp.tools.registry import ToolInput
 
 logger = logging.getLogger(__name__)
 
@@ -71,7 +71,7 @@ def record_call(
     started: float,
     latency_ms: float,
     outcome: str,
-    arguments: BaseModel | InvalidArguments,
+    arguments: ToolInput | InvalidArguments,
     data: dict[str, Any] | None,
     error: str | None,
 ) -> Awaitable[str | None]:
@@ -90,11 +90,7 @@ def record_call(
     ledger = state.ledger
     if ledger is None:
         return _nothing()
-    args: dict[str, Any] = (
-        arguments.audit_arguments()
-        if isinstance(arguments, InvalidArguments)
-        else arguments.model_dump(mode="json", exclude_none=True)
-    )
+    args = arguments.audit_arguments() if isinstance(arguments, InvalidArguments) else arguments.as_json()
     from openrouter_mcp.audit.log import CallRecord  # with SQLite: loaded once the log is in use
 
     data = data or {}

@@ -23,7 +23,7 @@ import pydantic_core
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.tools import Tool
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, PrivateAttr
 
 from openrouter_mcp._sdk import ToolInputBase, whole_arguments_tool
 from openrouter_mcp.errors import NotAllowedError, OpenRouterError
@@ -41,6 +41,21 @@ class ToolInput(ToolInputBase):
 
     # defer_build: validators are built on first use, not at start-up (schemas ship in schemas.json).
     model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True, defer_build=True)
+
+    _json: dict[str, Any] | None = PrivateAttr(default=None)  # `as_json()`, once made
+
+    def as_json(self) -> dict[str, Any]:
+        """These arguments as JSON values, fields that are None left out: the audit row keeps them, and a
+        handler may build its upstream request from them (`json_without`). Dumped once per call: for a chat
+        request that is ~70 µs after an idle wait, each time. Shared, so never changed in place."""
+        if self._json is None:
+            self._json = self.model_dump(mode="json", exclude_none=True)
+        return self._json
+
+    def json_without(self, *fields: str) -> dict[str, Any]:
+        """`as_json()` less `fields`, as a new dict whose keys may be set or removed freely; the values in it are
+        `as_json()`'s own, so replace them rather than change them in place."""
+        return {key: value for key, value in self.as_json().items() if key not in fields}
 
 
 class ToolOutput(BaseModel):
