@@ -9,6 +9,7 @@ whole), and turns our errors into `isError` results the model can act on.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -201,13 +202,15 @@ def build_tool(spec: ToolSpec[Any, Any], schemas: dict[str, Any] | None = None) 
             if state.metrics is not None:
                 state.metrics.tool_call(state, spec.name, outcome, args, data, paid=spec.paid, refusal=refusal)
             # Before the result leaves (shielded: a cancelled call is recorded too): an answered call is never
-            # missing from the log. An answer whose record went to the spool says so in a `warning`. With no log
-            # there is nothing to shield, and a shielded scope costs several microseconds a call.
-            if state.ledger is None:
-                warning = await (recording or record())
+            # missing from the log. An answer whose record went to the spool says so in a `warning`. With no log,
+            # or the row written already, there is nothing to wait for, nor to shield (a shielded scope costs
+            # ~70 µs after an idle wait).
+            recording = recording or record()
+            if isinstance(recording, asyncio.Future) and recording.done():
+                warning = recording.result()
             else:
                 with anyio.CancelScope(shield=True):
-                    warning = await (recording or record())
+                    warning = await recording
             if warning and reply is not None:
                 _add_warning(reply, warning)
 
