@@ -45,6 +45,7 @@ from mcp.types import (
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from openrouter_mcp._sdk import add_request_handler, allowed_log_levels, connection_of
+from openrouter_mcp.serving.middleware import add_middleware
 
 if TYPE_CHECKING:
     from mcp.server import ServerRequestContext
@@ -143,7 +144,7 @@ class ClientLogs:
         per-request opt-in of 2026-07-28 requests (a middleware)."""
         # Registered as a handler, not as the constructor's on_set_logging_level, which warns of the 2026 removal.
         add_request_handler(server, "logging/setLevel", SetLevelRequestParams, self._set_level)
-        server.middleware.append(self._request_logs)
+        add_middleware(server, self._request_logs)
 
     async def _request_logs(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
         if ctx.request_id is None or ctx.protocol_version not in MODERN_PROTOCOL_VERSIONS:

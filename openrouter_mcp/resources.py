@@ -48,6 +48,7 @@ from mcp.types import (
 
 from openrouter_mcp._sdk import CallNext, HandlerResult
 from openrouter_mcp.errors import NotFoundError, OpenRouterError
+from openrouter_mcp.serving.middleware import add_middleware
 from openrouter_mcp.serving.scopes import allowed_personas
 from openrouter_mcp.state import AppState
 from openrouter_mcp.upstream import url_parts
@@ -99,7 +100,7 @@ def register_resources(
     catalog changes are published for `subscriptions/listen` clients; without it only sessions are told.
     `subscriptions`, if given, is told after each catalog-reading request, to send `resources/updated`.
     """
-    server.middleware.append(_CatalogRequests(bus, subscriptions))
+    add_middleware(server, _CatalogRequests(bus, subscriptions), methods=_CATALOG_METHODS)
     rendered = _Rendered()
 
     @server.resource(

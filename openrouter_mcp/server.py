@@ -16,8 +16,9 @@ from openrouter_mcp.config import Settings
 from openrouter_mcp.observability import tracing
 from openrouter_mcp.resources import register_resources, tool_for_resource
 from openrouter_mcp.routing.personas import PersonasConfig
-from openrouter_mcp.serving.caching import PrivateWhenScoped, cache_hints
-from openrouter_mcp.serving.scopes import Scope, register_persona_prompts
+from openrouter_mcp.serving.caching import CATALOG_FRESH, PrivateWhenScoped, cache_hints
+from openrouter_mcp.serving.middleware import Middlewares, add_middleware
+from openrouter_mcp.serving.scopes import SCOPED_METHODS, Scope, register_persona_prompts
 from openrouter_mcp.spec_errors import PromptErrors
 from openrouter_mcp.state import AppState
 from openrouter_mcp.subscriptions import ResourceSubscriptions
@@ -108,6 +109,9 @@ def build_server(
 
     # Our own bus, so the catalog's change notices can reach subscribers without the SDK's private attribute.
     bus = InMemorySubscriptionBus()
+    ours = Middlewares()
+    ours.add(Scope(tool_for_resource), methods=SCOPED_METHODS)
+    ours.add(PrivateWhenScoped(), methods=CATALOG_FRESH)
     server: MCPServer[AppState] = MCPServer(
         "openrouter",
         title="OpenRouter",
@@ -116,7 +120,7 @@ def build_server(
         tools=[build_tool(spec, shipped.get(spec.name)) for spec in ALL_TOOLS],
         lifespan=lifespan,
         subscriptions=bus,
-        middleware=[Scope(tool_for_resource), PrivateWhenScoped()],
+        middleware=[ours],
         cache_hints=cache_hints(settings.catalog_ttl),
         token_verifier=token_verifier,
         auth=auth,
@@ -125,7 +129,7 @@ def build_server(
     register_resources(server, bus=bus, subscriptions=subscriptions)
     subscriptions.install(server)
     client_logs.install(server)
-    server.middleware.append(PromptErrors(server))
+    add_middleware(server, PromptErrors(server), methods=["prompts/get"])
     register_persona_prompts(server, state.personas, state.bound_persona)
     if metrics is not None:
         _serve_metrics(server, state, metrics, authenticated=token_verifier is not None)

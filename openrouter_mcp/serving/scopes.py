@@ -100,6 +100,15 @@ def visible_prompt(state: AppState, name: str) -> bool:
     return allowed is None or not name.startswith(PROMPT_PREFIX) or name[len(PROMPT_PREFIX) :] in allowed
 
 
+#: The methods `Scope` acts on (`tools/call` is the tool registry's to check).
+SCOPED_METHODS = frozenset(
+    {
+        "tools/list", "prompts/list", "prompts/get", "resources/list", "resources/templates/list",
+        "resources/read", "completion/complete",
+    }
+)  # fmt: skip
+
+
 class Scope:
     """Middleware: a scoped caller sees and uses only what its personas may.
 
