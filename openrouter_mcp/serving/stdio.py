@@ -20,7 +20,7 @@ import os
 import signal
 import threading
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
 import anyio
 from mcp import stdio_server
@@ -80,23 +80,37 @@ async def _serve_answering_what_was_read(server: MCPServer[Any], wire_in: Any, w
     await serve_streams(server, _Requests(wire_in, unanswered), _Replies(wire_out, unanswered))
 
 
-class _Requests:
+class _Noting:
+    """A stream of the transport's, wrapped to note what passes (`_Requests`, `_Replies`); closing it closes that
+    stream."""
+
+    def __init__(self, wire: Any, unanswered: _Unanswered) -> None:
+        self._wire = wire
+        self._unanswered = unanswered
+
+    async def aclose(self) -> None:
+        await self._wire.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+
+class _Requests(_Noting):
     """The transport's input as the server reads it (the SDK's `ReadStream` protocol), noting every request;
     when it ends, the end reaches the server only once the requests read have been answered (or cancelled), or
     after `DRAIN_TIMEOUT`: the SDK cancels whatever is running when its input ends."""
 
-    def __init__(self, wire_in: Any, unanswered: _Unanswered) -> None:
-        self._wire_in = wire_in
-        self._unanswered = unanswered
-
     @property
     def last_context(self) -> Any:
         """The context the transport received the last message in, which the SDK runs its handler in."""
-        return getattr(self._wire_in, "last_context", None)
+        return getattr(self._wire, "last_context", None)
 
     async def receive(self) -> SessionMessage | Exception:
         try:
-            item: SessionMessage | Exception = await self._wire_in.receive()
+            item: SessionMessage | Exception = await self._wire.receive()
         except anyio.EndOfStream:
             with anyio.move_on_after(DRAIN_TIMEOUT):
                 await self._unanswered.none_left()
@@ -114,35 +128,13 @@ class _Requests:
         except anyio.EndOfStream:
             raise StopAsyncIteration from None
 
-    async def aclose(self) -> None:
-        await self._wire_in.aclose()
 
-    async def __aenter__(self) -> _Requests:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
-
-
-class _Replies:
+class _Replies(_Noting):
     """The transport's output as the server writes it (the SDK's `WriteStream` protocol), noting every answer."""
 
-    def __init__(self, wire_out: Any, unanswered: _Unanswered) -> None:
-        self._wire_out = wire_out
-        self._unanswered = unanswered
-
     async def send(self, item: SessionMessage, /) -> None:
-        await self._wire_out.send(item)
+        await self._wire.send(item)
         self._unanswered.note_reply(item.message)
-
-    async def aclose(self) -> None:
-        await self._wire_out.aclose()
-
-    async def __aenter__(self) -> _Replies:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
 
 
 class _Unanswered:
