@@ -17,7 +17,7 @@ from openrouter_mcp.observability import tracing
 from openrouter_mcp.resources import register_resources, tool_for_resource
 from openrouter_mcp.routing.personas import PersonasConfig
 from openrouter_mcp.serving.caching import CATALOG_FRESH, PrivateWhenScoped, cache_hints
-from openrouter_mcp.serving.middleware import Middlewares, add_middleware
+from openrouter_mcp.serving.middleware import add_middleware
 from openrouter_mcp.serving.scopes import SCOPED_METHODS, Scope, register_persona_prompts
 from openrouter_mcp.spec_errors import PromptErrors
 from openrouter_mcp.state import AppState
@@ -109,9 +109,6 @@ def build_server(
 
     # Our own bus, so the catalog's change notices can reach subscribers without the SDK's private attribute.
     bus = InMemorySubscriptionBus()
-    ours = Middlewares()
-    ours.add(Scope(tool_for_resource), methods=SCOPED_METHODS)
-    ours.add(PrivateWhenScoped(), methods=CATALOG_FRESH)
     server: MCPServer[AppState] = MCPServer(
         "openrouter",
         title="OpenRouter",
@@ -120,11 +117,12 @@ def build_server(
         tools=[build_tool(spec, shipped.get(spec.name)) for spec in ALL_TOOLS],
         lifespan=lifespan,
         subscriptions=bus,
-        middleware=[ours],
         cache_hints=cache_hints(settings.catalog_ttl),
         token_verifier=token_verifier,
         auth=auth,
     )
+    add_middleware(server, Scope(tool_for_resource), methods=SCOPED_METHODS)
+    add_middleware(server, PrivateWhenScoped(), methods=CATALOG_FRESH)
     subscriptions = ResourceSubscriptions(bus)
     register_resources(server, bus=bus, subscriptions=subscriptions)
     subscriptions.install(server)

@@ -335,7 +335,7 @@ class AuditLog:
                 if self._rows_unchecked >= CHECKPOINT_ROWS:
                     self._checkpoint()
         except sqlite3.Error as exc:
-            self._roll_back()
+            _roll_back(self._db)
             raise AuditError(f"could not write to the audit log {self.path}: {exc}") from None
         assert rowid is not None  # an INSERT always sets it
         return rowid
@@ -361,13 +361,9 @@ class AuditLog:
             return False
         try:
             db = self._at_once_db or self._open_at_once()
-            try:
-                db.execute(insert_rows(1), params)
-            except sqlite3.Error:
-                if db.in_transaction:
-                    db.execute("ROLLBACK")
-                raise
+            db.execute(insert_rows(1), params)
         except sqlite3.Error:
+            _roll_back(self._at_once_db)
             return False
         finally:
             self._at_once_lock.release()
@@ -493,14 +489,6 @@ class AuditLog:
         """
         rows = self._query("SELECT key, until, strikes FROM cooldowns WHERE until > ? ORDER BY key", (now,))
         return [Cooldown(key, float(until), int(strikes)) for key, until, strikes in rows]
-
-    def _roll_back(self) -> None:
-        """End a transaction a failed statement left open (SQLite rolls back some failures by itself)."""
-        try:
-            if self._db.in_transaction:
-                self._db.execute("ROLLBACK")
-        except sqlite3.Error:
-            pass  # the connection is closed or unusable; the next operation reports that
 
     @contextmanager
     def _transaction(self, begin: str = "BEGIN IMMEDIATE") -> Iterator[None]:
@@ -660,6 +648,15 @@ def _statements(script: str) -> Iterator[str]:
             statement = ""
     if statement.strip():
         yield statement.strip()
+
+
+def _roll_back(connection: sqlite3.Connection | None) -> None:
+    """End a transaction a failed statement left open on `connection` (SQLite rolls back some failures by itself)."""
+    try:
+        if connection is not None and connection.in_transaction:
+            connection.execute("ROLLBACK")
+    except sqlite3.Error:
+        pass  # the connection is closed or unusable; the next operation reports that
 
 
 def _never_finalize(connection: sqlite3.Connection) -> None:

@@ -47,8 +47,8 @@ class ToolInput(ToolInputBase):
 
     def as_json(self) -> dict[str, Any]:
         """These arguments as JSON values, fields that are None left out: the audit row keeps them, and a
-        handler may build its upstream request from them (`json_without`). Dumped once per call: for a chat
-        request that is ~70 µs after an idle wait, each time. Shared, so never changed in place."""
+        handler may build its upstream request from them (`json_without`). Dumped once per call, not once for
+        each. Shared, so never changed in place."""
         if self._json is None:
             self._json = self.model_dump(mode="json", exclude_none=True)
         return self._json
@@ -203,8 +203,7 @@ def build_tool(spec: ToolSpec[Any, Any], schemas: dict[str, Any] | None = None) 
                 state.metrics.tool_call(state, spec.name, outcome, args, data, paid=spec.paid, refusal=refusal)
             # Before the result leaves (shielded: a cancelled call is recorded too): an answered call is never
             # missing from the log. An answer whose record went to the spool says so in a `warning`. With no log,
-            # or the row written already, there is nothing to wait for, nor to shield (a shielded scope costs
-            # ~70 µs after an idle wait).
+            # or the row written already, there is nothing to wait for, nor to shield.
             recording = recording or record()
             if isinstance(recording, asyncio.Future) and recording.done():
                 warning = recording.result()
